@@ -1,0 +1,55 @@
+"""Configuration, read once at start-up (CLI or server lifespan) and passed down as one object.
+
+Precedence: explicit arguments, then environment (`LMM_HOME`, `LMM_CLAUDE_DIR`), then `<home>/config.toml`,
+then defaults. Everything lmm-mcp writes lives under the home folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """The configuration file or a setting is wrong; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    claude_dir: Path = field(default_factory=lambda: Path.home() / ".claude" / "projects")
+    embed_model: str = DEFAULT_EMBED_MODEL  # hub id or local folder of a sentence-embedding model
+    embed_batch: int = 32  # chunks per forward pass when embedding
+    embed_max_tokens: int = 256  # all-MiniLM-L6-v2 was trained at 256 word pieces
+    busy_timeout_ms: int = 60_000  # several server processes share one store
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "store.db"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @classmethod
+    def load(cls, home: str | Path | None = None, claude_dir: str | Path | None = None) -> Config:
+        home_path = Path(home or os.environ.get("LMM_HOME") or Path.home() / ".lmm").expanduser()
+        settings: dict[str, object] = {}
+        file = home_path / "config.toml"
+        if file.exists():
+            try:
+                settings = tomllib.loads(file.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{file}: not valid TOML ({e}); fix or delete it") from e
+        known = {f.name for f in fields(cls)} - {"home"}
+        unknown = set(settings) - known
+        if unknown:
+            raise ConfigError(f"{file}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        chosen_dir = claude_dir or os.environ.get("LMM_CLAUDE_DIR") or settings.pop("claude_dir", None)
+        if chosen_dir:
+            settings["claude_dir"] = Path(str(chosen_dir)).expanduser()
+        return cls(home=home_path, **settings)  # type: ignore[arg-type]

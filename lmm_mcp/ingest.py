@@ -1,0 +1,512 @@
+"""Incremental, idempotent ingest of Claude Code transcripts into the store.
+
+Per file the store remembers identity (device, inode, a hash of the first bytes), size and the byte offset
+after the last complete line. An unchanged file costs one `stat`; a grown file is read from its offset; a
+replaced or truncated file is read again from the start (turn uuids make that idempotent).
+
+Each segment of new lines is parsed and redacted outside any transaction, then written in one short
+transaction together with the new offset and the archive size, after checking that no other process moved
+the offset meanwhile (if one did, we start over from its offset). So a kill at any point leaves either all
+of a segment or none of it, and two processes ingesting one folder never store a line twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lmm_mcp import archive
+from lmm_mcp.chunking import chunk_turn
+from lmm_mcp.config import Config
+from lmm_mcp.store import project_id, write_transaction
+from trainer.redact import Redactor, is_env_file
+from trainer.sessions import (
+    Line,
+    Link,
+    Skipped,
+    Title,
+    ToolCall,
+    ToolResult,
+    TranscriptFile,
+    Turn,
+    discover,
+    merge_streamed,
+    parse_record,
+    read_lines,
+)
+
+SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
+HEAD_BYTES = 4096
+MAX_SKIPPED_ROWS = 1000  # reasons kept per file; beyond that only the count grows
+_ENV_COMMAND = re.compile(r"(?:^|[\s/'\"=])\.env(?:\.[\w.-]+)?\b|\.envrc\b|\w\.env\b")
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    files_changed: int = 0
+    sessions: int = 0  # sessions that gained turns
+    turns: int = 0
+    chunks: int = 0
+    lines: int = 0
+    lines_skipped: int = 0
+    secrets_redacted: int = 0
+    chunks_embedded: int = 0
+    errors: list[str] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # first few reasons, for the user
+    secrets_by_kind: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Segment:
+    start: int
+    end: int
+    line_no: int
+    raw: list[bytes] = field(default_factory=list)  # redacted lines, for the archive
+    items: list[Any] = field(default_factory=list)
+    secrets: Counter[str] = field(default_factory=Counter)
+    lines: int = 0
+    exhausted: bool = True
+
+
+class _Moved(Exception):
+    """Another process ingested this file while we parsed it: start again from its offset."""
+
+
+class Ingester:
+    """Ingest transcripts with one store connection; create once per process."""
+
+    def __init__(self, cfg: Config, conn: sqlite3.Connection, redactor: Redactor | None = None):
+        self.cfg = cfg
+        self.conn = conn
+        self.redactor = redactor or Redactor()
+
+    def ingest(
+        self, paths: Iterable[Path] | None = None, progress: Callable[[TranscriptFile], None] | None = None
+    ) -> IngestReport:
+        """Ingest files or folders (default: the whole Claude projects folder)."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        roots = list(paths) if paths else [self.cfg.claude_dir]
+        files: list[TranscriptFile] = []
+        for root in roots:
+            if not root.exists():
+                report.errors.append(f"{root}: no such file or folder")
+                continue
+            files.extend(discover(root))
+        sessions: set[str] = set()
+        for tf in files:
+            report.files += 1
+            try:
+                self.ingest_file(tf, report, sessions)
+            except OSError as e:  # vanished or unreadable: the others still go in
+                report.errors.append(f"{tf.path}: {e.strerror or e}")
+            if progress:
+                progress(tf)
+        report.sessions = len(sessions)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def ingest_file(self, tf: TranscriptFile, report: IngestReport, sessions: set[str]) -> None:
+        path = str(tf.path.resolve())
+        changed = False
+        while True:
+            st = os.stat(path)
+            state = self._state(path)
+            plan = self._plan(path, st, state)
+            if plan is None:
+                break
+            start, line_no, generation, archive_file, archive_size = plan
+            segment = self._read_segment(tf, start, line_no)
+            if segment.end == start and generation == (state or {}).get("generation"):
+                break  # only a partial last line so far
+            try:
+                with write_transaction(self.conn):
+                    if self._state(path) != state:
+                        raise _Moved
+                    new_size = archive.append(archive_file, archive_size, segment.raw)
+                    added = self._apply(tf, segment, path, generation, sessions)
+                    self._save_state(path, st, state, segment, generation, archive_file, new_size, added)
+            except _Moved:
+                continue
+            changed = True
+            report.turns += added["turns"]
+            report.chunks += added["chunks"]
+            report.lines += segment.lines
+            report.lines_skipped += added["skipped"]
+            report.secrets_redacted += sum(segment.secrets.values())
+            for kind, n in segment.secrets.items():
+                report.secrets_by_kind[kind] = report.secrets_by_kind.get(kind, 0) + n
+            for item in segment.items:
+                if isinstance(item, Skipped) and len(report.skipped) < 20:
+                    report.skipped.append({"path": path, "line": item.line_no, "reason": item.reason})
+            if segment.exhausted:
+                break
+        report.files_changed += changed
+
+    # ----------------------------------------------------------------------------------------- state
+
+    def _state(self, path: str) -> dict[str, Any] | None:
+        cur = self.conn.execute("SELECT * FROM files WHERE path = ?", (path,))
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+
+    def _plan(self, path: str, st: os.stat_result, state: dict[str, Any] | None) -> tuple | None:
+        """Where to read from: (start, line_no, generation, archive file, archive size), or None if unchanged."""
+        if state is not None:
+            same_file = (
+                state["dev"] == st.st_dev
+                and state["ino"] == st.st_ino
+                and st.st_size >= state["offset"]
+                and state["head_hash"] == _head_hash(path, min(state["offset"], HEAD_BYTES))
+            )
+            if same_file:
+                if st.st_size == state["offset"]:
+                    return None
+                return (
+                    state["offset"],
+                    state["line_no"],
+                    state["generation"],
+                    Path(state["archive_path"]),
+                    state["archive_size"],
+                )
+        generation = (state["generation"] + 1) if state else 1
+        dest = archive.archive_path(self.cfg.archive_dir, Path(path), self.cfg.claude_dir, generation)
+        return 0, 0, generation, dest, 0
+
+    def _save_state(self, path, st, old, seg: _Segment, generation, archive_file, archive_size, added) -> None:
+        carried = old if old and old["generation"] == generation else None
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files(path, session_key, dev, ino, size, offset, line_no, head_hash,"
+            " generation, archive_path, archive_size, lines_skipped, secrets_redacted, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                path,
+                added["session_key"] or (old or {}).get("session_key"),
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                seg.end,
+                seg.line_no,
+                _head_hash(path, min(seg.end, HEAD_BYTES)),
+                generation,
+                str(archive_file),
+                archive_size,
+                (carried["lines_skipped"] if carried else 0) + added["skipped"],
+                (carried["secrets_redacted"] if carried else 0) + sum(seg.secrets.values()),
+                datetime.now().astimezone().isoformat(timespec="seconds"),
+            ),
+        )
+
+    # ----------------------------------------------------------------------------------------- parse
+
+    def _read_segment(self, tf: TranscriptFile, start: int, line_no: int) -> _Segment:
+        seg = _Segment(start, start, line_no)
+        env_tool_ids: set[str] = set()
+        parsed: list[Any] = []
+        with open(tf.path, "rb") as fh:
+            for line in read_lines(fh, start, line_no=line_no, limit=SEGMENT_BYTES):
+                seg.lines += 1
+                seg.end, seg.line_no = line.end, line.line_no
+                item = self._parse_line(line, seg, env_tool_ids)
+                if item is not None:
+                    parsed.append(item)
+            seg.exhausted = fh.tell() >= os.fstat(fh.fileno()).st_size or seg.end - start < SEGMENT_BYTES
+        seg.items = list(merge_streamed(iter(parsed)))
+        return seg
+
+    def _parse_line(self, line: Line, seg: _Segment, env_tool_ids: set[str]) -> Any:
+        if line.data is None:
+            return Skipped(line.line_no, line.start, "line too long to hold in memory")
+        if not line.data.strip():
+            return None
+        raw, found = self.redactor.redact_bytes(line.data)
+        seg.secrets.update(found)
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            # Not JSON: not archived either (garbage, or bytes from a torn write).
+            return Skipped(line.line_no, line.start, f"invalid JSON: {str(e).splitlines()[0][:120]}")
+        if b".env" in raw and isinstance(obj, dict) and self._redact_env_reads(obj, env_tool_ids, seg.secrets):
+            raw = orjson.dumps(obj) + b"\n"
+        seg.raw.append(raw if raw.endswith(b"\n") else raw + b"\n")
+        try:
+            return parse_record(obj, line.line_no)
+        except ValueError as e:
+            return Skipped(line.line_no, line.start, str(e))
+
+    def _redact_env_reads(self, obj: dict[str, Any], env_tool_ids: set[str], secrets: Counter[str]) -> bool:
+        """Blank the values of .env files that a tool read: remember the calls, rewrite their results."""
+        message = obj.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            return False
+        changed = False
+        extra = obj.get("toolUseResult")
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+                inp = block["input"]
+                target = inp.get("file_path") or inp.get("path") or ""
+                command = inp.get("command") or ""
+                if (isinstance(target, str) and is_env_file(target)) or (
+                    isinstance(command, str) and _ENV_COMMAND.search(command)
+                ):
+                    env_tool_ids.add(str(block.get("id")))
+            elif block.get("type") == "tool_result":
+                read_path = extra.get("file", {}).get("filePath") if isinstance(extra, dict) and isinstance(
+                    extra.get("file"), dict
+                ) else None
+                if block.get("tool_use_id") in env_tool_ids or (isinstance(read_path, str) and is_env_file(read_path)):
+                    changed |= self._scrub_env(block, "content", secrets)
+                    if isinstance(extra, dict):
+                        for holder, key in ((extra.get("file"), "content"), (extra, "stdout"), (extra, "content")):
+                            if isinstance(holder, dict):
+                                changed |= self._scrub_env(holder, key, secrets)
+        return changed
+
+    def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
+        value = holder.get(key)
+        if isinstance(value, list):
+            return any([self._scrub_env(b, "text", secrets) for b in value if isinstance(b, dict)])
+        if not isinstance(value, str):
+            return False
+        new, found = self.redactor.redact_env_values(value)
+        if new == value:
+            return False
+        holder[key] = new
+        secrets.update(found)
+        return True
+
+    # ----------------------------------------------------------------------------------------- write
+
+    def _apply(self, tf: TranscriptFile, seg: _Segment, path: str, generation: int, sessions: set[str]) -> dict:
+        added = {"turns": 0, "chunks": 0, "skipped": 0, "session_key": None}
+        conn = self.conn
+        key: str | None = self._session_key(tf, path, seg)
+        added["session_key"] = key
+        project: int | None = None
+        for item in seg.items:
+            if isinstance(item, Skipped):
+                added["skipped"] += 1
+                conn.execute(
+                    "INSERT OR IGNORE INTO skipped_lines(path, generation, line_no, reason) SELECT ?,?,?,?"
+                    " WHERE (SELECT count(*) FROM skipped_lines WHERE path = ? AND generation = ?) < ?",
+                    (path, generation, item.line_no, item.reason, path, generation, MAX_SKIPPED_ROWS),
+                )
+            elif key is None:
+                continue
+            elif isinstance(item, Turn):
+                if project is None:
+                    project = self._session(key, tf, item, path)
+                turns, chunks = self._write_turn(key, item, project)
+                added["turns"] += turns
+                added["chunks"] += chunks
+                if turns or chunks:
+                    sessions.add(key)
+            elif isinstance(item, Link):
+                conn.execute(
+                    "INSERT OR IGNORE INTO record_uuids(session_key, uuid, turn_id)"
+                    " SELECT ?, ?, turn_id FROM record_uuids WHERE session_key = ? AND uuid = ?",
+                    (key, item.uuid, key, item.parent_uuid),
+                )
+            elif isinstance(item, Title):
+                self._title(key, item)
+        return added
+
+    def _session_key(self, tf: TranscriptFile, path: str, seg: _Segment) -> str | None:
+        row = self.conn.execute("SELECT session_key FROM files WHERE path = ?", (path,)).fetchone()
+        if row and row[0]:
+            return row[0]
+        parent = tf.session_id
+        if parent is None:  # a 2.0 agent file names its parent only inside its records
+            parent = next((i.session_id for i in seg.items if isinstance(i, Turn) and i.session_id), None)
+            if parent is None:
+                return None
+        return f"{parent}/agent-{tf.agent_id}" if tf.is_subagent else parent
+
+    def _session(self, key: str, tf: TranscriptFile, first: Turn, path: str) -> int | None:
+        """Create or refresh the session row; returns its project id."""
+        row = self.conn.execute("SELECT project_id FROM sessions WHERE key = ?", (key,)).fetchone()
+        if row:
+            return row[0]
+        project = project_id(self.conn, first.cwd) if first.cwd else None
+        session_id = key.split("/agent-")[0] if tf.is_subagent else (first.session_id or key)
+        self.conn.execute(
+            "INSERT INTO sessions(key, session_id, agent_id, agent_type, description, parent_tool_use_id,"
+            " project_id, git_branch, version, started_at, ended_at, file_path) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key,
+                session_id,
+                tf.agent_id,
+                tf.agent_type,
+                tf.description,
+                tf.tool_use_id,
+                project,
+                first.git_branch,
+                first.version,
+                first.timestamp,
+                first.timestamp,
+                path,
+            ),
+        )
+        return project
+
+    def _write_turn(self, key: str, turn: Turn, project: int | None) -> tuple[int, int]:
+        conn = self.conn
+        if turn.message_id and turn.role == "assistant":
+            row = conn.execute(
+                "SELECT id FROM turns WHERE session_key = ? AND message_id = ?", (key, turn.message_id)
+            ).fetchone()
+            if row:
+                return 0, self._merge_into(key, row[0], turn, project)
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO turns(session_key, uuid, parent_uuid, logical_parent_uuid, message_id, role,"
+            " kind, text, thinking, tool_calls, tool_results, timestamp, cwd, git_branch, version, agent_id,"
+            " is_sidechain, subtype, line_no) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key,
+                turn.uuid,
+                turn.parent_uuid,
+                turn.logical_parent_uuid,
+                turn.message_id,
+                turn.role,
+                turn.kind,
+                turn.text,
+                turn.thinking,
+                orjson.dumps(turn.tool_calls),
+                orjson.dumps(turn.tool_results),
+                turn.timestamp,
+                turn.cwd,
+                turn.git_branch,
+                turn.version,
+                turn.agent_id,
+                int(turn.is_sidechain),
+                turn.subtype,
+                turn.line_no,
+            ),
+        )
+        if cur.rowcount == 0:
+            return 0, 0  # seen before: re-ingest adds nothing
+        turn_id = cur.lastrowid
+        conn.executemany(
+            "INSERT OR IGNORE INTO record_uuids(session_key, uuid, turn_id) VALUES (?,?,?)",
+            [(key, u, turn_id) for u in turn.record_uuids],
+        )
+        if turn.timestamp:
+            conn.execute(
+                "UPDATE sessions SET ended_at = max(coalesce(ended_at, ''), ?),"
+                " started_at = min(coalesce(started_at, ?), ?) WHERE key = ?",
+                (turn.timestamp, turn.timestamp, turn.timestamp, key),
+            )
+        return 1, self._write_chunks(turn_id, turn, project)
+
+    def _merge_into(self, key: str, turn_id: int, later: Turn, project: int | None) -> int:
+        """A streamed message continued in a later ingest: fold the new blocks in and re-chunk the turn."""
+        conn = self.conn
+        new_uuids = [
+            u
+            for u in later.record_uuids
+            if not conn.execute("SELECT 1 FROM record_uuids WHERE session_key = ? AND uuid = ?", (key, u)).fetchone()
+        ]
+        if not new_uuids:
+            return 0  # already merged (re-ingest of a replaced file)
+        turn = _turn_from_row(conn, turn_id)
+        turn.merge(later)
+        conn.execute(
+            "UPDATE turns SET text = ?, thinking = ?, tool_calls = ?, tool_results = ?, kind = ? WHERE id = ?",
+            (
+                turn.text,
+                turn.thinking,
+                orjson.dumps(turn.tool_calls),
+                orjson.dumps(turn.tool_results),
+                turn.kind,
+                turn_id,
+            ),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO record_uuids(session_key, uuid, turn_id) VALUES (?,?,?)",
+            [(key, u, turn_id) for u in new_uuids],
+        )
+        conn.execute("DELETE FROM chunks WHERE turn_id = ?", (turn_id,))
+        return self._write_chunks(turn_id, turn, project)
+
+    def _write_chunks(self, turn_id: int, turn: Turn, project: int | None) -> int:
+        texts = chunk_turn(turn)
+        if texts:
+            ts = _epoch(turn.timestamp)
+            self.conn.executemany(
+                "INSERT INTO chunks(turn_id, session_id, uuid, project_id, timestamp, ts, kind, text)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                [(turn_id, turn.session_id, turn.uuid, project, turn.timestamp, ts, turn.kind, t) for t in texts],
+            )
+        return len(texts)
+
+    def _title(self, key: str, title: Title) -> None:
+        target = key
+        if title.leaf_uuid:
+            row = self.conn.execute(
+                "SELECT session_key FROM record_uuids WHERE uuid = ? LIMIT 1", (title.leaf_uuid,)
+            ).fetchone()
+            if row:
+                target = row[0]
+        self.conn.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.text, target))
+
+
+def _turn_from_row(conn: sqlite3.Connection, turn_id: int) -> Turn:
+    row = conn.execute(
+        "SELECT uuid, parent_uuid, session_key, role, kind, text, thinking, tool_calls, tool_results, timestamp,"
+        " cwd, message_id, is_sidechain, agent_id FROM turns WHERE id = ?",
+        (turn_id,),
+    ).fetchone()
+    session_id = conn.execute(
+        "SELECT s.session_id FROM sessions s WHERE s.key = ?", (row[2],)
+    ).fetchone()[0]
+    return Turn(
+        uuid=row[0],
+        parent_uuid=row[1],
+        session_id=session_id,
+        role=row[3],
+        kind=row[4],
+        text=row[5],
+        thinking=row[6],
+        tool_calls=[ToolCall(**c) for c in orjson.loads(row[7])],
+        tool_results=[ToolResult(**r) for r in orjson.loads(row[8])],
+        timestamp=row[9],
+        cwd=row[10],
+        message_id=row[11],
+        is_sidechain=bool(row[12]),
+        agent_id=row[13],
+        record_uuids=[row[0]],
+    )
+
+
+def _head_hash(path: str, length: int) -> str:
+    with open(path, "rb") as fh:
+        data = fh.read(length)
+    return f"{len(data)}:{hashlib.blake2b(data, digest_size=16).hexdigest()}"
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -1,0 +1,243 @@
+"""The memory store: one SQLite file in WAL mode, shared by every lmm-mcp process on the machine.
+
+Holds projects, sessions, turns, retrieval chunks (with an FTS5 index and embedding vectors) and per-file
+ingest state. Claude Code starts one server per session, so several processes write here at once: writes go
+through short `BEGIN IMMEDIATE` transactions with a long busy timeout, and each transaction leaves the store
+consistent on its own (data and the ingest offset that covers it commit together).
+
+The schema version is SQLite's `user_version`; `MIGRATIONS[i]` moves a store from version i to i + 1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,          -- the working directory from the records (never the folder name)
+        name TEXT NOT NULL
+    );
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,               -- session id, or '<parent>/agent-<id>' for a sub-agent transcript
+        session_id TEXT NOT NULL,           -- Claude Code's session id (the parent's, for a sub-agent)
+        agent_id TEXT,
+        agent_type TEXT,
+        description TEXT,
+        parent_tool_use_id TEXT,
+        project_id INTEGER REFERENCES projects(id),
+        title TEXT,
+        git_branch TEXT,
+        version TEXT,
+        started_at TEXT,
+        ended_at TEXT,
+        file_path TEXT
+    );
+    CREATE INDEX sessions_by_session ON sessions(session_id);
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        session_key TEXT NOT NULL REFERENCES sessions(key),
+        uuid TEXT NOT NULL,
+        parent_uuid TEXT,
+        logical_parent_uuid TEXT,
+        message_id TEXT,
+        role TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        thinking TEXT NOT NULL,
+        tool_calls TEXT NOT NULL,           -- JSON [{id, name, input}]
+        tool_results TEXT NOT NULL,         -- JSON [{tool_use_id, content, is_error, file_paths}]
+        timestamp TEXT,
+        cwd TEXT,
+        git_branch TEXT,
+        version TEXT,
+        agent_id TEXT,
+        is_sidechain INTEGER NOT NULL,
+        subtype TEXT,
+        line_no INTEGER,
+        UNIQUE (session_key, uuid)
+    );
+    CREATE INDEX turns_by_message ON turns(session_key, message_id) WHERE message_id IS NOT NULL;
+    -- Every record uuid (merged stream blocks, progress records) to the turn that stands for it: keeps the
+    -- parentUuid tree walkable and lets a citation name any record.
+    CREATE TABLE record_uuids (
+        session_key TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        turn_id INTEGER NOT NULL,
+        PRIMARY KEY (session_key, uuid)
+    ) WITHOUT ROWID;
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        turn_id INTEGER REFERENCES turns(id),
+        session_id TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        project_id INTEGER REFERENCES projects(id),
+        timestamp TEXT,
+        ts REAL,                            -- unix seconds, for time filters
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX chunks_by_turn ON chunks(turn_id);
+    CREATE INDEX chunks_by_project ON chunks(project_id, ts);
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        DELETE FROM vectors WHERE chunk_id = old.id;
+        UPDATE meta SET value = value + 1 WHERE key = 'chunk_deletes';
+    END;
+    CREATE TABLE vectors (
+        chunk_id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        vec BLOB NOT NULL                   -- float32, L2-normalised
+    );
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        session_key TEXT,
+        dev INTEGER, ino INTEGER,
+        size INTEGER NOT NULL,              -- file size when last read
+        offset INTEGER NOT NULL,            -- byte offset after the last complete line ingested
+        line_no INTEGER NOT NULL,
+        head_hash TEXT,                     -- hash of the first bytes: same inode rewritten is a new file
+        generation INTEGER NOT NULL,        -- bumped when the file is read again from the start
+        archive_path TEXT,
+        archive_size INTEGER NOT NULL,      -- archive bytes that belong to committed ingests
+        lines_skipped INTEGER NOT NULL,
+        secrets_redacted INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE skipped_lines (
+        path TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        line_no INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (path, generation, line_no)
+    ) WITHOUT ROWID;
+    INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0');
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as it is; the message says why and what to do."""
+
+
+def connect(path: Path, busy_timeout_ms: int = 60_000) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the store at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as e:
+        raise StoreError(f"cannot open {path}: {e}") from e
+    conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
+    conn.execute("PRAGMA foreign_keys = ON")
+    _migrate(conn, path)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{path} has schema version {version}, newer than this lmm-mcp ({SCHEMA_VERSION}): upgrade")
+    conn.execute("BEGIN IMMEDIATE")  # another process may be migrating: re-read under the write lock
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(version, SCHEMA_VERSION):
+            for statement in _statements(MIGRATIONS[step]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows about trigger bodies)."""
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf
+            buf = ""
+    if buf.strip():
+        yield buf
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A short write transaction that takes the write lock up front (no lock upgrade deadlocks)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    projects: int
+    sessions: int
+    turns: int
+    chunks: int
+    embedded_chunks: int
+    files: int
+    lines_skipped: int
+    secrets_redacted: int
+    db_bytes: int
+
+
+def stats(conn: sqlite3.Connection, path: Path) -> StoreStats:
+    one = lambda sql: conn.execute(sql).fetchone()[0] or 0  # noqa: E731
+    db_bytes = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    return StoreStats(
+        projects=one("SELECT count(*) FROM projects"),
+        sessions=one("SELECT count(*) FROM sessions"),
+        turns=one("SELECT count(*) FROM turns"),
+        chunks=one("SELECT count(*) FROM chunks"),
+        embedded_chunks=one("SELECT count(*) FROM vectors"),
+        files=one("SELECT count(*) FROM files"),
+        lines_skipped=one("SELECT sum(lines_skipped) FROM files"),
+        secrets_redacted=one("SELECT sum(secrets_redacted) FROM files"),
+        db_bytes=db_bytes,
+    )
+
+
+def project_id(conn: sqlite3.Connection, path: str) -> int:
+    row = conn.execute("SELECT id FROM projects WHERE path = ?", (path,)).fetchone()
+    if row:
+        return row[0]
+    name = Path(path).name or path
+    return conn.execute("INSERT INTO projects(path, name) VALUES (?, ?)", (path, name)).lastrowid
+
+
+def resolve_projects(conn: sqlite3.Connection, project: str) -> list[int]:
+    """Project ids a user's `--project` names: a path (and folders under it) or a project's folder name."""
+    p = project.rstrip("/") or "/"
+    rows = conn.execute(
+        "SELECT id FROM projects WHERE path = ? OR path LIKE ? ESCAPE '\\' OR name = ?",
+        (p, _like_prefix(p) + "/%", p),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _like_prefix(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,336 @@
+"""Secret redaction applied to session transcripts before they are stored or archived.
+
+Every secret found is replaced by a typed placeholder ``[REDACTED:<kind>]`` so stored
+text stays readable and searchable while the credential never reaches disk.
+``redact_bytes`` runs on raw JSONL lines *before* parsing, so no pattern may swallow a
+JSON string delimiter or split a backslash escape: valid JSON stays valid JSON.
+
+Why a pattern table rather than the ``detect-secrets`` library: detect-secrets is
+line- and entropy-oriented and *reports findings* (file, line, type) instead of
+rewriting text, so span-level replacement would still be ours to write; its entropy
+plugins flag the hashes, UUIDs and base64 blobs that fill coding sessions; and it is
+orders of magnitude slower per megabyte (every plugin runs on every line), while
+ingest must sustain >= 10 MB/s overall.
+
+Speed comes from regex shape: every rule begins with a literal (``ghp_``, ``sk-``,
+``token``), which CPython's ``re`` finds with a fast prefix search, so clean text
+costs one C-speed scan per rule. Case-insensitive keyword rules are written in
+lowercase and run on one ``lower()`` copy instead of using ``(?i)``, which would
+disable that prefix search (about 10x slower). All matching is done on UTF-8 bytes:
+``redact_text`` encodes, which is cheaper than scanning wide (UCS-2) strings, and
+bytes ``lower()`` never changes offsets. Every pattern starts and stops on ASCII,
+so a replacement can never cut a multi-byte character.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# An assignment value stops at whitespace, quotes, backslash (JSON escapes),
+# separators and brackets. Its first character also rules out variable references
+# ($X, ${X}), templates ({{ x }}), placeholders (<your-token>, ***) and comments.
+_VAL_FIRST = r"[^\s\"'\\,;&()\[\]{}<>`|$*=%#:]"
+_VAL_REST = r"[^\s\"'\\,;&()\[\]{}<>`|]"
+# The quote before the value is captured: unquoted values get one more heuristic.
+# In raw JSON a quote inside a string is \" (both characters are consumed).
+_SEP = r"(?:\\?[\"'])?\s*(?::=|=>|[:=])\s*(?P<q>\\?[\"'])?"
+_ASSIGN_TAIL = rf"(?![a-z])(?P<suffix>[\w-]*){_SEP}(?P<v>{_VAL_FIRST}{_VAL_REST}{{3,}})"
+# Private-key body: base64, PEM headers (Proc-Type: 4,ENCRYPTED), real or JSON-escaped
+# newlines (a whole backslash run plus n/r/t, never half an escape) and Read-tool
+# line-number prefixes ("     2→"). A truncated block simply ends where the body does.
+_PEM_LABEL = r"[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+_PEM_BODY = r"(?:[A-Za-z0-9+/=:,. \t\r\n]|-(?!----)|\\+[nrt/]|→)*"
+
+_NOT_SECRET_WORDS = frozenset(
+    [
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "undefined",
+        "str",
+        "string",
+        "bytes",
+        "int",
+        "bool",
+        "optional",
+        "any",
+        "secretstr",
+        "required",
+        "redacted",
+        "hidden",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+    ]
+)
+# Key suffixes naming metadata about a secret (token_type, token_count, secret_name).
+_META_SUFFIXES = frozenset(
+    [
+        "type",
+        "types",
+        "count",
+        "len",
+        "length",
+        "limit",
+        "limits",
+        "size",
+        "usage",
+        "url",
+        "uri",
+        "endpoint",
+        "file",
+        "path",
+        "name",
+        "names",
+        "id",
+        "ids",
+        "index",
+        "expiry",
+        "expires",
+        "ttl",
+        "prefix",
+        "field",
+        "env",
+        "var",
+        "policy",
+    ]
+)
+_CONN_PLACEHOLDERS = frozenset(["password", "pass", "passwd", "pw", "pwd", "secret", "xxx"])
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # self.token, process.env.X
+_IDENT = re.compile(r"[A-Za-z_][\w.]*")
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")  # unquoted: a variable, not a literal
+_AWS_SECRET = re.compile(r"[A-Za-z0-9/+]{40}")
+
+Check = Callable[[re.Match[bytes], bytes], "str | None"]  # (match, original) -> kind/None
+
+
+def _s(x: bytes) -> str:
+    return x.decode("utf-8", "replace")
+
+
+def _at_token_start(data: bytes, i: int) -> bool:
+    """A token must not start inside a word or right after a backslash (that would
+    split a JSON escape); a complete \\n, \\r or \\t escape does count as a boundary,
+    since secrets often begin a line of tool output. Checked here rather than with a
+    leading lookbehind so the regex keeps its literal-prefix search."""
+    head = _s(data[max(0, i - 2) : i])
+    if not head:
+        return True
+    c = head[-1]
+    if c == "\\":
+        return False
+    if c.isascii() and (c.isalnum() or c == "_"):
+        return len(head) == 2 and head[0] == "\\" and c in "nrt"
+    return True
+
+
+def _token(kind: str) -> Check:
+    return lambda m, data: kind if _at_token_start(data, m.start()) else None
+
+
+def _anywhere(kind: str) -> Check:
+    return lambda m, data: kind
+
+
+def _openai_or_anthropic(m: re.Match[bytes], data: bytes) -> str | None:
+    if not _at_token_start(data, m.start()):
+        return None
+    return "anthropic-api-key" if m.group("ant") else "openai-api-key"
+
+
+def _aws_or_google(m: re.Match[bytes], data: bytes) -> str | None:
+    if not _at_token_start(data, m.start()):
+        return None
+    return "google-api-key" if m.group(0).startswith(b"AIza") else "aws-access-key"
+
+
+def _stripe(m: re.Match[bytes], data: bytes) -> str | None:
+    # The regex starts at "k_live_" for its prefix search; the s/r/p before it is
+    # checked here and included in the replacement through the rule's back=1.
+    prefix = _s(data[m.start() - 1 : m.start() + 7]) if m.start() else ""
+    if prefix[:1] not in ("s", "r", "p") or prefix == "pk_test_":  # pk_test is public
+        return None
+    return "stripe-key" if _at_token_start(data, m.start() - 1) else None
+
+
+def _plausible(v: str, nxt: str, quoted: bool) -> bool:
+    if v.lower().rstrip("?") in _NOT_SECRET_WORDS or len(set(v)) == 1:  # xxxx, 0000
+        return False
+    if nxt in ("(", "[") and _IDENT.fullmatch(v):
+        return False  # get_token(), os.environ["X"], Optional[str]
+    if _DOTTED_NAME.fullmatch(v):
+        return False
+    return quoted or not _SNAKE.fullmatch(v)
+
+
+def _assignment(kind: str) -> Check:
+    def check(m: re.Match[bytes], data: bytes) -> str | None:
+        suffix = re.split(r"[_-]", _s(m.group("suffix")).strip("_-").lower())[0]
+        v = _s(data[m.start("v") : m.end("v")])
+        if suffix in _META_SUFFIXES or (kind == "token-assignment" and v.isdigit()):
+            return None  # token_type=bearer, max_token_count=4096
+        if not _plausible(v, _s(data[m.end() : m.end() + 1]), bool(m.group("q"))):
+            return None
+        if kind == "secret-assignment" and _AWS_SECRET.fullmatch(v):
+            key = _s(data[max(0, m.start() - 4) : m.start("suffix")]).lower()
+            if "aws" in key or "access" in key:
+                return "aws-secret-key"
+        return kind
+
+    return check
+
+
+def _auth_header(m: re.Match[bytes], data: bytes) -> str | None:
+    v = _s(data[m.start("v") : m.end("v")])
+    if v.lower() in ("bearer", "basic", "token", "digest"):
+        return None
+    return "bearer-token" if _plausible(v, "", True) else None
+
+
+def _bare_bearer(m: re.Match[bytes], data: bytes) -> str | None:
+    # Outside an Authorization header "bearer" is an English word too; want a digit.
+    return "bearer-token" if any(c.isdigit() for c in _s(m.group("v"))) else None
+
+
+def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
+    v = _s(m.group("v"))
+    if v[0] in "$<{*[%" or v.lower() in _CONN_PLACEHOLDERS:
+        return None
+    return "connection-string-password"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    pattern: str
+    check: Check
+    group: int | str = 0  # the part replaced; the rest of the match stays
+    lowered: bool = False  # lowercase pattern, run on a lower() copy of the text
+    back: int = 0  # replacement starts this many characters before the match
+
+
+# Order matters: provider formats first, generic assignments last. A replaced value
+# starts with "[", which no later rule accepts as the start of a value.
+_RULES: tuple[_Rule, ...] = (
+    _Rule(rf"-----BEGIN{_PEM_LABEL}{_PEM_BODY}(?:-----END{_PEM_LABEL})?", _anywhere("private-key")),
+    _Rule(
+        r"sk-(?:(?P<ant>ant-[A-Za-z0-9_-]{20,})|(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}"
+        r"|[A-Za-z0-9]{20,})",
+        _openai_or_anthropic,
+    ),
+    _Rule(r"A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Za-z0-9])|AIza[A-Za-z0-9_-]{35}(?![\w-])", _aws_or_google),
+    _Rule(r"g(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})", _token("github-token")),
+    _Rule(r"glpat-[A-Za-z0-9_-]{20,}", _token("gitlab-token")),
+    _Rule(r"hooks\.slack\.com/(?:services|workflows|triggers)/[\w/-]+", _anywhere("slack-webhook")),
+    _Rule(r"xox[abeoprs]-[A-Za-z0-9-]{10,}", _token("slack-token")),
+    _Rule(r"k_(?:live|test)_[A-Za-z0-9]{16,}", _stripe, back=1),
+    _Rule(r"whsec_[A-Za-z0-9+/=]{24,}", _token("stripe-key")),
+    _Rule(r"GOCSPX-[A-Za-z0-9_-]{28}", _token("google-oauth-secret")),
+    _Rule(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])", _token("npm-token")),
+    _Rule(r"hf_[A-Za-z0-9]{30,}", _token("huggingface-token")),
+    _Rule(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}(?:\.[\w-]+)?", _token("jwt")),
+    _Rule(r"://(?P<user>[^\s:/@\"'\\]*):(?P<v>[^\s/@\"'\\]+)@", _conn_password, "v"),
+    _Rule(
+        rf"authorization{_SEP}\s*(?:(?:bearer|basic|token|digest)\s+)?(?P<v>[a-z0-9._~+/=-]{{8,}})",
+        _auth_header,
+        "v",
+        lowered=True,
+    ),
+    _Rule(r"bearer\s+(?P<v>[a-z0-9._~+/=-]{16,})", _bare_bearer, "v", lowered=True),
+    # Keywords: any prefix (DB_, client_, x-api-) stays in the text untouched, so the
+    # regex starts at the keyword; (?![a-z]) keeps tokenizer, max_tokens, secretary out.
+    _Rule(rf"pass(?:w(?:or)?d|phrase){_ASSIGN_TAIL}", _assignment("password-assignment"), "v", True),
+    _Rule(rf"secret(?:_?access)?(?:_?key)?{_ASSIGN_TAIL}", _assignment("secret-assignment"), "v", True),
+    _Rule(rf"token{_ASSIGN_TAIL}", _assignment("token-assignment"), "v", True),
+    _Rule(
+        r"key(?:"
+        + "|".join(f"(?<={p}{s}key)" for p in ("api", "access", "private") for s in ("", "_", "-"))
+        + f"){_ASSIGN_TAIL}",
+        _assignment("secret-assignment"),
+        "v",
+        True,
+    ),
+)
+
+
+_COMPILED = tuple((rule, re.compile(rule.pattern.encode())) for rule in _RULES)
+
+
+def _run(data: bytes) -> tuple[bytes, Counter[str]]:
+    counts: Counter[str] = Counter()
+    low = None
+    for rule, regex in _COMPILED:
+        hay = data
+        if rule.lowered:
+            hay = low = data.lower() if low is None else low
+        pieces: list[bytes] = []
+        pos = 0
+        for m in regex.finditer(hay):
+            kind = rule.check(m, data)
+            start, end = m.span(rule.group)
+            start -= rule.back
+            if kind is None or start < pos:
+                continue
+            pieces += (data[pos:start], f"[REDACTED:{kind}]".encode())
+            pos = end
+            counts[kind] += 1
+        if pieces:
+            pieces.append(data[pos:])
+            data = b"".join(pieces)
+            low = None
+    return data, counts
+
+
+@dataclass
+class Redactor:
+    """Stateless apart from compiled patterns (module-level, shared); cheap to build."""
+
+    def redact_text(self, text: str) -> tuple[str, Counter[str]]:
+        # surrogatepass: transcripts can carry lone surrogates from JSON \ud800 escapes.
+        out, counts = _run(text.encode("utf-8", "surrogatepass"))
+        return (out.decode("utf-8", "surrogatepass") if counts else text), counts
+
+    def redact_bytes(self, raw: bytes) -> tuple[bytes, Counter[str]]:
+        """Redact a raw UTF-8 (JSONL) line; valid JSON in gives valid JSON out."""
+        return _run(raw)
+
+    def redact_env_values(self, text: str) -> tuple[str, Counter[str]]:
+        """Blank every value of a dotenv listing (plain, or Read-tool numbered), then
+        apply the ordinary rules too, since comments can hold secrets as well."""
+        counts: Counter[str] = Counter()
+        out: list[str] = []
+        open_quote = ""  # inside a quoted value that spans several lines
+        for line in text.split("\n"):
+            prefix, body, cr = _ENV_LINE.fullmatch(line).group("prefix", "body", "cr")  # type: ignore[union-attr]
+            prefix = prefix or ""
+            if open_quote:
+                open_quote = "" if open_quote in body else open_quote
+                out.append(f"{prefix}{_ENV_PLACEHOLDER}{cr}")
+                continue
+            kv = _ENV_ASSIGN.fullmatch(body)
+            if kv is None or not kv.group("value"):
+                out.append(line)
+                continue
+            value = kv.group("value")
+            if value[0] in "\"'" and value[0] not in value[1:]:
+                open_quote = value[0]
+            counts["env-value"] += 1
+            out.append(f"{prefix}{kv.group('lead')}{_ENV_PLACEHOLDER}{cr}")
+        redacted, more = self.redact_text("\n".join(out))
+        return redacted, counts + more
+
+
+_ENV_PLACEHOLDER = "[REDACTED:env-value]"
+_ENV_LINE = re.compile(r"(?P<prefix>\s*\d+(?:→|\t))?(?P<body>.*?)(?P<cr>\r?)", re.DOTALL)
+_ENV_ASSIGN = re.compile(r"(?P<lead>\s*(?:export\s+)?[A-Za-z_][\w.-]*\s*=\s*)(?P<value>.*)")
+_ENV_NAME = re.compile(r"\.env(?:\..+)?|.+\.env|\.envrc")
+
+
+def is_env_file(path: str) -> bool:
+    """.env, .env.local, .env.production, foo.env, .envrc (not env.py, .environment.py)."""
+    return _ENV_NAME.fullmatch(re.split(r"[\\/]", path)[-1]) is not None
