@@ -80,6 +80,7 @@ class _Segment:
     raw: list[bytes] = field(default_factory=list)  # redacted lines, for the archive
     items: list[Any] = field(default_factory=list)
     secrets: Counter[str] = field(default_factory=Counter)
+    env_tool_ids: set[str] = field(default_factory=set)  # tool calls that read a .env file
     lines: int = 0
     exhausted: bool = True
 
@@ -217,20 +218,19 @@ class Ingester:
 
     def _read_segment(self, tf: TranscriptFile, start: int, line_no: int) -> _Segment:
         seg = _Segment(start, start, line_no)
-        env_tool_ids: set[str] = set()
         parsed: list[Any] = []
         with open(tf.path, "rb") as fh:
             for line in read_lines(fh, start, line_no=line_no, limit=SEGMENT_BYTES):
                 seg.lines += 1
                 seg.end, seg.line_no = line.end, line.line_no
-                item = self._parse_line(line, seg, env_tool_ids)
+                item = self._parse_line(line, seg)
                 if item is not None:
                     parsed.append(item)
             seg.exhausted = fh.tell() >= os.fstat(fh.fileno()).st_size or seg.end - start < SEGMENT_BYTES
         seg.items = list(merge_streamed(iter(parsed)))
         return seg
 
-    def _parse_line(self, line: Line, seg: _Segment, env_tool_ids: set[str]) -> Any:
+    def _parse_line(self, line: Line, seg: _Segment) -> Any:
         if line.data is None:
             return Skipped(line.line_no, line.start, "line too long to hold in memory")
         if not line.data.strip():
@@ -242,7 +242,8 @@ class Ingester:
         except orjson.JSONDecodeError as e:
             # Not JSON: not archived either (garbage, or bytes from a torn write).
             return Skipped(line.line_no, line.start, f"invalid JSON: {str(e).splitlines()[0][:120]}")
-        if b".env" in raw and isinstance(obj, dict) and self._redact_env_reads(obj, env_tool_ids, seg.secrets):
+        maybe_env = b".env" in raw or b'"tool_result"' in raw
+        if maybe_env and isinstance(obj, dict) and self._redact_env_reads(obj, seg.env_tool_ids, seg.secrets):
             raw = orjson.dumps(obj) + b"\n"
         seg.raw.append(raw if raw.endswith(b"\n") else raw + b"\n")
         try:
@@ -273,13 +274,24 @@ class Ingester:
                 read_path = extra.get("file", {}).get("filePath") if isinstance(extra, dict) and isinstance(
                     extra.get("file"), dict
                 ) else None
-                if block.get("tool_use_id") in env_tool_ids or (isinstance(read_path, str) and is_env_file(read_path)):
+                tool_use_id = block.get("tool_use_id")
+                if (
+                    tool_use_id in env_tool_ids
+                    or (isinstance(read_path, str) and is_env_file(read_path))
+                    or self._read_env_before(tool_use_id)
+                ):
                     changed |= self._scrub_env(block, "content", secrets)
                     if isinstance(extra, dict):
                         for holder, key in ((extra.get("file"), "content"), (extra, "stdout"), (extra, "content")):
                             if isinstance(holder, dict):
                                 changed |= self._scrub_env(holder, key, secrets)
         return changed
+
+    def _read_env_before(self, tool_use_id: Any) -> bool:
+        """Did an earlier ingest see this tool call read a .env file? (The result may come a batch later.)"""
+        return isinstance(tool_use_id, str) and self.conn.execute(
+            "SELECT 1 FROM env_tool_uses WHERE tool_use_id = ?", (tool_use_id,)
+        ).fetchone() is not None
 
     def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
         value = holder.get(key)
@@ -302,6 +314,9 @@ class Ingester:
         key: str | None = self._session_key(tf, path, seg)
         added["session_key"] = key
         project: int | None = None
+        conn.executemany(
+            "INSERT OR IGNORE INTO env_tool_uses(tool_use_id) VALUES (?)", [(t,) for t in seg.env_tool_ids]
+        )
         for item in seg.items:
             if isinstance(item, Skipped):
                 added["skipped"] += 1
@@ -390,8 +405,8 @@ class Ingester:
                 turn.kind,
                 turn.text,
                 turn.thinking,
-                orjson.dumps(turn.tool_calls),
-                orjson.dumps(turn.tool_results),
+                orjson.dumps(turn.tool_calls).decode(),
+                orjson.dumps(turn.tool_results).decode(),
                 turn.timestamp,
                 turn.cwd,
                 turn.git_branch,
@@ -434,8 +449,8 @@ class Ingester:
             (
                 turn.text,
                 turn.thinking,
-                orjson.dumps(turn.tool_calls),
-                orjson.dumps(turn.tool_results),
+                orjson.dumps(turn.tool_calls).decode(),
+                orjson.dumps(turn.tool_results).decode(),
                 turn.kind,
                 turn_id,
             ),

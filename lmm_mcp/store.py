@@ -123,6 +123,8 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL,
         PRIMARY KEY (path, generation, line_no)
     ) WITHOUT ROWID;
+    -- Tool calls that read a .env file: their results are blanked even when they arrive in a later ingest.
+    CREATE TABLE env_tool_uses (tool_use_id TEXT PRIMARY KEY) WITHOUT ROWID;
     INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0');
     """,
 ]
