@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", parents=[common], help="ingest Claude Code transcripts into the store")
-    p.add_argument("paths", nargs="*", type=Path, help="files or folders (default: the Claude projects folder)")
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="files or folders (default: the Claude projects folder)"
+    )
     p.add_argument("--claude-dir", help="Claude projects folder (default: ~/.claude/projects)")
     p.add_argument("--no-embed", action="store_true", help="skip embedding (search falls back to BM25)")
     p.set_defaults(run=cmd_ingest)
@@ -126,8 +128,11 @@ def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
     for query in queries:
         hits = retriever.retrieve(query, k=args.k, project=args.project, since=args.since)
         doc = {"query": query, "hits": [h.as_dict() for h in hits]}
-        lines = [f"{i + 1}. [{h.score:.4f}] {h.timestamp or '?'} {h.project or '?'} {h.session_id}/{h.uuid}\n"
-                 f"   {h.snippet}" for i, h in enumerate(hits)]
+        lines = [
+            f"{i + 1}. [{h.score:.4f}] {h.timestamp or '?'} {h.project or '?'} {h.session_id}/{h.uuid}\n"
+            f"   {h.snippet}"
+            for i, h in enumerate(hits)
+        ]
         _emit(args, doc, "\n".join(lines) or "no hits")
     return 0
 

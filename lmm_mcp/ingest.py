@@ -190,7 +190,9 @@ class Ingester:
         dest = archive.archive_path(self.cfg.archive_dir, Path(path), self.cfg.claude_dir, generation)
         return 0, 0, generation, dest, 0
 
-    def _save_state(self, path, st, old, seg: _Segment, generation, archive_file, archive_size, added) -> None:
+    def _save_state(
+        self, path, st, old, seg: _Segment, generation, archive_file, archive_size, added
+    ) -> None:
         carried = old if old and old["generation"] == generation else None
         self.conn.execute(
             "INSERT OR REPLACE INTO files(path, session_key, dev, ino, size, offset, line_no, head_hash,"
@@ -271,9 +273,11 @@ class Ingester:
                 ):
                     env_tool_ids.add(str(block.get("id")))
             elif block.get("type") == "tool_result":
-                read_path = extra.get("file", {}).get("filePath") if isinstance(extra, dict) and isinstance(
-                    extra.get("file"), dict
-                ) else None
+                read_path = (
+                    extra.get("file", {}).get("filePath")
+                    if isinstance(extra, dict) and isinstance(extra.get("file"), dict)
+                    else None
+                )
                 tool_use_id = block.get("tool_use_id")
                 if (
                     tool_use_id in env_tool_ids
@@ -282,16 +286,24 @@ class Ingester:
                 ):
                     changed |= self._scrub_env(block, "content", secrets)
                     if isinstance(extra, dict):
-                        for holder, key in ((extra.get("file"), "content"), (extra, "stdout"), (extra, "content")):
+                        for holder, key in (
+                            (extra.get("file"), "content"),
+                            (extra, "stdout"),
+                            (extra, "content"),
+                        ):
                             if isinstance(holder, dict):
                                 changed |= self._scrub_env(holder, key, secrets)
         return changed
 
     def _read_env_before(self, tool_use_id: Any) -> bool:
         """Did an earlier ingest see this tool call read a .env file? (The result may come a batch later.)"""
-        return isinstance(tool_use_id, str) and self.conn.execute(
-            "SELECT 1 FROM env_tool_uses WHERE tool_use_id = ?", (tool_use_id,)
-        ).fetchone() is not None
+        return (
+            isinstance(tool_use_id, str)
+            and self.conn.execute(
+                "SELECT 1 FROM env_tool_uses WHERE tool_use_id = ?", (tool_use_id,)
+            ).fetchone()
+            is not None
+        )
 
     def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
         value = holder.get(key)
@@ -308,7 +320,9 @@ class Ingester:
 
     # ----------------------------------------------------------------------------------------- write
 
-    def _apply(self, tf: TranscriptFile, seg: _Segment, path: str, generation: int, sessions: set[str]) -> dict:
+    def _apply(
+        self, tf: TranscriptFile, seg: _Segment, path: str, generation: int, sessions: set[str]
+    ) -> dict:
         added = {"turns": 0, "chunks": 0, "skipped": 0, "session_key": None}
         conn = self.conn
         key: str | None = self._session_key(tf, path, seg)
@@ -438,7 +452,9 @@ class Ingester:
         new_uuids = [
             u
             for u in later.record_uuids
-            if not conn.execute("SELECT 1 FROM record_uuids WHERE session_key = ? AND uuid = ?", (key, u)).fetchone()
+            if not conn.execute(
+                "SELECT 1 FROM record_uuids WHERE session_key = ? AND uuid = ?", (key, u)
+            ).fetchone()
         ]
         if not new_uuids:
             return 0  # already merged (re-ingest of a replaced file)
@@ -469,7 +485,10 @@ class Ingester:
             self.conn.executemany(
                 "INSERT INTO chunks(turn_id, session_id, uuid, project_id, timestamp, ts, kind, text)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                [(turn_id, turn.session_id, turn.uuid, project, turn.timestamp, ts, turn.kind, t) for t in texts],
+                [
+                    (turn_id, turn.session_id, turn.uuid, project, turn.timestamp, ts, turn.kind, t)
+                    for t in texts
+                ],
             )
         return len(texts)
 
@@ -490,9 +509,7 @@ def _turn_from_row(conn: sqlite3.Connection, turn_id: int) -> Turn:
         " cwd, message_id, is_sidechain, agent_id FROM turns WHERE id = ?",
         (turn_id,),
     ).fetchone()
-    session_id = conn.execute(
-        "SELECT s.session_id FROM sessions s WHERE s.key = ?", (row[2],)
-    ).fetchone()[0]
+    session_id = conn.execute("SELECT s.session_id FROM sessions s WHERE s.key = ?", (row[2],)).fetchone()[0]
     return Turn(
         uuid=row[0],
         parent_uuid=row[1],

@@ -28,9 +28,70 @@ SNIPPET_CHARS = 240
 MAX_QUERY_TERMS = 32
 
 _STOPWORDS = frozenset(
-    """a an and are as at be been but by can could did do does doing for from had has have how i if in into
-    is it its me my of on or our should so that the their them then there these they this to was we were
-    what when where which who whom why will with would you your""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "should",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -271,7 +332,18 @@ class Retriever:
             if r is None:
                 continue  # deleted by a concurrent re-chunk since ranking
             hits.append(
-                Hit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], make_snippet(r[6], terms), scores[chunk_id],
-                    lex.get(chunk_id), vec.get(chunk_id))
+                Hit(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    make_snippet(r[6], terms),
+                    scores[chunk_id],
+                    lex.get(chunk_id),
+                    vec.get(chunk_id),
+                )
             )
         return hits

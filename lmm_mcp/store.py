@@ -138,7 +138,9 @@ class StoreError(RuntimeError):
 def connect(path: Path, busy_timeout_ms: int = 60_000) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the store at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     try:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -155,7 +157,9 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     if version == SCHEMA_VERSION:
         return
     if version > SCHEMA_VERSION:
-        raise StoreError(f"{path} has schema version {version}, newer than this lmm-mcp ({SCHEMA_VERSION}): upgrade")
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this lmm-mcp ({SCHEMA_VERSION}): upgrade"
+        )
     conn.execute("BEGIN IMMEDIATE")  # another process may be migrating: re-read under the write lock
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -95,9 +95,26 @@ def conversation(session: str, n: int, *, cwd: str = "/work/app", words: str = "
     out, parent = [], None
     for i in range(n):
         u, a = f"{session}-u{i}", f"{session}-a{i}"
-        out.append(record(u, f"question {i} about topic{i} {words}", parent=parent, session=session, cwd=cwd,
-                          ts=f"2026-10-01T10:{i // 60:02d}:{i % 60:02d}.000Z"))
-        out.append(record(a, f"answer {i} explaining topic{i}", role="assistant", parent=u, session=session,
-                          cwd=cwd, ts=f"2026-10-01T10:{i // 60:02d}:{i % 60:02d}.500Z"))
+        out.append(
+            record(
+                u,
+                f"question {i} about topic{i} {words}",
+                parent=parent,
+                session=session,
+                cwd=cwd,
+                ts=f"2026-10-01T10:{i // 60:02d}:{i % 60:02d}.000Z",
+            )
+        )
+        out.append(
+            record(
+                a,
+                f"answer {i} explaining topic{i}",
+                role="assistant",
+                parent=u,
+                session=session,
+                cwd=cwd,
+                ts=f"2026-10-01T10:{i // 60:02d}:{i % 60:02d}.500Z",
+            )
+        )
         parent = a
     return out

@@ -21,24 +21,41 @@ PAIRS = 150
 def make_history(root: Path) -> None:
     filler = "the deployment pipeline retries flaky integration tests before paging anyone " * 4
     for i in range(FILES):
-        write_jsonl(root / f"-work-p{i % 6}" / f"s{i:04d}.jsonl",
-                    conversation(f"s{i:04d}", PAIRS, cwd=f"/work/p{i % 6}", words=filler))
+        write_jsonl(
+            root / f"-work-p{i % 6}" / f"s{i:04d}.jsonl",
+            conversation(f"s{i:04d}", PAIRS, cwd=f"/work/p{i % 6}", words=filler),
+        )
 
 
 def run_ingest(home: Path, claude: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "lmm_mcp", "ingest", "--home", str(home), "--claude-dir", str(claude),
-         "--no-embed", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "lmm_mcp",
+            "ingest",
+            "--home",
+            str(home),
+            "--claude-dir",
+            str(claude),
+            "--no-embed",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
 def snapshot(home: Path) -> dict:
     conn = sqlite3.connect(home / "store.db")
     try:
-        out = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-               for t in ("sessions", "turns", "chunks", "files", "record_uuids")}
-        out["fts"] = conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'pipeline'").fetchone()[0]
+        out = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("sessions", "turns", "chunks", "files", "record_uuids")
+        }
+        out["fts"] = conn.execute(
+            "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'pipeline'"
+        ).fetchone()[0]
         out["dup_turns"] = conn.execute(
             "SELECT count(*) FROM (SELECT session_key, uuid FROM turns GROUP BY 1, 2 HAVING count(*) > 1)"
         ).fetchone()[0]

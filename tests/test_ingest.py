@@ -15,7 +15,9 @@ from lmm_mcp.store import stats
 
 
 def counts(conn) -> dict[str, int]:
-    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("sessions", "turns", "chunks")}
+    return {
+        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("sessions", "turns", "chunks")
+    }
 
 
 def test_first_ingest_then_unchanged_adds_nothing(cfg, conn):
@@ -74,13 +76,22 @@ def test_streamed_message_split_across_ingests_is_merged(cfg, conn):
     path = cfg.claude_dir / "-work-app" / "s1.jsonl"
     blocks = [
         record("a1", role="assistant", message_id="m1", blocks=[{"type": "thinking", "thinking": "hmm"}]),
-        record("a2", role="assistant", parent="a1", message_id="m1", blocks=[{"type": "text", "text": "Running"}]),
+        record(
+            "a2", role="assistant", parent="a1", message_id="m1", blocks=[{"type": "text", "text": "Running"}]
+        ),
     ]
     write_jsonl(path, [record("u1", "run the migrations"), *blocks])
     ing = Ingester(cfg, conn)
     ing.ingest()
-    tool = record("a3", role="assistant", parent="a2", message_id="m1",
-                  blocks=[{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "alembic upgrade head"}}])
+    tool = record(
+        "a3",
+        role="assistant",
+        parent="a2",
+        message_id="m1",
+        blocks=[
+            {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "alembic upgrade head"}}
+        ],
+    )
     write_jsonl(path, [tool], mode="ab")
     ing.ingest()
     rows = conn.execute("SELECT id, text, tool_calls FROM turns WHERE message_id = 'm1'").fetchall()
@@ -97,12 +108,16 @@ def test_own_fixtures_subagents_link_to_parent_session(cfg, conn):
     assert report.errors == [] and report.lines_skipped == 0
     rows = dict(conn.execute("SELECT key, session_id FROM sessions").fetchall())
     assert rows["7f3c1e2a-0000-4000-8000-00000000c0de/agent-b0c4d"] == "7f3c1e2a-0000-4000-8000-00000000c0de"
-    assert rows["11111111-2222-4333-8444-555555555555/agent-9e8f7a6b"] == "11111111-2222-4333-8444-555555555555"
+    assert (
+        rows["11111111-2222-4333-8444-555555555555/agent-9e8f7a6b"] == "11111111-2222-4333-8444-555555555555"
+    )
     sub = conn.execute(
         "SELECT agent_type, description, parent_tool_use_id FROM sessions WHERE agent_id = 'b0c4d'"
     ).fetchone()
     assert sub == ("general-purpose", "Check other coupon lookups", "toolu_3")
-    title = conn.execute("SELECT title FROM sessions WHERE key = '7f3c1e2a-0000-4000-8000-00000000c0de'").fetchone()
+    title = conn.execute(
+        "SELECT title FROM sessions WHERE key = '7f3c1e2a-0000-4000-8000-00000000c0de'"
+    ).fetchone()
     assert title == ("Fix coupon KeyError in checkout",)
     # the progress record p-1 maps to the turn it hangs off, so a-4's parent resolves
     parent_turn = conn.execute(
@@ -142,15 +157,34 @@ def test_archive_holds_every_line_redacted_and_survives_deletion(cfg, conn):
 def test_malformed_file_kinds_keep_good_lines(cfg, conn):
     folder = cfg.claude_dir / "-work-app"
     write_jsonl(folder / "empty.jsonl", [])
-    write_jsonl(folder / "garbage.jsonl", [b"\x00\x01\x02\xff\xfe garbage\n", b"\x89PNG\r\x1a\n",
-                                          orjson.dumps(record("g-ok", "survivor one", session="garbage")) + b"\n"])
-    write_jsonl(folder / "latin1.jsonl", ['{"type":"user","uuid":"l1","message":{"content":"caf\xe9"}}\n'.encode("latin-1"),
-                                         orjson.dumps(record("l-ok", "survivor two", session="latin1")) + b"\n"])
-    write_jsonl(folder / "types.jsonl", [orjson.dumps(dict(record("t1", "x", session="types"), parentUuid=7)) + b"\n",
-                                         orjson.dumps({"type": "mystery", "data": 1}) + b"\n",
-                                         orjson.dumps(record("t-ok", "survivor three", session="types")) + b"\n"])
-    huge = record("h-big", blocks=[{"type": "tool_result", "tool_use_id": "t", "content": "y" * 20_000_000}],
-                  session="huge")
+    write_jsonl(
+        folder / "garbage.jsonl",
+        [
+            b"\x00\x01\x02\xff\xfe garbage\n",
+            b"\x89PNG\r\x1a\n",
+            orjson.dumps(record("g-ok", "survivor one", session="garbage")) + b"\n",
+        ],
+    )
+    write_jsonl(
+        folder / "latin1.jsonl",
+        [
+            '{"type":"user","uuid":"l1","message":{"content":"caf\xe9"}}\n'.encode("latin-1"),
+            orjson.dumps(record("l-ok", "survivor two", session="latin1")) + b"\n",
+        ],
+    )
+    write_jsonl(
+        folder / "types.jsonl",
+        [
+            orjson.dumps(dict(record("t1", "x", session="types"), parentUuid=7)) + b"\n",
+            orjson.dumps({"type": "mystery", "data": 1}) + b"\n",
+            orjson.dumps(record("t-ok", "survivor three", session="types")) + b"\n",
+        ],
+    )
+    huge = record(
+        "h-big",
+        blocks=[{"type": "tool_result", "tool_use_id": "t", "content": "y" * 20_000_000}],
+        session="huge",
+    )
     write_jsonl(folder / "huge.jsonl", [huge, record("h-ok", "survivor four", session="huge")])
     report = Ingester(cfg, conn).ingest()
     assert report.errors == []
@@ -161,7 +195,9 @@ def test_malformed_file_kinds_keep_good_lines(cfg, conn):
 
 
 def test_file_appended_while_it_is_being_ingested(cfg, conn):
-    path = write_jsonl(cfg.claude_dir / "-work-app" / "live.jsonl", conversation("live", 200, words="x" * 300))
+    path = write_jsonl(
+        cfg.claude_dir / "-work-app" / "live.jsonl", conversation("live", 200, words="x" * 300)
+    )
     stop = threading.Event()
     written = [400]
 

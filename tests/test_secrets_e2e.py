@@ -31,8 +31,11 @@ def plant(kind: str, value: str, template: str = "{}") -> None:
 
 plant("openai", "sk-" + "proj-" + rand(48), "export OPENAI_API_KEY={}")
 plant("openai", "sk-" + rand(48), "client = OpenAI(api_key='{}')")
-plant("anthropic", "sk-" + "ant-api03-" + rand(80, string.ascii_letters + string.digits + "-_") + "AA",
-      "ANTHROPIC_API_KEY={}")
+plant(
+    "anthropic",
+    "sk-" + "ant-api03-" + rand(80, string.ascii_letters + string.digits + "-_") + "AA",
+    "ANTHROPIC_API_KEY={}",
+)
 plant("aws-id", "AKIA" + rand(16, UPPER), "aws_access_key_id = {}")
 plant("aws-id", "ASIA" + rand(16, UPPER), "the key {} was rotated")
 plant("aws-secret", rand(40, B64), "aws_secret_access_key = {}")
@@ -40,19 +43,35 @@ plant("aws-secret", rand(40, B64), 'AWS_SECRET_ACCESS_KEY="{}"')
 plant("github", "ghp_" + rand(36), "git remote set-url origin https://{}@github.com/acme/app.git")
 plant("github", "github_pat_" + rand(22) + "_" + rand(59), "GH_TOKEN: {}")
 plant("github", "gho_" + rand(36), "oauth {} expired")
-plant("gitlab", "glpat-" + rand(20), "curl --header 'PRIVATE-TOKEN: {}' https://gitlab.example.com/api/v4/projects")
-plant("slack", "xoxb-" + rand(11, string.digits) + "-" + rand(12, string.digits) + "-" + rand(24),
-      "SLACK_BOT={}")
-plant("slack-webhook", "https://hooks.slack.com/services/T" + rand(8, UPPER) + "/B" + rand(8, UPPER) + "/"
-      + rand(24), "post to {}")
+plant(
+    "gitlab",
+    "glpat-" + rand(20),
+    "curl --header 'PRIVATE-TOKEN: {}' https://gitlab.example.com/api/v4/projects",
+)
+plant(
+    "slack",
+    "xoxb-" + rand(11, string.digits) + "-" + rand(12, string.digits) + "-" + rand(24),
+    "SLACK_BOT={}",
+)
+plant(
+    "slack-webhook",
+    "https://hooks.slack.com/services/T" + rand(8, UPPER) + "/B" + rand(8, UPPER) + "/" + rand(24),
+    "post to {}",
+)
 plant("stripe", "sk_" + "live_" + rand(24), "stripe.api_key = '{}'")
 plant("stripe", "rk_" + "live_" + rand(24), "restricted {}")
 plant("google", "AIza" + rand(35, string.ascii_letters + string.digits + "-_"), "maps key {}")
 plant("google-oauth", "GOCSPX-" + rand(28), "client_secret: {}")
-plant("jwt", "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0." + rand(43, string.ascii_letters + "-_"),
-      "cookie session={}")
-plant("private-key", rand(64, B64), "-----BEGIN RSA PRIVATE KEY-----\nMIIEow{}\n" + rand(64, B64)
-      + "\n-----END RSA PRIVATE KEY-----")
+plant(
+    "jwt",
+    "eyJhbGciOiJIUzI1NiJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0." + rand(43, string.ascii_letters + "-_"),
+    "cookie session={}",
+)
+plant(
+    "private-key",
+    rand(64, B64),
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow{}\n" + rand(64, B64) + "\n-----END RSA PRIVATE KEY-----",
+)
 plant("bearer", rand(40), "curl -H 'Authorization: Bearer {}' https://api.example.com")
 plant("conn-string", rand(16), "DATABASE_URL=postgres://app:{}@db.internal:5432/app")
 plant("conn-string", rand(14), "mongodb+srv://admin:{}@cluster0.example.net/test")
@@ -74,26 +93,78 @@ def transcript(path: Path) -> None:
         if where == 0:
             records.append(record(u, f"please use this: {text}", parent=parent))
         elif where == 1:
-            records.append(record(u, role="assistant", parent=parent, blocks=[
-                {"type": "tool_use", "id": f"t{i}", "name": "Bash", "input": {"command": text}}]))
+            records.append(
+                record(
+                    u,
+                    role="assistant",
+                    parent=parent,
+                    blocks=[{"type": "tool_use", "id": f"t{i}", "name": "Bash", "input": {"command": text}}],
+                )
+            )
         elif where == 2:
-            records.append(record(u, parent=parent, toolUseResult={"stdout": text, "stderr": "", "interrupted": False},
-                                  blocks=[{"type": "tool_result", "tool_use_id": f"t{i}", "content": text}]))
+            records.append(
+                record(
+                    u,
+                    parent=parent,
+                    toolUseResult={"stdout": text, "stderr": "", "interrupted": False},
+                    blocks=[{"type": "tool_result", "tool_use_id": f"t{i}", "content": text}],
+                )
+            )
         else:
-            records.append(record(u, role="assistant", parent=parent, blocks=[
-                {"type": "thinking", "thinking": f"I saw {text}"}, {"type": "text", "text": f"Noted: {text}"}]))
+            records.append(
+                record(
+                    u,
+                    role="assistant",
+                    parent=parent,
+                    blocks=[
+                        {"type": "thinking", "thinking": f"I saw {text}"},
+                        {"type": "text", "text": f"Noted: {text}"},
+                    ],
+                )
+            )
         parent = u
     numbered = "\n".join(f"{n + 1:>6}→{line}" for n, line in enumerate(ENV_FILE.splitlines()))
-    records.append(record("r-env", role="assistant", parent=parent, blocks=[
-        {"type": "tool_use", "id": "t-env", "name": "Read", "input": {"file_path": "/work/app/.env"}}]))
-    records.append(record("r-env-result", parent="r-env",
-                          toolUseResult={"type": "text", "file": {"filePath": "/work/app/.env", "content": ENV_FILE}},
-                          blocks=[{"type": "tool_result", "tool_use_id": "t-env", "content": numbered}]))
-    records.append(record("b-env", role="assistant", parent="r-env-result", blocks=[
-        {"type": "tool_use", "id": "t-cat", "name": "Bash", "input": {"command": "cat .env.production"}}]))
-    records.append(record("b-env-result", parent="b-env",
-                          toolUseResult={"stdout": ENV_FILE, "stderr": "", "interrupted": False},
-                          blocks=[{"type": "tool_result", "tool_use_id": "t-cat", "content": ENV_FILE}]))
+    records.append(
+        record(
+            "r-env",
+            role="assistant",
+            parent=parent,
+            blocks=[
+                {"type": "tool_use", "id": "t-env", "name": "Read", "input": {"file_path": "/work/app/.env"}}
+            ],
+        )
+    )
+    records.append(
+        record(
+            "r-env-result",
+            parent="r-env",
+            toolUseResult={"type": "text", "file": {"filePath": "/work/app/.env", "content": ENV_FILE}},
+            blocks=[{"type": "tool_result", "tool_use_id": "t-env", "content": numbered}],
+        )
+    )
+    records.append(
+        record(
+            "b-env",
+            role="assistant",
+            parent="r-env-result",
+            blocks=[
+                {
+                    "type": "tool_use",
+                    "id": "t-cat",
+                    "name": "Bash",
+                    "input": {"command": "cat .env.production"},
+                }
+            ],
+        )
+    )
+    records.append(
+        record(
+            "b-env-result",
+            parent="b-env",
+            toolUseResult={"stdout": ENV_FILE, "stderr": "", "interrupted": False},
+            blocks=[{"type": "tool_result", "tool_use_id": "t-cat", "content": ENV_FILE}],
+        )
+    )
     write_jsonl(path, records)
 
 
@@ -122,13 +193,22 @@ def test_planted_secrets_never_reach_store_or_archive(cfg, conn):
 
 def test_env_read_whose_result_arrives_in_a_later_ingest(cfg, conn):
     path = cfg.claude_dir / "-work-app" / "s.jsonl"
-    call = record("c1", role="assistant", blocks=[
-        {"type": "tool_use", "id": "t-late", "name": "Bash", "input": {"command": "cat config/.env"}}])
+    call = record(
+        "c1",
+        role="assistant",
+        blocks=[
+            {"type": "tool_use", "id": "t-late", "name": "Bash", "input": {"command": "cat config/.env"}}
+        ],
+    )
     write_jsonl(path, [call])
     ing = Ingester(cfg, conn)
     ing.ingest()
-    result = record("c2", parent="c1", toolUseResult={"stdout": ENV_FILE, "stderr": "", "interrupted": False},
-                    blocks=[{"type": "tool_result", "tool_use_id": "t-late", "content": ENV_FILE}])
+    result = record(
+        "c2",
+        parent="c1",
+        toolUseResult={"stdout": ENV_FILE, "stderr": "", "interrupted": False},
+        blocks=[{"type": "tool_result", "tool_use_id": "t-late", "content": ENV_FILE}],
+    )
     write_jsonl(path, [result], mode="ab")
     ing.ingest()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -133,7 +133,9 @@ def test_own_fixture_turn_fields():
     assert streamed.record_uuids == ["a-1", "a-2", "a-3"]
     assert streamed.thinking.startswith("The KeyError")
     assert streamed.text == "Let me run the failing test first."
-    assert streamed.tool_calls[0].name == "Bash" and streamed.tool_calls[0].input["command"].startswith("pytest")
+    assert streamed.tool_calls[0].name == "Bash" and streamed.tool_calls[0].input["command"].startswith(
+        "pytest"
+    )
     result = turns[2].tool_results[0]
     assert result.is_error and "KeyError" in result.content and "system-reminder" not in result.content
     edit_result = next(t for t in turns if t.uuid == "u-3").tool_results[0]

@@ -200,7 +200,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def read_lines(
-    fh: BinaryIO, start: int = 0, *, line_no: int = 0, limit: int | None = None, max_line: int = MAX_LINE_BYTES
+    fh: BinaryIO,
+    start: int = 0,
+    *,
+    line_no: int = 0,
+    limit: int | None = None,
+    max_line: int = MAX_LINE_BYTES,
 ) -> Iterator[Line]:
     """Complete lines from byte `start`; a last line without its newline is still being written: not yielded.
 
@@ -450,9 +455,10 @@ def _file_paths(extra: Any) -> list[str]:
     if not isinstance(extra, dict):
         return []
     paths = []
-    for value in (extra.get("filePath"), (extra.get("file") or {}).get("filePath") if isinstance(
-        extra.get("file"), dict
-    ) else None):
+    for value in (
+        extra.get("filePath"),
+        (extra.get("file") or {}).get("filePath") if isinstance(extra.get("file"), dict) else None,
+    ):
         if isinstance(value, str):
             paths.append(value)
     names = extra.get("filenames")
@@ -463,10 +469,10 @@ def _file_paths(extra: Any) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- text
 
-_DROP_TAGS = re.compile(
-    r"<(system-reminder|task-notification|command-message)>.*?</\1>\s*", re.DOTALL
+_DROP_TAGS = re.compile(r"<(system-reminder|task-notification|command-message)>.*?</\1>\s*", re.DOTALL)
+_KEEP_TAGS = re.compile(
+    r"</?(command-name|command-args|command-contents|local-command-stdout|local-command-stderr)>"
 )
-_KEEP_TAGS = re.compile(r"</?(command-name|command-args|command-contents|local-command-stdout|local-command-stderr)>")
 _DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{64,}")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{400,}={0,2}")
 _BLANKS = re.compile(r"\n{3,}")

@@ -1,0 +1,154 @@
+"""Hybrid retrieval over a real store: FTS5 safety, filters, fusion, and the real embedding model."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record, write_jsonl
+
+from lmm_mcp.embed import Embedder, embed_pending
+from lmm_mcp.ingest import Ingester
+from lmm_mcp.retrieval import RetrievalError, Retriever, fts_query, parse_since, query_terms
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+def seed(cfg, conn) -> None:
+    app = [
+        record(
+            "a1",
+            "We chose SQLAlchemy 2 with async sessions for the billing service.",
+            cwd="/src/billing",
+            session="b1",
+            ts="2026-01-05T10:00:00.000Z",
+        ),
+        record(
+            "a2",
+            "The websocket reconnect test was flaky; we added exponential backoff in ws_client.py.",
+            cwd="/src/billing",
+            session="b1",
+            ts="2026-03-10T10:00:00.000Z",
+            parent="a1",
+        ),
+        record(
+            "a3",
+            "Remember: never commit directly to main, always open a pull request.",
+            cwd="/src/billing",
+            session="b1",
+            ts="2026-06-01T10:00:00.000Z",
+            parent="a2",
+        ),
+    ]
+    web = [
+        record(
+            "w1",
+            "The React dashboard uses Vite and vitest; run npm test before pushing.",
+            cwd="/src/web",
+            session="w1",
+            ts="2026-02-01T10:00:00.000Z",
+        ),
+        record(
+            "w2",
+            "Café menu rendering broke on naïve unicode normalisation in the Markdown parser.",
+            cwd="/src/web",
+            session="w1",
+            ts="2026-06-02T10:00:00.000Z",
+            parent="w1",
+        ),
+    ]
+    write_jsonl(cfg.claude_dir / "-src-billing" / "b1.jsonl", app)
+    write_jsonl(cfg.claude_dir / "-src-web" / "w1.jsonl", web)
+    Ingester(cfg, conn).ingest()
+
+
+@pytest.mark.parametrize(
+    "nasty",
+    [
+        '"',
+        'say "hi',
+        "a AND OR NOT b",
+        "NEAR(a b)",
+        "col:value",
+        "-x *y ^z",
+        "(((",
+        "'; DROP TABLE chunks; --",
+        "emoji 🚀 and 中文",
+        "",
+        "   ",
+        "AND",
+        "\x00\x01",
+    ],
+)
+def test_any_text_is_a_safe_fts_query(cfg, conn, nasty):
+    seed(cfg, conn)
+    hits = Retriever(conn, None).retrieve(nasty, k=5)  # must not raise
+    assert isinstance(hits, list)
+    q = fts_query(nasty)
+    assert q is None or all(part.startswith('"') and part.endswith('"') for part in q.split(" OR "))
+
+
+def test_query_terms_drop_stopwords_but_never_everything():
+    assert query_terms("How did we fix the flaky test?") == ["fix", "flaky", "test"]
+    assert query_terms("what is it") == ["what", "is", "it"]
+    assert query_terms("naïve Café") == ["naïve", "café"]
+
+
+def test_bm25_finds_exact_identifiers_and_filters_by_project(cfg, conn):
+    seed(cfg, conn)
+    r = Retriever(conn, None)
+    hits = r.retrieve("ws_client.py backoff", k=3)
+    assert hits[0].uuid == "a2" and hits[0].project == "/src/billing" and hits[0].session_id == "b1"
+    assert "backoff" in hits[0].snippet and hits[0].text.startswith("The websocket")
+    assert all(h.project == "/src/web" for h in r.retrieve("test", k=5, project="/src/web"))
+    assert [h.uuid for h in r.retrieve("test", k=5, project="web")] == ["w1"]  # folder name works too
+    assert r.retrieve("test", k=5, project="/no/such/project") == []
+    assert [h.uuid for h in r.retrieve("cafe naive", k=2)][:1] == ["w2"]  # diacritics folded
+
+
+def test_time_filter(cfg, conn):
+    seed(cfg, conn)
+    r = Retriever(conn, None)
+    uuids = {
+        h.uuid
+        for h in r.retrieve("main pull request dashboard websocket SQLAlchemy menu", k=10, since="2026-05-01")
+    }
+    assert uuids == {"a3", "w2"}
+    with pytest.raises(RetrievalError):
+        r.retrieve("x", since="last tuesday")
+    assert parse_since("7d") < parse_since("1h")
+    with pytest.raises(RetrievalError):
+        r.retrieve("x", k=0)
+
+
+def test_hybrid_finds_paraphrase_that_bm25_misses(cfg, conn, embedder):
+    seed(cfg, conn)
+    assert embed_pending(conn, embedder) == 5
+    assert embed_pending(conn, embedder) == 0  # only new chunks are embedded
+    query = "what database library did we pick for payments"
+    bm25 = [h.uuid for h in Retriever(conn, None).retrieve(query, k=5)]
+    assert "a1" not in bm25  # no shared word: lexical search cannot see it
+    hybrid = Retriever(conn, embedder).retrieve(query, k=5)
+    assert hybrid[0].uuid == "a1" and hybrid[0].vector_rank == 1
+    assert hybrid[0].score > hybrid[-1].score
+
+
+def test_vector_index_tops_up_and_reloads_after_deletes(cfg, conn, embedder):
+    seed(cfg, conn)
+    embed_pending(conn, embedder)
+    r = Retriever(conn, embedder, fusion="vector")
+    assert len(r.retrieve("anything", k=10)) == 5
+    write_jsonl(
+        cfg.claude_dir / "-src-web" / "w2.jsonl",
+        [
+            record(
+                "n1", "Kubernetes ingress timeouts were raised to 120 seconds.", cwd="/src/web", session="w2"
+            )
+        ],
+    )
+    Ingester(cfg, conn).ingest()
+    embed_pending(conn, embedder)
+    assert r.retrieve("k8s ingress timeout", k=1)[0].uuid == "n1"
+    conn.execute("DELETE FROM chunks WHERE uuid = 'n1'")
+    assert len(r.retrieve("k8s ingress timeout", k=10)) == 5 and len(r.index.ids) == 5
