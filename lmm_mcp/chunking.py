@@ -70,3 +70,10 @@ def split_text(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS)
 
 def chunk_turn(turn: Turn) -> list[str]:
     return split_text(turn_text(turn))
+
+
+def chunk_kind(turn: Turn) -> str:
+    """The turn's kind, with failed tool results told apart: errors are memory, plain output mostly is not."""
+    if turn.kind == "tool_result" and any(r.is_error for r in turn.tool_results):
+        return "tool_error"
+    return turn.kind

@@ -24,7 +24,7 @@ class Config:
     claude_dir: Path = field(default_factory=lambda: Path.home() / ".claude" / "projects")
     embed_model: str = DEFAULT_EMBED_MODEL  # hub id or local folder of a sentence-embedding model
     embed_batch: int = 32  # chunks per forward pass when embedding
-    embed_max_tokens: int = 256  # all-MiniLM-L6-v2 was trained at 256 word pieces
+    embed_max_tokens: int = 128  # all-MiniLM-L6-v2 was trained on 128 word pieces; 256 costs 1.5x for little
     busy_timeout_ms: int = 60_000  # several server processes share one store
 
     @property

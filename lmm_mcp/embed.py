@@ -18,12 +18,15 @@ import numpy as np
 from lmm_mcp.config import DEFAULT_EMBED_MODEL
 
 EMBED_PAGE = 512  # chunks read from the store per embedding round
+# Plain tool output (file reads, command stdout) is most of the text and little of the memory: it stays
+# searchable by BM25 but is not embedded, which makes embedding 2-3x cheaper (docs/benchmarks.md).
+UNEMBEDDED_KINDS = ("tool_result",)
 
 
 class Embedder:
     """Batched, lazily loaded sentence encoder."""
 
-    def __init__(self, model: str = DEFAULT_EMBED_MODEL, *, max_tokens: int = 256, batch_size: int = 32):
+    def __init__(self, model: str = DEFAULT_EMBED_MODEL, *, max_tokens: int = 128, batch_size: int = 32):
         self.model_name = model
         self.max_tokens = max_tokens
         self.batch_size = batch_size
@@ -96,8 +99,9 @@ def embed_pending(
     while True:
         rows = conn.execute(
             "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
-            "WHERE v.chunk_id IS NULL AND c.id > ? ORDER BY c.id LIMIT ?",
-            (embedder.model_name, last_id, EMBED_PAGE),
+            f"WHERE v.chunk_id IS NULL AND c.id > ? AND c.kind NOT IN ({','.join('?' * len(UNEMBEDDED_KINDS))})"
+            " ORDER BY c.id LIMIT ?",
+            (embedder.model_name, last_id, *UNEMBEDDED_KINDS, EMBED_PAGE),
         ).fetchall()
         if not rows:
             return done

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from lmm_mcp import archive
-from lmm_mcp.chunking import chunk_turn
+from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.store import project_id, write_transaction
 from trainer.redact import Redactor, is_env_file
@@ -481,12 +481,12 @@ class Ingester:
     def _write_chunks(self, turn_id: int, turn: Turn, project: int | None) -> int:
         texts = chunk_turn(turn)
         if texts:
-            ts = _epoch(turn.timestamp)
+            ts, kind = _epoch(turn.timestamp), chunk_kind(turn)
             self.conn.executemany(
                 "INSERT INTO chunks(turn_id, session_id, uuid, project_id, timestamp, ts, kind, text)"
                 " VALUES (?,?,?,?,?,?,?,?)",
                 [
-                    (turn_id, turn.session_id, turn.uuid, project, turn.timestamp, ts, turn.kind, t)
+                    (turn_id, turn.session_id, turn.uuid, project, turn.timestamp, ts, kind, t)
                     for t in texts
                 ],
             )

@@ -46,7 +46,7 @@ def load(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     root = tmp_path_factory.mktemp("projects")
-    return root, synth.write_transcripts(root, 3.0, seed=0)
+    return root, synth.write_transcripts(root, 5.0, seed=0)
 
 
 @pytest.fixture(scope="module")
