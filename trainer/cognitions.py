@@ -1,0 +1,327 @@
+"""Cognition extraction: typed memories out of parsed sessions, locally, by rules and parsers (no model, no API).
+
+    sessions = iter_sessions(Path("~/.claude/projects").expanduser())   # main-thread turns per transcript
+    memories = extract(sessions)                                           # per session, then merge_memories
+
+Six categories (`CATEGORIES`), from two sources:
+- what was said (`trainer.conversation_facts`): the user's preferences ("always…", "never…", "don't…",
+  "prefer…", "we use X not Y"), decisions ("let's go with X for the Y", "switch from X to Y", the assistant's
+  "I'll use X instead of Y" once the user agreed) and corrections (the user overruling the assistant right after
+  it acted: "no, …", "I said …", "that didn't work");
+- what the tools show (`trainer.tool_facts`, parsing in `trainer.code_facts`): error → fix episodes, project facts
+  (package files read or written, commands that passed, the layout) and code knowledge (files written or edited
+  and the functions and classes they define).
+
+Only what the user typed feeds preferences and corrections: sub-agent prompts (written by the assistant), meta
+records, compaction summaries and `<system-reminder>` text never do.
+
+Merging (`merge_memories`) folds memories with one key (category + project + normalized subject) and
+near-duplicate wordings; the newest wording wins and salience rises with each extra session. A later decision on
+the same subject supersedes the earlier one: both are kept, the older marked `superseded_by` the newer key with
+its salience halved, so recall can answer "what do we use now" and still "what did we use before, and when did
+it change" — dropping it would lose that history and the evidence for the change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from trainer.conversation_facts import Fact, content_words, keywords_of, prompt_facts, reply_facts
+from trainer.redact import Redactor
+from trainer.sessions import Link, Turn, discover, main_thread, parse_file
+from trainer.tool_facts import code_text, describe_action, layout_text, project_name, slug, tool_facts
+
+CATEGORIES = ("preference", "decision", "project_fact", "error_fix", "code_knowledge", "correction")
+# Per-session caps keep a 3 MB session to tens of memories; the most salient are kept.
+CAPS = {
+    "preference": 15,
+    "decision": 10,
+    "correction": 10,
+    "error_fix": 10,
+    "project_fact": 15,
+    "code_knowledge": 25,
+}
+NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
+
+
+@dataclass
+class Source:
+    session_id: str
+    uuid: str  # the record the memory was read from
+    timestamp: str | None
+    project: str | None  # the session's cwd
+
+
+@dataclass
+class Memory:
+    category: str  # one of CATEGORIES
+    text: str  # one or two self-contained sentences that name files, functions, commands
+    keywords: list[str]  # identifiers and salient words, most specific first
+    salience: float  # 0..1: explicitness, repetition across sessions, recency
+    sources: list[Source]
+    project: str | None  # cwd; None for a cross-project preference
+    key: str  # category:project:subject; one key is one memory
+    superseded_by: str | None = None  # key of the newer decision that replaced this one
+    attrs: dict[str, str] = field(
+        default_factory=dict
+    )  # structured parts: decision choice/topic, file path...
+
+    @property
+    def time(self) -> str:
+        """When it was last seen (ISO timestamps compare as strings)."""
+        return max((s.timestamp or "" for s in self.sources), default="")
+
+
+# ---------------------------------------------------------------------------------------------- sessions
+
+
+def session_turns(path: Path) -> list[list[Turn]]:
+    """A transcript's sessions: its main thread (rewound branches dropped), then its inline sub-agent turns.
+
+    Progress and attachment records sit in the parentUuid chain but come out of the parser as `Link`s, not
+    turns; re-parenting across them first keeps `main_thread` from stopping at the first one. Claude Code 1.0
+    kept sub-agent records inline (`isSidechain`); the main thread leaves them out, so they come second.
+    """
+    turns: list[Turn] = []
+    links: dict[str, str | None] = {}
+    for item in parse_file(path):
+        if isinstance(item, Turn):
+            turns.append(item)
+        elif isinstance(item, Link):
+            links[item.uuid] = item.parent_uuid
+    for t in turns:
+        for _ in range(1000):  # bounded: a cycle of links must not hang the walk
+            if t.parent_uuid not in links:
+                break
+            t.parent_uuid = links[t.parent_uuid]
+    main = main_thread(turns)
+    side = [t for t in turns if t.is_sidechain] if main and not main[-1].is_sidechain else []
+    return [s for s in (main, side) if s]
+
+
+def iter_sessions(root: Path) -> Iterator[list[Turn]]:
+    """Every transcript under a Claude projects folder; a sub-agent's transcript is a session of its own."""
+    for tf in discover(root):
+        yield from session_turns(tf.path)
+
+
+# ---------------------------------------------------------------------------------------------- extraction
+
+
+def extract(sessions: Iterable[list[Turn]]) -> list[Memory]:
+    """All sessions' memories, merged, with salience scaled by recency (the newest history keeps 100%)."""
+    memories = merge_memories([m for turns in sessions for m in extract_session(turns)])
+    newest = max((_epoch(m.time) for m in memories), default=0.0)
+    for m in memories:  # recent knowledge is likelier to be current; old knowledge fades to 80%, never away
+        age_days = max(0.0, newest - _epoch(m.time)) / 86400
+        m.salience = round(m.salience * (0.8 + 0.2 * math.exp(-age_days / 60)), 3)
+    return sorted(memories, key=lambda m: (-m.salience, m.key))
+
+
+def extract_session(turns: list[Turn]) -> list[Memory]:
+    """One session's memories, merged within it and capped per category."""
+    if _forks(turns):
+        turns = main_thread(turns)
+    cwd = next((t.cwd for t in turns if t.cwd), None)
+    name = project_name(cwd)
+    found: list[tuple[Fact, Turn]] = []
+    after_assistant = False  # a correction answers something the assistant just did or said
+    actions: list[str] = []  # what the assistant did since the last prompt
+    last_reply = last_prompt = ""
+    for turn in turns:
+        if turn.role == "assistant" and turn.kind == "reply":
+            actions += filter(None, (describe_action(c, cwd) for c in turn.tool_calls))
+            if turn.text and not turn.is_sidechain:
+                last_reply = turn.text
+                found += ((f, turn) for f in reply_facts(turn.text, name=name, prev_prompt=last_prompt))
+            after_assistant = True
+        elif turn.role == "user" and turn.kind == "prompt" and not turn.is_sidechain:
+            # Sub-agent prompts are the assistant's words, not the user's: never preferences.
+            facts = prompt_facts(
+                turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
+            )
+            found += ((f, turn) for f in facts)
+            actions, last_prompt, after_assistant = [], turn.text, False
+    found += ((f, f.turns[0]) for f in tool_facts(turns, cwd) if f.turns)
+    redactor = Redactor()
+    memories = [_memory(f, turn, cwd, redactor) for f, turn in found]
+    return _cap(merge_memories(memories))
+
+
+def _memory(fact: Fact, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
+    project = None if fact.general else cwd
+    sources = [Source(t.session_id, t.uuid, t.timestamp, t.cwd or cwd) for t in fact.turns or [turn]]
+    # Turns from the store are redacted already; raw transcripts are not, and a command line can carry a token.
+    text = redactor.redact_text(fact.text)[0]
+    return Memory(
+        fact.category,
+        text,
+        keywords_of(text, fact.keywords),
+        round(min(1.0, fact.salience), 3),
+        sources,
+        project,
+        f"{fact.category}:{slug(project or 'global')}:{fact.subject}",
+        attrs={k: redactor.redact_text(v)[0] for k, v in fact.attrs.items()},
+    )
+
+
+def _forks(turns: list[Turn]) -> bool:
+    """True when a rewind left two branches; a straight list is used as given (hand-built turns included)."""
+    seen: set[str] = set()
+    for t in turns:
+        if t.parent_uuid and not t.is_sidechain:
+            if t.parent_uuid in seen:
+                return True
+            seen.add(t.parent_uuid)
+    return False
+
+
+def _cap(memories: list[Memory]) -> list[Memory]:
+    by_category: dict[str, list[Memory]] = {}
+    for m in sorted(memories, key=lambda m: -m.salience):
+        by_category.setdefault(m.category, []).append(m)
+    return [m for cat, ms in by_category.items() for m in ms[: CAPS.get(cat, 10)]]
+
+
+# ---------------------------------------------------------------------------------------------- merging
+
+
+def merge_memories(memories: list[Memory]) -> list[Memory]:
+    """Fold duplicates (one key, or near-identical wording in one category and project), then supersede.
+
+    Folding unions the sources, keeps the newest text (a file's definitions and a project's folders are
+    unioned instead: older ones still exist), and raises salience by 0.1 per extra session (at most +0.3).
+    A decision is superseded by a newer one on the same topic, or by one that names its choice as replaced
+    ("switch from X to Y"); it is kept, marked and halved in salience. Merging a merged list changes nothing.
+    """
+    by_key: dict[str, Memory] = {}
+    for m in sorted(memories, key=lambda m: m.time):
+        if m.key in by_key:
+            _fold(by_key[m.key], m)
+        else:
+            by_key[m.key] = m
+    merged = _fold_near(list(by_key.values()))
+    _supersede([m for m in merged if m.category == "decision"])
+    return merged
+
+
+def _bonus(m: Memory) -> float:
+    return min(0.3, 0.1 * (len({s.session_id for s in m.sources}) - 1))
+
+
+def _base(m: Memory) -> float:
+    """Salience before repetition and supersession, so that folding twice counts nothing twice."""
+    return min(1.0, m.salience * (2 if m.superseded_by else 1)) - _bonus(m)
+
+
+def _fold(into: Memory, other: Memory) -> None:
+    """Fold `other` into `into` (one subject); the newer one's text and attributes win."""
+    base = max(_base(into), _base(other))
+    newer, older = (other, into) if other.time >= into.time else (into, other)
+    seen = {(s.session_id, s.uuid) for s in into.sources}
+    into.sources = sorted(
+        into.sources + [s for s in other.sources if (s.session_id, s.uuid) not in seen],
+        key=lambda s: s.timestamp or "",
+    )
+    into.attrs = {**older.attrs, **newer.attrs}
+    into.text = newer.text
+    name = project_name(into.project)
+    if into.category == "code_knowledge":
+        defs = _union(newer.attrs.get("defs", ""), older.attrs.get("defs", ""))
+        verb = (
+            "was written"
+            if "written" in older.attrs.get("verb", "") + newer.attrs.get("verb", "")
+            else "was edited"
+        )
+        into.attrs.update(defs="\n".join(defs), verb=verb)
+        into.text = code_text(
+            name, into.attrs.get("path", ""), verb, defs, "" if defs else into.attrs.get("change", "")
+        )
+    elif into.attrs.get("kind") == "layout":
+        dirs = sorted(_union(newer.attrs.get("dirs", ""), older.attrs.get("dirs", "")))
+        into.attrs["dirs"] = "\n".join(dirs)
+        into.text = layout_text(name, dirs)
+    into.keywords = keywords_of(into.text, newer.keywords + older.keywords)
+    into.salience = round(min(1.0, base + _bonus(into)), 3)
+    into.superseded_by = None  # supersession is decided afresh over the merged list
+
+
+def _union(*lists: str) -> list[str]:
+    return [x for x in dict.fromkeys(line for lines in lists for line in lines.splitlines()) if x]
+
+
+def _fold_near(memories: list[Memory]) -> list[Memory]:
+    """Near-duplicate wordings of a preference or correction; one decision stated with and without its topic."""
+    kept: list[Memory] = []
+    buckets: dict[tuple[str, str | None], list[tuple[frozenset[str], Memory]]] = {}
+    for m in sorted(memories, key=lambda m: m.time):
+        if m.category not in ("preference", "correction", "decision"):
+            kept.append(m)
+            continue
+        words = content_words(f"{m.attrs.get('said', m.text)} {m.attrs.get('corrected', '')}")
+        bucket = buckets.setdefault((m.category, m.project), [])
+        twin = None
+        for other_words, other in reversed(bucket[-300:]):  # bounded scan: near-duplicates are usually recent
+            if m.category == "decision":
+                same = bool(m.attrs.get("choice")) and m.attrs.get("choice") == other.attrs.get("choice")
+            else:
+                same = _jaccard(words, other_words) >= NEAR_DUP and _names(words) == _names(other_words)
+            if same:
+                twin = other
+                break
+        if twin is None:
+            bucket.append((words, m))
+            kept.append(m)
+            continue
+        fuller = bool(m.attrs.get("topic")) and not twin.attrs.get("topic")
+        _fold(twin, m)
+        if fuller:  # "X for the ORM" names the memory better than a bare "X"
+            twin.key = m.key
+    return kept
+
+
+def _names(words: frozenset[str]) -> frozenset[str]:
+    """The code-shaped words: two wordings naming different files or functions are different memories."""
+    return frozenset(w for w in words if any(c in w for c in "_./"))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _supersede(decisions: list[Memory]) -> None:
+    by_project: dict[str | None, list[Memory]] = {}
+    for d in decisions:
+        by_project.setdefault(d.project, []).append(d)
+    for d in decisions:  # decided afresh: a reaffirmed choice may no longer be superseded
+        if d.superseded_by:
+            d.salience, d.superseded_by = round(min(1.0, d.salience * 2), 3), None
+    for group in by_project.values():
+        group.sort(key=lambda d: d.time)
+        for i, old in enumerate(group):
+            for new in group[i + 1 :]:  # the newest replacement wins: later ones overwrite the mark
+                if new.time > old.time and _replaces(new, old):
+                    if old.superseded_by is None:
+                        old.salience = round(old.salience / 2, 3)
+                    old.superseded_by = new.key
+
+
+def _replaces(new: Memory, old: Memory) -> bool:
+    choice = new.attrs.get("choice")
+    if not choice or choice == old.attrs.get("choice"):
+        return False
+    topic = new.attrs.get("topic")
+    return bool(topic and topic == old.attrs.get("topic")) or (
+        bool(new.attrs.get("replaces")) and new.attrs.get("replaces") == old.attrs.get("choice")
+    )
+
+
+def _epoch(ts: str) -> float:
+    try:
+        return datetime.fromisoformat(ts).timestamp() if ts else 0.0
+    except ValueError:
+        return 0.0
