@@ -247,3 +247,12 @@ def test_trim_output_keeps_head_and_tail():
     text = "HEAD" + "m" * 100_000 + "TAIL"
     out = trim_output(text)
     assert out.startswith("HEAD") and out.endswith("TAIL") and "trimmed" in out and len(out) < 7_000
+
+
+def test_main_thread_passes_through_progress_records():
+    items = items_of(OWN_FIXTURES / "-home-dev-shop" / "7f3c1e2a-0000-4000-8000-00000000c0de.jsonl")
+    turns = [i for i in items if isinstance(i, Turn)]
+    links = [i for i in items if isinstance(i, Link)]
+    thread = main_thread(turns, links)
+    assert thread[0].uuid == "u-1" and thread[-1].uuid == "s-1" and len(thread) == len(turns)
+    assert len(main_thread(turns)) < len(turns)  # without the links the walk stops at the progress record

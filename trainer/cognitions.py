@@ -82,23 +82,17 @@ class Memory:
 def session_turns(path: Path) -> list[list[Turn]]:
     """A transcript's sessions: its main thread (rewound branches dropped), then its inline sub-agent turns.
 
-    Progress and attachment records sit in the parentUuid chain but come out of the parser as `Link`s, not
-    turns; re-parenting across them first keeps `main_thread` from stopping at the first one. Claude Code 1.0
-    kept sub-agent records inline (`isSidechain`); the main thread leaves them out, so they come second.
+    Claude Code 1.0 kept sub-agent records inline (`isSidechain`); the main thread leaves them out, so they
+    come second.
     """
     turns: list[Turn] = []
-    links: dict[str, str | None] = {}
+    links: list[Link] = []
     for item in parse_file(path):
         if isinstance(item, Turn):
             turns.append(item)
         elif isinstance(item, Link):
-            links[item.uuid] = item.parent_uuid
-    for t in turns:
-        for _ in range(1000):  # bounded: a cycle of links must not hang the walk
-            if t.parent_uuid not in links:
-                break
-            t.parent_uuid = links[t.parent_uuid]
-    main = main_thread(turns)
+            links.append(item)
+    main = main_thread(turns, links)
     side = [t for t in turns if t.is_sidechain] if main and not main[-1].is_sidechain else []
     return [s for s in (main, side) if s]
 

@@ -15,7 +15,7 @@ Records of one streamed assistant message (shared `message.id`) come out merged 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -520,12 +520,14 @@ def _opt_str(obj: dict[str, Any], key: str) -> str | None:
 # --------------------------------------------------------------------------------------------- tree
 
 
-def main_thread(turns: list[Turn]) -> list[Turn]:
+def main_thread(turns: list[Turn], links: Iterable[Link] = ()) -> list[Turn]:
     """The conversation as the user last saw it: from the newest leaf back to the root.
 
     Rewinds leave abandoned branches (two children of one parent); a compaction boundary has no parent but
-    names its real predecessor in `logicalParentUuid`, so the walk crosses it.
+    names its real predecessor in `logicalParentUuid`, so the walk crosses it. Progress and attachment
+    records (`links`) can sit in the parent chain; the walk passes through them.
     """
+    through = {link.uuid: link.parent_uuid for link in links}
     by_uuid: dict[str, Turn] = {}
     for t in turns:
         for u in t.record_uuids or [t.uuid]:
@@ -539,6 +541,10 @@ def main_thread(turns: list[Turn]) -> list[Turn]:
         seen.add(id(node))
         path.append(node)
         parent = node.parent_uuid or node.logical_parent_uuid
+        for _ in range(len(through)):  # bounded: a cycle of links must not hang the walk
+            if parent not in through or parent in by_uuid:
+                break
+            parent = through[parent]
         node = by_uuid.get(parent) if parent else None
     path.reverse()
     return path
