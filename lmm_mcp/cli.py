@@ -59,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="hits to return (default 10)")
     p.add_argument("--project", help="restrict to a project path or folder name")
     p.add_argument("--since", help="only memories after this: ISO date or an age like 7d")
-    p.add_argument("--mode", choices=["rrf", "bm25", "vector"], default="rrf", help="ranking (default rrf)")
+    p.add_argument(
+        "--mode",
+        choices=["zscore", "rrf", "bm25", "vector"],
+        default="zscore",
+        help="ranking (default zscore: hybrid)",
+    )
     p.set_defaults(run=cmd_search)
 
     p = sub.add_parser("status", parents=[common], help="what the store holds")

@@ -1,19 +1,26 @@
-"""Hybrid retrieval: FTS5 BM25 and embedding cosine, fused by reciprocal rank.
+"""Hybrid retrieval: FTS5 BM25 and embedding cosine, each smoothed over neighbouring chunks, then fused.
 
     retriever = Retriever(conn, Embedder(cfg.embed_model))
     hits = retriever.retrieve("how did we fix the flaky websocket test", k=8, project="/src/app")
 
 BM25 finds the exact identifiers a coding memory lives on (function names, flags, error strings); vectors
-find the paraphrases. Reciprocal-rank fusion was chosen over a weighted sum of normalised scores by
-measurement on LoCoMo (docs/benchmarks.md). The vectors sit in one in-memory matrix per process, loaded from
-the store on first use and topped up as other processes add chunks: a brute-force dot product over 100k
-chunks costs a few milliseconds, and needs no index to rebuild.
+find the paraphrases. A memory is rarely one chunk alone (an answer needs its question, an output its
+command), so FTS5 also indexes each chunk's neighbours in a second column at half weight, and a chunk's
+cosine is raised by its best neighbours' (0.5 x the best of ±1, 0.25 x the best of ±2). The two rankings are
+fused by a weighted sum of z-scores (0.7 BM25, 0.3 vectors): on LoCoMo this beat reciprocal-rank fusion and
+either ranker alone at every k (docs/benchmarks.md, where the alternatives are measured).
+
+The vectors sit in one in-memory matrix per process, loaded from the store on first use and topped up as
+other processes add chunks: a brute-force dot product over 100k chunks costs a few milliseconds and needs
+no index to rebuild.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +31,13 @@ from lmm_mcp.store import resolve_projects
 
 RRF_K = 60  # the constant from Cormack et al.; ranks past ~60 contribute little
 CANDIDATES = 100  # depth taken from each ranker before fusion
+BM25_WEIGHT = 0.7  # share of the lexical z-score in the fused score
+NEIGHBOUR_WEIGHTS = (0.5, 0.25)  # cosine smoothing from the best neighbour at distance 1 and 2
+FUSIONS = ("zscore", "rrf", "bm25", "vector")
+# A word in more than this share of chunks says little (BM25 idf under ~2) but makes FTS5 score every chunk
+# it is in: dropped from the query while rarer words remain. Only past PRUNE_FROM chunks, where it costs.
+COMMON_TERM_SHARE = 0.15
+PRUNE_FROM = 5_000
 SNIPPET_CHARS = 240
 MAX_QUERY_TERMS = 32
 
@@ -177,49 +191,67 @@ def make_snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str
 
 
 class VectorIndex:
-    """All chunk vectors of one model as a matrix, with project and time per row for filtering."""
+    """All chunk vectors of one model as a matrix, with project, time and session neighbours per row."""
 
     def __init__(self, model: str):
         self.model = model
+        self._reset()
+
+    def _reset(self) -> None:
         self.ids = np.zeros(0, dtype=np.int64)
         self.matrix = np.zeros((0, 0), dtype=np.float32)
         self.projects = np.zeros(0, dtype=np.int64)
         self.ts = np.zeros(0, dtype=np.float64)
+        self.sessions = np.zeros(0, dtype=np.int64)
+        self._session_codes: dict[str, int] = {}
+        self.neighbours = np.zeros((4, 0), dtype=np.int64)  # rows of prev2, prev1, next1, next2; -1 if none
         self._max_id = 0
-        self._deletes = -1
+        self._stamp: tuple[int, int] = (-1, -1)
 
     def refresh(self, conn: sqlite3.Connection) -> None:
-        """Top up with vectors added since the last call; reload all if chunks were deleted or missed."""
-        deletes = int(conn.execute("SELECT value FROM meta WHERE key = 'chunk_deletes'").fetchone()[0])
-        if deletes != self._deletes:
-            self.__init__(self.model)  # type: ignore[misc]
-            self._deletes = deletes
+        """Top up with vectors added since the last call; reload all if chunks were deleted or rows missed.
+
+        Costs one small read when nothing changed: the store counts vector writes and chunk deletes.
+        """
+        meta = dict(
+            conn.execute("SELECT key, value FROM meta WHERE key IN ('chunk_deletes', 'vector_writes')")
+        )
+        stamp = (int(meta.get("chunk_deletes", 0)), int(meta.get("vector_writes", 0)))
+        if stamp == self._stamp:
+            return
+        if stamp[0] != self._stamp[0]:
+            self._reset()
         new = self._load(conn, self._max_id)
-        if new:
+        if new is not None:
             self._append(*new)
         count = conn.execute("SELECT count(*) FROM vectors WHERE model = ?", (self.model,)).fetchone()[0]
         if count != len(self.ids):  # another process filled in below our high-water mark
-            self.__init__(self.model)  # type: ignore[misc]
-            self._deletes = deletes
+            self._reset()
             full = self._load(conn, 0)
-            if full:
+            if full is not None:
                 self._append(*full)
+        self._link_neighbours()
+        self._stamp = stamp
 
     def _load(self, conn: sqlite3.Connection, after: int):
         rows = conn.execute(
-            "SELECT v.chunk_id, v.vec, coalesce(c.project_id, -1), coalesce(c.ts, 0) FROM vectors v"
-            " JOIN chunks c ON c.id = v.chunk_id WHERE v.model = ? AND v.chunk_id > ? ORDER BY v.chunk_id",
+            "SELECT v.chunk_id, v.vec, coalesce(c.project_id, -1), coalesce(c.ts, 0), c.session_key"
+            " FROM vectors v JOIN chunks c ON c.id = v.chunk_id WHERE v.model = ? AND v.chunk_id > ?"
+            " ORDER BY v.chunk_id",
             (self.model, after),
         ).fetchall()
         if not rows:
             return None
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        projects = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows))
-        ts = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
-        return ids, matrix, projects, ts
+        n = len(rows)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(n, -1)
+        projects = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+        ts = np.fromiter((r[3] for r in rows), dtype=np.float64, count=n)
+        codes = self._session_codes
+        sessions = np.fromiter((codes.setdefault(r[4], len(codes)) for r in rows), dtype=np.int64, count=n)
+        return ids, matrix, projects, ts, sessions
 
-    def _append(self, ids, matrix, projects, ts) -> None:
+    def _append(self, ids, matrix, projects, ts, sessions) -> None:
         if len(self.ids):
             self.matrix = np.concatenate([self.matrix, matrix])
         else:
@@ -227,15 +259,28 @@ class VectorIndex:
         self.ids = np.concatenate([self.ids, ids])
         self.projects = np.concatenate([self.projects, projects])
         self.ts = np.concatenate([self.ts, ts])
+        self.sessions = np.concatenate([self.sessions, sessions])
         self._max_id = int(self.ids[-1])
+
+    def _link_neighbours(self) -> None:
+        """For each row, the rows 1 and 2 before and after it in the same session (chunk id order)."""
+        n = len(self.ids)
+        order = np.lexsort((self.ids, self.sessions))
+        links = np.full((4, n), -1, dtype=np.int64)
+        for slot, shift in enumerate((-2, -1, 1, 2)):
+            src = np.arange(max(0, -shift), n - max(0, shift))
+            a, b = order[src], order[src + shift]
+            same = self.sessions[a] == self.sessions[b]
+            links[slot, a[same]] = b[same]
+        self.neighbours = links
 
     def search(
         self, query: np.ndarray, n: int, projects: list[int] | None, since: float | None, until: float | None
-    ) -> list[int]:
-        """Chunk ids of the n best cosine matches that pass the filters, best first."""
+    ) -> tuple[list[int], np.ndarray]:
+        """Chunk ids of the n best matches (cosine smoothed over neighbours) that pass the filters, and scores."""
         if not len(self.ids):
-            return []
-        scores = self.matrix @ query
+            return [], np.zeros(0)
+        cos = _matvec(self.matrix, query)
         mask = None
         if projects is not None:
             mask = np.isin(self.projects, projects)
@@ -243,24 +288,77 @@ class VectorIndex:
             mask = (self.ts >= since) if mask is None else mask & (self.ts >= since)
         if until is not None:
             mask = (self.ts <= until) if mask is None else mask & (self.ts <= until)
+        allowed = cos if mask is None else np.where(mask, cos, -np.inf)
+        # Smooth only around the best raw matches: a chunk outside them whose neighbours are outside them
+        # too cannot climb into the top n, and the whole matrix need not be touched twice.
+        shortlist = min(len(cos), max(4 * n, 400))
+        pre = np.argpartition(-allowed, shortlist - 1)[:shortlist]
+        cand = np.unique(np.concatenate([pre, self.neighbours[:, pre].ravel()]))
+        cand = cand[cand >= 0]
+        scores = cos[cand].astype(np.float64)
+        links = self.neighbours[:, cand]
+        for (before, after), weight in zip(((1, 2), (0, 3)), NEIGHBOUR_WEIGHTS, strict=True):
+            near = np.maximum(_pick(cos, links[before]), _pick(cos, links[after]))
+            scores += weight * np.where(np.isfinite(near), near, 0.0)
         if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
+            scores = np.where(mask[cand], scores, -np.inf)
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
-        return [int(self.ids[i]) for i in top if np.isfinite(scores[i])]
+        top = top[np.isfinite(scores[top])]
+        return [int(i) for i in self.ids[cand[top]]], scores[top]
+
+
+class _Done:
+    """A result already at hand, shaped like a Future."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _matvec(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector on torch's thread pool when torch is loaded (it is, once a query was embedded).
+
+    numpy's BLAS threads busy-wait after a call; next to torch's own pool on 2 cores that made the next query
+    embedding 3-4x slower (measured: 33 ms instead of 9 ms). One pool avoids the fight.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return matrix @ vector
+    return (torch.from_numpy(matrix) @ torch.from_numpy(np.ascontiguousarray(vector))).numpy()
+
+
+def _pick(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """values[rows] with -inf where a row is -1 (no such neighbour)."""
+    return np.where(rows >= 0, values[np.maximum(rows, 0)], -np.inf)
+
+
+def _zscores(ids: list[int], scores: np.ndarray) -> dict[int, float]:
+    """Scores of one ranking, standardised over its candidates and shifted so the worst is 0."""
+    if not ids:
+        return {}
+    scores = np.asarray(scores, dtype=np.float64)
+    std = scores.std()
+    z = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+    z -= z.min()
+    return dict(zip(ids, z.tolist(), strict=True))
 
 
 class Retriever:
     """Hybrid search over one store. Keep one per process: it holds the vector matrix."""
 
-    def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None, *, fusion: str = "rrf"):
-        if fusion not in ("rrf", "bm25", "vector"):
-            raise RetrievalError(f"fusion={fusion!r}: choose rrf, bm25 or vector")
+    def __init__(self, conn: sqlite3.Connection, embedder: Embedder | None = None, *, fusion: str = "zscore"):
+        if fusion not in FUSIONS:
+            raise RetrievalError(f"fusion={fusion!r}: choose one of {', '.join(FUSIONS)}")
         self.conn = conn
         self.embedder = embedder
         self.fusion = fusion if embedder is not None else "bm25"
         self.index = VectorIndex(embedder.model_name) if embedder is not None else None
+        self._scratch = False  # the temp tables _stems uses exist on this connection
+        self._executor: ThreadPoolExecutor | None = None
 
     def retrieve(
         self,
@@ -277,29 +375,49 @@ class Retriever:
             return []
         since_ts, until_ts = parse_since(since), parse_since(until)
         depth = max(CANDIDATES, 2 * k)
-        lexical = self._bm25(query, depth, projects, since_ts, until_ts) if self.fusion != "vector" else []
-        semantic: list[int] = []
-        if self.fusion != "bm25" and self.index is not None and self.embedder is not None:
+        use_vectors = self.fusion != "bm25" and self.index is not None and self.embedder is not None
+        if use_vectors:
             self.index.refresh(self.conn)
-            if len(self.index.ids):
-                qvec = self.embedder.encode([query])[0]
-                semantic = self.index.search(qvec, depth, projects, since_ts, until_ts)
+            use_vectors = len(self.index.ids) > 0
+        lexical = None
+        if self.fusion != "vector":
+            args = (query, depth, projects, since_ts, until_ts)
+            # SQLite and torch both release the GIL: score BM25 while the query is embedded.
+            lexical = self._pool().submit(self._bm25, *args) if use_vectors else _Done(self._bm25(*args))
+        vec_ids, vec_scores = [], np.zeros(0)
+        if use_vectors:
+            qvec = self.embedder.encode([query])[0]
+            vec_ids, vec_scores = self.index.search(qvec, depth, projects, since_ts, until_ts)
+        lex_ids, lex_scores = lexical.result() if lexical is not None else ([], np.zeros(0))
         fused: dict[int, float] = {}
-        for ranking in (lexical, semantic):
-            for rank, chunk_id in enumerate(ranking):
-                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused, key=fused.__getitem__, reverse=True)[:k]
-        lex_rank = {c: i + 1 for i, c in enumerate(lexical)}
-        vec_rank = {c: i + 1 for i, c in enumerate(semantic)}
+        if self.fusion == "rrf":
+            for ranking in (lex_ids, vec_ids):
+                for rank, chunk_id in enumerate(ranking):
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        else:
+            weights = {"zscore": (BM25_WEIGHT, 1 - BM25_WEIGHT), "bm25": (1.0, 0.0), "vector": (0.0, 1.0)}
+            w_lex, w_vec = weights[self.fusion]
+            for ranking, weight in (
+                (_zscores(lex_ids, lex_scores), w_lex),
+                (_zscores(vec_ids, vec_scores), w_vec),
+            ):
+                for chunk_id, z in ranking.items():
+                    fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * z
+        order = {c: i for i, c in enumerate(lex_ids)} | {
+            c: i for i, c in enumerate(vec_ids) if c not in lex_ids
+        }  # ties: keep ranker order
+        best = sorted(fused, key=lambda c: (-fused[c], order.get(c, 0)))[:k]
+        lex_rank = {c: i + 1 for i, c in enumerate(lex_ids)}
+        vec_rank = {c: i + 1 for i, c in enumerate(vec_ids)}
         return self._hits(best, fused, query, lex_rank, vec_rank)
 
     def _bm25(
         self, query: str, n: int, projects: list[int] | None, since: float | None, until: float | None
-    ) -> list[int]:
-        match = fts_query(query)
+    ) -> tuple[list[int], np.ndarray]:
+        match = fts_query(" ".join(self._informative_terms(query)))
         if match is None:
-            return []
-        sql = "SELECT f.rowid FROM chunks_fts f"
+            return [], np.zeros(0)
+        sql = "SELECT f.rowid, -f.rank FROM chunks_fts f"  # rank: bm25(1.0, 0.5), configured by the store
         where, args = ["chunks_fts MATCH ?"], [match]
         if projects is not None or since is not None or until is not None:
             sql += " JOIN chunks c ON c.id = f.rowid"
@@ -314,7 +432,48 @@ class Retriever:
                 args.append(until)
         sql += " WHERE " + " AND ".join(where) + " ORDER BY f.rank LIMIT ?"
         args.append(n)
-        return [r[0] for r in self.conn.execute(sql, args)]
+        rows = self.conn.execute(sql, args).fetchall()
+        return [r[0] for r in rows], np.array([r[1] for r in rows], dtype=np.float64)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmm-bm25")
+        return self._executor
+
+    def _informative_terms(self, query: str) -> list[str]:
+        """The query's words less those so common they cost much and rank little (see COMMON_TERM_SHARE)."""
+        terms = query_terms(query)
+        total = self.conn.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0]
+        if total < PRUNE_FROM or len(terms) < 2:
+            return terms
+        stems = self._stems(terms)
+        unique = sorted(set(stems.values()))
+        vocab = dict(
+            self.conn.execute(
+                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({','.join('?' * len(unique))})", unique
+            )
+        )
+        kept = [t for t in terms if vocab.get(stems.get(t, t), 0) <= COMMON_TERM_SHARE * total]
+        return kept or [min(terms, key=lambda t: vocab.get(stems.get(t, t), 0))]
+
+    def _stems(self, terms: list[str]) -> dict[str, str]:
+        """Each word as FTS5's tokenizer indexes it (porter stem, folded), via a scratch table in temp."""
+        conn = self.conn
+        if not self._scratch:
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words USING fts5("
+                "w, tokenize='porter unicode61 remove_diacritics 2')"
+            )
+            conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words_v USING fts5vocab(temp, query_words, instance)"
+            )
+            self._scratch = True
+        conn.execute("DELETE FROM temp.query_words")
+        conn.executemany("INSERT INTO temp.query_words(rowid, w) VALUES (?, ?)", list(enumerate(terms)))
+        stems = {}
+        for term, row in conn.execute("SELECT term, doc FROM temp.query_words_v"):
+            stems.setdefault(terms[row], term)
+        return stems
 
     def _hits(self, ids: list[int], scores: dict[int, float], query: str, lex: dict, vec: dict) -> list[Hit]:
         if not ids:

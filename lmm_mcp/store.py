@@ -75,32 +75,47 @@ MIGRATIONS: list[str] = [
     CREATE TABLE chunks (
         id INTEGER PRIMARY KEY,
         turn_id INTEGER REFERENCES turns(id),
+        session_key TEXT NOT NULL,          -- the transcript it came from: neighbours are within one
         session_id TEXT NOT NULL,
         uuid TEXT NOT NULL,
         project_id INTEGER REFERENCES projects(id),
         timestamp TEXT,
         ts REAL,                            -- unix seconds, for time filters
         kind TEXT NOT NULL,
-        text TEXT NOT NULL
+        text TEXT NOT NULL,
+        ctx TEXT NOT NULL DEFAULT ''        -- starts of the neighbouring chunks (±2), indexed at lower weight
     );
     CREATE INDEX chunks_by_turn ON chunks(turn_id);
+    CREATE INDEX chunks_by_session ON chunks(session_key, id);
     CREATE INDEX chunks_by_project ON chunks(project_id, ts);
     CREATE VIRTUAL TABLE chunks_fts USING fts5(
-        text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        text, ctx, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
     );
+    -- Document frequency per indexed term: retrieval drops words that are in most chunks.
+    CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, row);
+    -- ORDER BY rank: BM25 with the neighbours column at half weight (see lmm_mcp/retrieval.py)
+    INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('rank', 'bm25(1.0, 0.5)');
     CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        INSERT INTO chunks_fts(rowid, text, ctx) VALUES (new.id, new.text, new.ctx);
     END;
     CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO chunks_fts(chunks_fts, rowid, text, ctx) VALUES ('delete', old.id, old.text, old.ctx);
         DELETE FROM vectors WHERE chunk_id = old.id;
         UPDATE meta SET value = value + 1 WHERE key = 'chunk_deletes';
+    END;
+    CREATE TRIGGER chunks_au AFTER UPDATE OF text, ctx ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text, ctx) VALUES ('delete', old.id, old.text, old.ctx);
+        INSERT INTO chunks_fts(rowid, text, ctx) VALUES (new.id, new.text, new.ctx);
     END;
     CREATE TABLE vectors (
         chunk_id INTEGER PRIMARY KEY,
         model TEXT NOT NULL,
         vec BLOB NOT NULL                   -- float32, L2-normalised
     );
+    -- A cheap change counter: searchers compare it instead of counting vectors on every query.
+    CREATE TRIGGER vectors_ai AFTER INSERT ON vectors BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'vector_writes';
+    END;
     CREATE TABLE files (
         path TEXT PRIMARY KEY,
         session_key TEXT,
@@ -125,7 +140,7 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     -- Tool calls that read a .env file: their results are blanked even when they arrive in a later ingest.
     CREATE TABLE env_tool_uses (tool_use_id TEXT PRIMARY KEY) WITHOUT ROWID;
-    INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0');
+    INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0'), ('vector_writes', '0');
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -224,3 +224,18 @@ def test_file_appended_while_it_is_being_ingested(cfg, conn):
     assert report.errors == []
     assert counts(conn)["turns"] == written[0]
     assert conn.execute("SELECT sum(lines_skipped) FROM files").fetchone()[0] == 0
+
+
+def test_neighbour_context_is_kept_up_to_date_as_a_session_grows(cfg, conn):
+    path = write_jsonl(cfg.claude_dir / "-work-app" / "s1.jsonl", conversation("s1", 2))
+    ing = Ingester(cfg, conn)
+    ing.ingest()
+    write_jsonl(path, [record("late", "a brand new zeppelin topic", session="s1", parent="s1-a1")], mode="ab")
+    ing.ingest()
+    rows = conn.execute("SELECT uuid, text, ctx FROM chunks WHERE session_key = 's1' ORDER BY id").fetchall()
+    ctx = {uuid: c for uuid, _, c in rows}
+    assert "zeppelin" in ctx["s1-u1"] and "zeppelin" in ctx["s1-a1"]  # the two before the new chunk
+    assert "zeppelin" not in ctx["s1-a0"]  # three away: not a neighbour
+    assert "question 1" in ctx["late"] and "answer 1" in ctx["late"]
+    hit = conn.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH 'ctx:zeppelin'").fetchall()
+    assert len(hit) == 2  # the FTS index followed the update
