@@ -255,7 +255,7 @@ class VectorIndex:
         if len(self.ids):
             self.matrix = np.concatenate([self.matrix, matrix])
         else:
-            self.matrix = np.ascontiguousarray(matrix)
+            self.matrix = matrix.copy()  # frombuffer gives a read-only view of the rows' bytes
         self.ids = np.concatenate([self.ids, ids])
         self.projects = np.concatenate([self.projects, projects])
         self.ts = np.concatenate([self.ts, ts])
