@@ -45,11 +45,18 @@ class Embedder:
         self._model = AutoModel.from_pretrained(source, dtype=torch.float32).eval()
         self._torch = torch
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """float32 array (len(texts), dim), rows L2-normalised."""
+    def encode(self, texts: list[str], *, threads: int | None = None) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised; `threads` caps torch's pool for this call."""
         if self._model is None:
             self._load()
         torch = self._torch
+        if threads is not None and threads != torch.get_num_threads():
+            saved = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                return self.encode(texts)
+            finally:
+                torch.set_num_threads(saved)
         out = []
         # Sorting by length keeps padding (wasted compute) small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

