@@ -135,7 +135,7 @@ def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
         doc = {"query": query, "hits": [h.as_dict() for h in hits]}
         lines = [
             f"{i + 1}. [{h.score:.4f}] {h.timestamp or '?'} {h.project or '?'} {h.session_id}/{h.uuid}\n"
-            f"   {h.snippet}"
+            f"   {' '.join(h.snippet.split())}"
             for i, h in enumerate(hits)
         ]
         _emit(args, doc, "\n".join(lines) or "no hits")

