@@ -88,7 +88,8 @@ def _progress(total: int, label: str):
 
     def tick(n: int = 1) -> None:
         done[0] += n if isinstance(n, int) else 1
-        print(f"\r{label} {done[0]}/{total}", end="", file=sys.stderr, flush=True)
+        shown = f"{done[0]}/{total}" if total else str(done[0])
+        print(f"\r{label} {shown}", end="", file=sys.stderr, flush=True)
 
     return tick
 
