@@ -76,7 +76,7 @@ def run_shape(model, seq: int, batch: int, ckpt: bool, steps: int, warmup: int) 
         "step_s": round(step_s, 4),
         "tokens_per_s": round(tokens / step_s),
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        "loss": round(float(loss), 3),
+        "loss": round(loss.item(), 3),
     }
 
 
