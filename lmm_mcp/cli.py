@@ -87,7 +87,7 @@ def _progress(total: int, label: str):
     done = [0]
 
     def tick(n: int = 1) -> None:
-        done[0] += n if isinstance(n, int) else 1
+        done[0] += n
         shown = f"{done[0]}/{total}" if total else str(done[0])
         print(f"\r{label} {shown}", end="", file=sys.stderr, flush=True)
 
@@ -98,13 +98,13 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
     from lmm_mcp.ingest import Ingester
 
     conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    report = Ingester(cfg, conn).ingest(args.paths or None, progress=_progress(0, "files"))
+    file_done = _progress(0, "files")
+    report = Ingester(cfg, conn).ingest(args.paths or None, progress=lambda _file: file_done())
     if not args.no_embed:
         from lmm_mcp.embed import Embedder, embed_pending
 
-        pending = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         embedder = Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
-        report.chunks_embedded = embed_pending(conn, embedder, _progress(pending, "\nembedding"))
+        report.chunks_embedded = embed_pending(conn, embedder, _progress(0, "\nembedded"))
     doc = report.as_dict()
     text = (
         f"files {report.files} ({report.files_changed} changed), sessions {report.sessions}, "

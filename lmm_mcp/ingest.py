@@ -144,7 +144,7 @@ class Ingester:
                     if self._state(path) != state:
                         raise _Moved
                     new_size = archive.append(archive_file, archive_size, segment.raw)
-                    added = self._apply(tf, segment, path, generation, sessions)
+                    added = self._apply(tf, segment, path, generation, sessions, state)
                     self._save_state(path, st, state, segment, generation, archive_file, new_size, added)
             except _Moved:
                 continue
@@ -324,11 +324,17 @@ class Ingester:
     # ----------------------------------------------------------------------------------------- write
 
     def _apply(
-        self, tf: TranscriptFile, seg: _Segment, path: str, generation: int, sessions: set[str]
+        self,
+        tf: TranscriptFile,
+        seg: _Segment,
+        path: str,
+        generation: int,
+        sessions: set[str],
+        state: dict[str, Any] | None,
     ) -> dict:
         added = {"turns": 0, "chunks": 0, "skipped": 0, "session_key": None}
         conn = self.conn
-        key: str | None = self._session_key(tf, path, seg)
+        key = (state or {}).get("session_key") or self._session_key(tf, seg)
         added["session_key"] = key
         project: int | None = None
         conn.executemany(
@@ -384,10 +390,8 @@ class Ingester:
                 updates.append((ctx, window[i][0]))
         conn.executemany("UPDATE chunks SET ctx = ? WHERE id = ?", updates)
 
-    def _session_key(self, tf: TranscriptFile, path: str, seg: _Segment) -> str | None:
-        row = self.conn.execute("SELECT session_key FROM files WHERE path = ?", (path,)).fetchone()
-        if row and row[0]:
-            return row[0]
+    def _session_key(self, tf: TranscriptFile, seg: _Segment) -> str | None:
+        """The session a file's turns belong to, the first time the file is read."""
         parent = tf.session_id
         if parent is None:  # a 2.0 agent file names its parent only inside its records
             parent = next((i.session_id for i in seg.items if isinstance(i, Turn) and i.session_id), None)
