@@ -11,6 +11,7 @@ The schema version is SQLite's `user_version`; `MIGRATIONS[i]` moves a store fro
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,14 +158,25 @@ def connect(path: Path, busy_timeout_ms: int = 60_000) -> sqlite3.Connection:
         path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-    except sqlite3.OperationalError as e:
-        raise StoreError(f"cannot open {path}: {e}") from e
+    _enable_wal(conn, path, busy_timeout_ms / 1000)
     conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, never corrupt
     conn.execute("PRAGMA foreign_keys = ON")
     _migrate(conn, path)
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path, patience_s: float) -> None:
+    """Switch a store to WAL. Switching needs the file to itself, and SQLite can answer 'locked' at once
+    (no busy handler) while another process does the same on a brand-new file: wait and try again."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise StoreError(f"cannot open {path}: {e}") from e
+            time.sleep(0.05)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
