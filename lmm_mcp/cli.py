@@ -100,15 +100,19 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
     conn = connect(cfg.db_path, cfg.busy_timeout_ms)
     file_done = _progress(0, "files")
     report = Ingester(cfg, conn).ingest(args.paths or None, progress=lambda _file: file_done())
+    from lmm_mcp.memories import refresh_memories
+
+    memories = refresh_memories(conn)
     if not args.no_embed:
         from lmm_mcp.embed import Embedder, embed_pending
 
         embedder = Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
         report.chunks_embedded = embed_pending(conn, embedder, _progress(0, "\nembedded"))
-    doc = report.as_dict()
+    doc = {**report.as_dict(), "memories": memories.as_dict()}
     text = (
         f"files {report.files} ({report.files_changed} changed), sessions {report.sessions}, "
         f"turns +{report.turns}, chunks +{report.chunks}, embedded +{report.chunks_embedded}, "
+        f"memories {memories.memories} (+{memories.added}, {memories.changed} changed), "
         f"lines skipped {report.lines_skipped}, secrets redacted {report.secrets_redacted} "
         f"in {report.seconds:.1f}s"
     )

@@ -127,6 +127,14 @@ class Hit:
     score: float
     bm25_rank: int | None = None
     vector_rank: int | None = None
+    session_key: str | None = None  # the transcript, or 'memory:<key>' for a stored memory
+
+    @property
+    def memory_key(self) -> str | None:
+        """The memory's key when this hit is a stored memory (kind 'memory'), else None."""
+        if self.kind == "memory" and self.session_key and self.session_key.startswith("memory:"):
+            return self.session_key[len("memory:") :]
+        return None
 
     def as_dict(self) -> dict:
         return {
@@ -481,7 +489,7 @@ class Retriever:
         if not ids:
             return []
         rows = self.conn.execute(
-            "SELECT c.id, c.session_id, c.uuid, c.timestamp, p.path, c.kind, c.text FROM chunks c"
+            "SELECT c.id, c.session_id, c.uuid, c.timestamp, p.path, c.kind, c.text, c.session_key FROM chunks c"
             f" LEFT JOIN projects p ON p.id = c.project_id WHERE c.id IN ({','.join('?' * len(ids))})",
             ids,
         ).fetchall()
@@ -505,6 +513,7 @@ class Retriever:
                     scores[chunk_id],
                     lex.get(chunk_id),
                     vec.get(chunk_id),
+                    r[7],
                 )
             )
         return hits

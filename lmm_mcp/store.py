@@ -143,6 +143,30 @@ MIGRATIONS: list[str] = [
     CREATE TABLE env_tool_uses (tool_use_id TEXT PRIMARY KEY) WITHOUT ROWID;
     INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0'), ('vector_writes', '0');
     """,
+    """
+    -- Cognitions (trainer.cognitions): each session's own extraction, redone when the session grows...
+    CREATE TABLE session_memories (
+        session_key TEXT PRIMARY KEY,
+        turns INTEGER NOT NULL,             -- the session's turn count when it was extracted
+        memories TEXT NOT NULL              -- JSON list of trainer.cognitions.Memory
+    ) WITHOUT ROWID;
+    -- ...and the merged memories over all sessions. Each current one is also a chunk (kind 'memory',
+    -- session_key 'memory:<key>'), so BM25 and vectors find it like any other chunk.
+    CREATE TABLE memories (
+        key TEXT PRIMARY KEY,               -- category:project:subject
+        category TEXT NOT NULL,
+        text TEXT NOT NULL,
+        keywords TEXT NOT NULL,             -- JSON list
+        salience REAL NOT NULL,
+        project TEXT,                       -- cwd; NULL for a cross-project preference
+        superseded_by TEXT,
+        attrs TEXT NOT NULL,                -- JSON object
+        sources TEXT NOT NULL,              -- JSON list of {session_id, uuid, timestamp, project}
+        last_seen TEXT,
+        chunk_id INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX memories_by_category ON memories(category, salience);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -232,6 +256,7 @@ class StoreStats:
     turns: int
     chunks: int
     embedded_chunks: int
+    memories: int
     files: int
     lines_skipped: int
     secrets_redacted: int
@@ -247,6 +272,7 @@ def stats(conn: sqlite3.Connection, path: Path) -> StoreStats:
         turns=one("SELECT count(*) FROM turns"),
         chunks=one("SELECT count(*) FROM chunks"),
         embedded_chunks=one("SELECT count(*) FROM vectors"),
+        memories=one("SELECT count(*) FROM memories"),
         files=one("SELECT count(*) FROM files"),
         lines_skipped=one("SELECT sum(lines_skipped) FROM files"),
         secrets_redacted=one("SELECT sum(secrets_redacted) FROM files"),

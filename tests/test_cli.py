@@ -32,14 +32,16 @@ def test_ingest_search_status_round_trip(tmp_path):
     home = tmp_path / "home"
     doc = one_json(cli("ingest", "--home", str(home), "--claude-dir", str(OWN_FIXTURES), "--json"))
     assert doc["files"] == 4 and doc["sessions"] == 4 and doc["turns"] > 10 and doc["chunks"] > 10
+    memories = doc["memories"]["memories"]
+    assert memories >= 4 and doc["memories"]["added"] == memories  # each memory is a chunk too
     assert (
-        0 < doc["chunks_embedded"] < doc["chunks"]
+        0 < doc["chunks_embedded"] < doc["chunks"] + memories
         and doc["lines_skipped"] == 0
         and doc["secrets_redacted"] == 0
     )
 
     again = one_json(cli("ingest", "--home", str(home), "--claude-dir", str(OWN_FIXTURES), "--json"))
-    assert again["turns"] == 0 and again["chunks_embedded"] == 0
+    assert again["turns"] == 0 and again["chunks_embedded"] == 0 and again["memories"]["added"] == 0
 
     hits = one_json(cli("search", "KeyError coupon", "--home", str(home), "--k", "3", "--json"))["hits"]
     assert 1 <= len(hits) <= 3
@@ -53,7 +55,8 @@ def test_ingest_search_status_round_trip(tmp_path):
 
     status = one_json(cli("status", "--home", str(home), "--json"))
     # plain tool output is searchable by BM25 but not embedded
-    assert status["sessions"] == 4 and status["chunks"] == doc["chunks"]
+    assert status["sessions"] == 4 and status["chunks"] == doc["chunks"] + memories
+    assert status["memories"] == memories
     assert status["embedded_chunks"] == doc["chunks_embedded"]
     assert status["db_bytes"] > 0
 

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from trainer.conversation_facts import Fact, content_words, keywords_of, prompt_facts, reply_facts
 from trainer.redact import Redactor
@@ -75,6 +76,13 @@ class Memory:
         """When it was last seen (ISO timestamps compare as strings)."""
         return max((s.timestamp or "" for s in self.sources), default="")
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Memory:
+        return cls(**{**d, "sources": [Source(**s) for s in d.get("sources", [])]})
+
 
 # ---------------------------------------------------------------------------------------------- sessions
 
@@ -108,7 +116,16 @@ def iter_sessions(root: Path) -> Iterator[list[Turn]]:
 
 def extract(sessions: Iterable[list[Turn]]) -> list[Memory]:
     """All sessions' memories, merged, with salience scaled by recency (the newest history keeps 100%)."""
-    memories = merge_memories([m for turns in sessions for m in extract_session(turns)])
+    return combine(extract_session(turns) for turns in sessions)
+
+
+def combine(per_session: Iterable[list[Memory]]) -> list[Memory]:
+    """Merge per-session extractions (`extract_session`) into one list, salience scaled by recency.
+
+    The store keeps each session's extraction and calls this over all of them, so a growing session is
+    re-extracted alone.
+    """
+    memories = merge_memories([m for ms in per_session for m in ms])
     newest = max((_epoch(m.time) for m in memories), default=0.0)
     for m in memories:  # recent knowledge is likelier to be current; old knowledge fades to 80%, never away
         age_days = max(0.0, newest - _epoch(m.time)) / 86400

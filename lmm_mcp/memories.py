@@ -1,0 +1,230 @@
+"""Memories in the store: cognitions extracted from the ingested sessions, merged, and indexed like chunks.
+
+    report = refresh_memories(conn)      # after an ingest: re-extract grown sessions, re-merge, re-index
+    memories = load_memories(conn)       # trainer.cognitions.Memory objects, most salient first
+
+Extraction (`trainer.cognitions.extract_session`) runs per session on the turns the store holds, and its result
+is kept per session (`session_memories`), so a session that grew is the only one read again. The merge over all
+sessions (`trainer.cognitions.combine`) is cheap next to extraction and runs whenever any session changed.
+Every merged memory is a row of `memories` and also a chunk of kind 'memory' (session_key 'memory:<key>'),
+so BM25 and the vector index retrieve memories and transcript text alike; a memory whose text changed gets a
+new chunk (and so a new vector), one whose salience or sources changed keeps its chunk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from lmm_mcp.store import project_id, write_transaction
+from trainer.cognitions import Memory, combine, extract_session
+from trainer.sessions import ToolCall, ToolResult, Turn
+
+WRITE_BATCH = 50  # sessions whose extraction is written per transaction
+
+
+@dataclass
+class MemoryReport:
+    sessions_extracted: int = 0
+    memories: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+def refresh_memories(
+    conn: sqlite3.Connection, *, progress: Callable[[int], None] | None = None, force: bool = False
+) -> MemoryReport:
+    """Extract memories from sessions that are new or grew since their last extraction, then re-merge."""
+    started = time.perf_counter()
+    report = MemoryReport()
+    stale = _stale_sessions(conn, force)
+    pending: list[tuple[str, int, bytes]] = []
+    for key, turns in stale:
+        found = extract_session(load_session_turns(conn, key))
+        pending.append((key, turns, orjson.dumps([m.as_dict() for m in found])))
+        if len(pending) >= WRITE_BATCH:
+            _write_extractions(conn, pending)
+            pending = []
+        report.sessions_extracted += 1
+        if progress:
+            progress(1)
+    _write_extractions(conn, pending)
+    has_memories = conn.execute("SELECT 1 FROM memories LIMIT 1").fetchone() is not None
+    has_extractions = conn.execute("SELECT 1 FROM session_memories LIMIT 1").fetchone() is not None
+    if stale or force or (has_extractions and not has_memories):
+        rows = conn.execute("SELECT memories FROM session_memories").fetchall()
+        merged = combine([Memory.from_dict(d) for d in orjson.loads(r[0])] for r in rows)
+        _write_memories(conn, merged, report)
+    report.memories = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def load_memories(conn: sqlite3.Connection, *, include_superseded: bool = True) -> list[Memory]:
+    where = "" if include_superseded else " WHERE superseded_by IS NULL"
+    rows = conn.execute(
+        "SELECT key, category, text, keywords, salience, project, superseded_by, attrs, sources FROM memories"
+        f"{where} ORDER BY salience DESC, key"
+    ).fetchall()
+    return [
+        Memory.from_dict(
+            {
+                "key": r[0],
+                "category": r[1],
+                "text": r[2],
+                "keywords": orjson.loads(r[3]),
+                "salience": r[4],
+                "project": r[5],
+                "superseded_by": r[6],
+                "attrs": orjson.loads(r[7]),
+                "sources": orjson.loads(r[8]),
+            }
+        )
+        for r in rows
+    ]
+
+
+def load_session_turns(conn: sqlite3.Connection, key: str) -> list[Turn]:
+    """A stored session's turns in arrival order, shaped as the parser made them (for re-extraction)."""
+    row = conn.execute("SELECT session_id FROM sessions WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        return []
+    session_id = row[0]
+    aliases: dict[int, list[str]] = {}
+    for turn_id, uuid in conn.execute(
+        "SELECT r.turn_id, r.uuid FROM record_uuids r WHERE r.session_key = ?", (key,)
+    ):
+        aliases.setdefault(turn_id, []).append(uuid)
+    turns = []
+    for r in conn.execute(
+        "SELECT id, uuid, parent_uuid, logical_parent_uuid, message_id, role, kind, text, thinking, tool_calls,"
+        " tool_results, timestamp, cwd, git_branch, version, agent_id, is_sidechain, subtype, line_no"
+        " FROM turns WHERE session_key = ? ORDER BY id",
+        (key,),
+    ):
+        uuids = aliases.get(r[0], [])
+        turns.append(
+            Turn(
+                uuid=r[1],
+                parent_uuid=r[2],
+                logical_parent_uuid=r[3],
+                message_id=r[4],
+                session_id=session_id,
+                role=r[5],
+                kind=r[6],
+                text=r[7],
+                thinking=r[8],
+                tool_calls=[ToolCall(**c) for c in orjson.loads(r[9])],
+                tool_results=[ToolResult(**x) for x in orjson.loads(r[10])],
+                timestamp=r[11],
+                cwd=r[12],
+                git_branch=r[13],
+                version=r[14],
+                agent_id=r[15],
+                is_sidechain=bool(r[16]),
+                subtype=r[17],
+                line_no=r[18] or 0,
+                record_uuids=[r[1], *(u for u in uuids if u != r[1])],
+            )
+        )
+    return turns
+
+
+def _stale_sessions(conn: sqlite3.Connection, force: bool) -> list[tuple[str, int]]:
+    rows = conn.execute(
+        "SELECT t.session_key, count(*), m.turns FROM turns t"
+        " LEFT JOIN session_memories m ON m.session_key = t.session_key GROUP BY t.session_key"
+    ).fetchall()
+    return [(key, n) for key, n, done in rows if force or done != n]
+
+
+def _write_extractions(conn: sqlite3.Connection, rows: list[tuple[str, int, bytes]]) -> None:
+    if not rows:
+        return
+    with write_transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO session_memories(session_key, turns, memories) VALUES (?, ?, ?)",
+            [(k, n, m.decode()) for k, n, m in rows],
+        )
+
+
+def _write_memories(conn: sqlite3.Connection, merged: list[Memory], report: MemoryReport) -> None:
+    """Make `memories` and the memory chunks equal `merged`, touching only what changed."""
+    with write_transaction(conn):
+        old = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT key, text, keywords, project, superseded_by, chunk_id FROM memories"
+            )
+        }
+        new_keys = {m.key for m in merged}
+        for key, (_text, _kw, _project, _sup, chunk_id) in old.items():
+            if key not in new_keys:
+                conn.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
+                conn.execute("DELETE FROM memories WHERE key = ?", (key,))
+                report.removed += 1
+        for m in merged:
+            keywords = orjson.dumps(m.keywords).decode()
+            prev = old.get(m.key)
+            chunk_id = prev[4] if prev else None
+            if prev is None or prev[:4] != (m.text, keywords, m.project, m.superseded_by):
+                if chunk_id is not None:
+                    conn.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
+                chunk_id = _insert_chunk(conn, m)
+                report.added += prev is None
+                report.changed += prev is not None
+            conn.execute(
+                "INSERT OR REPLACE INTO memories(key, category, text, keywords, salience, project, superseded_by,"
+                " attrs, sources, last_seen, chunk_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    m.key,
+                    m.category,
+                    m.text,
+                    keywords,
+                    m.salience,
+                    m.project,
+                    m.superseded_by,
+                    orjson.dumps(m.attrs).decode(),
+                    orjson.dumps([s.__dict__ for s in m.sources]).decode(),
+                    m.time or None,
+                    chunk_id,
+                ),
+            )
+
+
+def _insert_chunk(conn: sqlite3.Connection, m: Memory) -> int:
+    newest = max(m.sources, key=lambda s: s.timestamp or "") if m.sources else None
+    text = m.text if not m.superseded_by else f"{m.text} (superseded by a later decision)"
+    return conn.execute(
+        "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind, text, ctx)"
+        " VALUES (NULL, ?, ?, ?, ?, ?, ?, 'memory', ?, ?)",
+        (
+            f"memory:{m.key}",
+            newest.session_id if newest else "",
+            newest.uuid if newest else "",
+            project_id(conn, m.project) if m.project else None,
+            m.time or None,
+            _epoch(m.time),
+            text,
+            " ".join(m.keywords),
+        ),
+    ).lastrowid
+
+
+def _epoch(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

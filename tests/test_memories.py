@@ -1,0 +1,97 @@
+"""Memories in the store: extraction from stored turns, merge, the memory chunks, incremental refresh."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+
+from lmm_mcp.ingest import Ingester
+from lmm_mcp.memories import load_memories, refresh_memories
+from lmm_mcp.retrieval import Retriever
+from trainer.cognitions import extract, iter_sessions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synth import write_transcripts
+
+
+def _ingest(cfg, conn, root: Path) -> None:
+    report = Ingester(cfg, conn).ingest([root])
+    assert not report.errors
+
+
+def test_store_extraction_matches_extraction_from_files(cfg, conn, tmp_path):
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.5, seed=3, projects=3)
+    _ingest(cfg, conn, root)
+    report = refresh_memories(conn)
+    assert report.sessions_extracted > 0 and report.added == report.memories > 20
+    stored = {m.key: m for m in load_memories(conn)}
+    from_files = {m.key: m for m in extract(iter_sessions(root))}
+    assert stored.keys() == from_files.keys()
+    for key, m in stored.items():
+        assert m.text == from_files[key].text
+        assert {(s.session_id, s.uuid) for s in m.sources} == {
+            (s.session_id, s.uuid) for s in from_files[key].sources
+        }
+
+
+def test_memories_are_chunks_that_retrieval_finds(cfg, conn, tmp_path):
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.0, seed=4, projects=2)
+    _ingest(cfg, conn, root)
+    refresh_memories(conn)
+    memories = load_memories(conn)
+    n_chunks = conn.execute("SELECT count(*) FROM chunks WHERE kind = 'memory'").fetchone()[0]
+    assert n_chunks == len(memories)
+    target = next(m for m in memories if m.category == "error_fix")
+    hits = Retriever(conn).retrieve(target.text, k=5)
+    assert any(h.memory_key == target.key for h in hits)
+    hit = next(h for h in hits if h.memory_key == target.key)
+    assert (hit.session_id, hit.uuid) in {(s.session_id, s.uuid) for s in target.sources}
+
+
+def test_refresh_is_incremental_and_idempotent(cfg, conn, tmp_path):
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.0, seed=5, projects=2)
+    _ingest(cfg, conn, root)
+    first = refresh_memories(conn)
+    chunk_ids = dict(conn.execute("SELECT key, chunk_id FROM memories").fetchall())
+    again = refresh_memories(conn)
+    assert again.sessions_extracted == 0 and again.added == again.changed == again.removed == 0
+    assert again.memories == first.memories
+    forced = refresh_memories(conn, force=True)
+    assert forced.sessions_extracted == first.sessions_extracted
+    assert forced.added == forced.changed == forced.removed == 0
+    assert dict(conn.execute("SELECT key, chunk_id FROM memories").fetchall()) == chunk_ids
+
+
+def test_a_grown_session_is_reextracted_alone(cfg, conn, tmp_path):
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.0, seed=6, projects=2)
+    _ingest(cfg, conn, root)
+    refresh_memories(conn)
+    path = sorted(root.rglob("*.jsonl"))[0]
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    last = next(r for r in reversed(records) if r.get("uuid") and r.get("type") in ("user", "assistant"))
+    extra = {
+        **{k: last[k] for k in ("sessionId", "cwd", "version") if k in last},
+        "type": "user",
+        "uuid": "0f0f0f0f-0000-4000-8000-000000000001",
+        "parentUuid": last["uuid"],
+        "timestamp": "2030-01-01T00:00:00.000Z",
+        "isSidechain": False,
+        "userType": "external",
+        "message": {
+            "role": "user",
+            "content": "From now on, always use ripgrep instead of grep in this repo.",
+        },
+    }
+    with path.open("ab") as fh:
+        fh.write(orjson.dumps(extra) + b"\n")
+    _ingest(cfg, conn, root)
+    report = refresh_memories(conn)
+    assert report.sessions_extracted == 1
+    assert report.added >= 1
+    assert any("ripgrep" in m.text for m in load_memories(conn))

@@ -1,0 +1,71 @@
+"""Training settings: plain dataclasses whose field comments are their documentation.
+
+One `LoraSettings` and one `StageSettings` per stage travel from the pipeline config into `trainer.train`, and
+are written into every run folder and adapter version, so a result always says how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# All attention and MLP projections of Qwen3, Llama and SmolLM2 (the same names in all three).
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
+    dropout: float = 0.05  # dropout on the adapter's input
+    targets: tuple[str, ...] = ALL_PROJECTIONS  # module names that get an adapter
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "targets": list(self.targets)}
+
+
+@dataclass
+class StageSettings:
+    seq_len: int = 1024  # tokens per sequence: CPT packs to it, SFT truncates the prompt to fit it
+    batch_size: int = 4  # sequences per micro-batch on each device
+    grad_accum: int = 4  # micro-batches per optimizer step
+    lr: float = 2e-4  # peak learning rate (linear warm-up, cosine decay)
+    warmup_ratio: float = 0.05  # share of the steps spent warming up
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    epochs: float = 1.0  # passes over the training data; max_steps caps it
+    max_steps: int | None = None  # optimizer steps, at most; None: as many as the epochs need
+    val_every: int = 50  # optimizer steps between validation passes (and checkpoints)
+    val_batches: int | None = None  # validation micro-batches per pass; None: the whole validation set
+    patience: int = 3  # validation passes without improvement before stopping early; 0 never stops
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32; or "no", "bf16", "fp16"
+    seed: int = 0  # data order, adapter init and dropout all follow it
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_stages() -> dict[str, StageSettings]:
+    """CPT reads the history once at a gentle rate; SFT goes over the pairs a few times."""
+    return {
+        "cpt": StageSettings(lr=1e-4, epochs=1.0),
+        "sft": StageSettings(lr=2e-4, epochs=3.0),
+    }
+
+
+@dataclass
+class Progress:
+    """One report from a training loop, for logs, the CLI and the `retrain` tool's progress notifications."""
+
+    stage: str  # "cpt" | "sft" | "eval"
+    step: int  # optimizer steps done in this stage
+    total_steps: int
+    loss: float | None = None  # mean training loss over the last logging window
+    val_loss: float | None = None  # set on validation steps
+    tokens_per_s: float | None = None
+    eta_s: float | None = None  # seconds left in this stage
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
