@@ -1,0 +1,78 @@
+"""The store seen as the trainer's `History`: sessions, their text, user prompts, memories and retrieval.
+
+    history = StoreHistory(conn, Retriever(conn, embedder))
+    manifest = trainer.pairs.build_dataset(history, run_dir / "data", DataSettings())
+
+The trainer never imports `lmm_mcp`; this adapter is how the training data gets the same hybrid retrieval
+that `recall_memory` uses, so the SFT inputs look exactly like the recall prompts the model will see.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from lmm_mcp.chunking import turn_text
+from lmm_mcp.memories import load_memories, load_session_turns
+from lmm_mcp.retrieval import Retriever
+from trainer.cognitions import Memory
+from trainer.pairs import Prompt, SessionInfo
+from trainer.prompts import Passage
+
+ROLE = {"prompt": "User", "reply": "Assistant", "tool_result": "Tool", "compact_summary": "Summary"}
+TURN_CHARS = 4_000  # a pasted log or a giant reply is cut in the CPT text; the start carries the signal
+
+
+class StoreHistory:
+    def __init__(self, conn: sqlite3.Connection, retriever: Retriever):
+        self.conn = conn
+        self.retriever = retriever
+
+    def sessions(self) -> list[SessionInfo]:
+        rows = self.conn.execute(
+            "SELECT s.key, s.session_id, p.path, s.started_at FROM sessions s"
+            " LEFT JOIN projects p ON p.id = s.project_id"
+            " WHERE EXISTS (SELECT 1 FROM turns t WHERE t.session_key = s.key) ORDER BY s.started_at, s.key"
+        ).fetchall()
+        return [SessionInfo(*r) for r in rows]
+
+    def document(self, key: str) -> str:
+        parts = []
+        for turn in load_session_turns(self.conn, key):
+            role = ROLE.get(turn.kind)
+            text = turn_text(turn) if role else ""
+            if text:
+                parts.append(f"{role}: {text[:TURN_CHARS]}")
+        return "\n\n".join(parts)
+
+    def prompts(self) -> list[Prompt]:
+        rows = self.conn.execute(
+            "SELECT s.session_id, t.uuid, t.timestamp, p.path, t.text FROM turns t"
+            " JOIN sessions s ON s.key = t.session_key LEFT JOIN projects p ON p.id = s.project_id"
+            " WHERE t.role = 'user' AND t.kind = 'prompt' AND t.is_sidechain = 0 AND length(t.text) >= 12"
+            " ORDER BY t.timestamp"
+        ).fetchall()
+        return [Prompt(*r) for r in rows]
+
+    def memories(self) -> list[Memory]:
+        return load_memories(self.conn)
+
+    def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
+        hits, seen = [], set()
+        for h in self.retriever.retrieve(query, k=k, project=project, until=until):
+            head = " ".join(h.text.split())[:200]
+            if head not in seen:  # one listing or log repeated across sessions is one excerpt
+                seen.add(head)
+                hits.append(h)
+        return [
+            Passage(
+                text=h.text,
+                session_id=h.session_id,
+                uuid=h.uuid,
+                timestamp=h.timestamp,
+                project=h.project,
+                kind=h.kind,
+                memory_key=h.memory_key,
+                score=round(h.score, 4),
+            )
+            for h in hits
+        ]

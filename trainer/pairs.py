@@ -1,0 +1,542 @@
+"""Training data: CPT documents and retrieval-grounded SFT pairs, written as JSONL under a run folder.
+
+    manifest = build_dataset(history, run_dir / "data", DataSettings())
+
+`history` is anything with the `History` methods (the store implements them in `lmm_mcp.history`); this
+module never touches the store itself.
+
+- **Split by session and time.** Sessions (a transcript with its sub-agents) are ordered by start time; the
+  newest `val_share` go to validation. A memory belongs to the side of its newest source, a user prompt to its
+  session's side, so evaluation never sees text it trained on.
+- **CPT documents:** the cleaned text of each training session and each training memory as a short document;
+  `trainer.train` packs them to the sequence length.
+- **SFT pairs, RAFT-style:** the context is a question built from a memory, or a later user prompt that shares
+  the memory's identifiers (the moment recalling it would have helped). The input is the context plus what
+  `history.retrieve` returns for it; when the memory or one of its sources is not among the hits, the memory
+  is put in at a random place, so the gold source always sits among real distractors. The target is the
+  memory's text citing the gold excerpts by number. Abstain pairs ask a memory's question with the memory, its
+  sources and anything that names its identifiers removed from the hits: the target says nothing relevant was
+  found, which teaches the model not to invent specifics that retrieval did not supply.
+- **Dedup and balance:** memories with near-identical text form one group, and no group gets more than
+  `max_per_memory` pairs; pairs are weighted by salience. The manifest reports the mean pairwise Jaccard of
+  targets and the share of pairs held by the four most frequent memories (the research prototype's "parrot
+  problem" was 49 % of pairs on 4 memories).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from trainer.cognitions import Memory
+from trainer.prompts import ABSTAIN, Passage, recall_messages
+
+IDENTIFIER = re.compile(r"[A-Za-z_][\w.\-/]*[._/\-][\w.\-/]*[A-Za-z0-9_]|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*")
+_WORD = re.compile(r"[a-z0-9_./-]+")
+
+
+class DataError(ValueError):
+    """The history cannot make a training set; the message says what is missing."""
+
+
+@dataclass
+class SessionInfo:
+    key: str  # the transcript (a sub-agent's is '<session>/agent-<id>')
+    session_id: str  # Claude Code's session id; sub-agents share their parent's, and its side of the split
+    project: str | None
+    started_at: str | None
+
+
+@dataclass
+class Prompt:
+    """Something the user typed in a session: a context that may call for a memory."""
+
+    session_id: str
+    uuid: str
+    timestamp: str | None
+    project: str | None
+    text: str
+
+
+class History(Protocol):
+    def sessions(self) -> list[SessionInfo]: ...
+    def document(self, key: str) -> str: ...  # a session's cleaned text, for CPT
+    def prompts(self) -> list[Prompt]: ...
+    def memories(self) -> list[Memory]: ...
+    def retrieve(
+        self, query: str, *, k: int, project: str | None, until: str | None = None
+    ) -> list[Passage]: ...
+
+
+@dataclass
+class DataSettings:
+    val_share: float = 0.15  # share of sessions, the newest, held out for validation
+    k: int = 6  # excerpts per SFT input
+    max_per_memory: int = 3  # pairs per memory (near-duplicate memories count as one)
+    prompts_per_memory: int = 2  # of those, how many may come from later user prompts
+    abstain_share: float = 0.15  # abstain pairs, as a share of the answer pairs
+    near_dup: float = 0.7  # Jaccard of target words at which two memories are one for balancing
+    max_train_pairs: int = 20_000
+    max_val_pairs: int = 400
+    min_train_pairs: int = 8
+    min_val_pairs: int = 2
+    max_doc_chars: int = (
+        200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
+    )
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Pair:
+    id: str
+    query: str
+    context: str  # "memory" (a question built from it) | "prompt" (a later user prompt)
+    messages: list[dict[str, str]]
+    target: str
+    weight: float
+    memory_key: str | None
+    category: str  # the memory's category, or "abstain"
+    abstain: bool
+    gold: list[int]
+    keywords: list[str]
+    identifiers: list[str]
+    passages: list[dict[str, Any]]
+    session_id: str  # the session the pair is attributed to (its side of the split)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- the dataset
+
+
+def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, log=None) -> dict[str, Any]:
+    """Write cpt_train/cpt_val/sft_train/sft_val JSONL and manifest.json into `out_dir`; return the manifest."""
+    started = time.perf_counter()
+    rng = random.Random(settings.seed)
+    sessions = history.sessions()
+    memories = [m for m in history.memories() if not m.superseded_by]
+    if not sessions:
+        raise DataError("nothing to train on: ingest sessions first")
+    val_ids = split_sessions(sessions, settings.val_share)
+    side = {m.key: _side(m, val_ids) for m in memories}
+
+    cpt = {"train": [], "val": []}
+    for s in sessions:
+        text = history.document(s.key)[: settings.max_doc_chars]
+        if text.strip():
+            cpt["val" if s.session_id in val_ids else "train"].append(
+                {"id": f"session:{s.key}", "kind": "session", "session_id": s.session_id, "text": text}
+            )
+    for m in memories:
+        cpt[side[m.key]].append(
+            {"id": f"memory:{m.key}", "kind": "memory", "session_id": _newest(m), "text": memory_document(m)}
+        )
+
+    pairs = build_pairs(history, memories, history.prompts(), val_ids, settings, rng)
+    sft = {"train": [p for p in pairs if p.session_id not in val_ids]}
+    sft["val"] = [p for p in pairs if p.session_id in val_ids]
+    sft["train"] = _limit(sft["train"], settings.max_train_pairs, rng)
+    sft["val"] = _limit(sft["val"], settings.max_val_pairs, rng)
+    counts = {
+        "sessions": len(sessions),
+        "val_sessions": len(val_ids),
+        "memories": len(memories),
+        "cpt_train": len(cpt["train"]),
+        "cpt_val": len(cpt["val"]),
+        "sft_train": len(sft["train"]),
+        "sft_val": len(sft["val"]),
+    }
+    if (
+        len(sft["train"]) < settings.min_train_pairs
+        or len(sft["val"]) < settings.min_val_pairs
+        or not cpt["val"]
+    ):
+        raise DataError(
+            f"too little data to train: {counts['sessions']} sessions ({counts['val_sessions']} held out), "
+            f"{counts['memories']} memories, {counts['sft_train']} training pairs and {counts['sft_val']} "
+            f"validation pairs (need at least {settings.min_train_pairs} and {settings.min_val_pairs}): "
+            "ingest more sessions"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "cpt_train.jsonl": cpt["train"],
+        "cpt_val.jsonl": cpt["val"],
+        "sft_train.jsonl": [asdict(p) for p in sft["train"]],
+        "sft_val.jsonl": [asdict(p) for p in sft["val"]],
+    }
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": settings.as_dict(),
+        "counts": counts,
+        "stats": {
+            "train": pair_stats(sft["train"]),
+            "val": pair_stats(sft["val"]),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+        "val_session_ids": sorted(val_ids),
+        "files": {name: _write_jsonl(out_dir / name, rows) for name, rows in files.items()},
+    }
+    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    if log:
+        log(f"data: {counts}")
+    return manifest
+
+
+def split_sessions(sessions: list[SessionInfo], val_share: float) -> set[str]:
+    """The session ids held out for validation: the newest `val_share` (at least one when there are two)."""
+    first_seen: dict[str, str] = {}
+    for s in sessions:
+        t = s.started_at or ""
+        if s.session_id not in first_seen or t < first_seen[s.session_id]:
+            first_seen[s.session_id] = t
+    order = sorted(first_seen, key=lambda sid: (first_seen[sid], sid))
+    if len(order) < 2:
+        return set()
+    n_val = min(len(order) - 1, max(1, round(val_share * len(order))))
+    return set(order[-n_val:])
+
+
+def memory_document(m: Memory) -> str:
+    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "all projects"
+    return f"Memory ({m.category.replace('_', ' ')}, {project}, {m.time[:10] or 'undated'}): {m.text}"
+
+
+# ---------------------------------------------------------------------------------------------- pairs
+
+
+def build_pairs(
+    history: History,
+    memories: list[Memory],
+    prompts: list[Prompt],
+    val_ids: set[str],
+    settings: DataSettings,
+    rng: random.Random,
+) -> list[Pair]:
+    groups = near_duplicate_groups(memories, settings.near_dup)
+    per_group: Counter[int] = Counter()
+    by_word = _prompt_index(prompts)
+    pairs: list[Pair] = []
+    answer_pairs: list[tuple[Memory, str]] = []
+    for m in sorted(memories, key=lambda m: (-m.salience, m.key)):
+        group = groups[m.key]
+        budget = settings.max_per_memory - per_group[group]
+        if budget <= 0:
+            continue
+        contexts: list[tuple[str, str, Prompt | None]] = [("memory", question_for(m, rng), None)]
+        for p in _later_prompts(m, prompts, by_word)[: settings.prompts_per_memory]:
+            contexts.append(("prompt", p.text, p))
+        for kind, query, prompt in contexts[:budget]:
+            pair = _answer_pair(history, m, kind, query, prompt, settings, rng)
+            if pair is None:
+                continue
+            if prompt is None:
+                pair.session_id = _newest(m)
+            pairs.append(pair)
+            per_group[group] += 1
+            answer_pairs.append((m, query))
+    n_abstain = math.ceil(settings.abstain_share * len(pairs))
+    for m, query in rng.sample(answer_pairs, min(n_abstain, len(answer_pairs))):
+        pair = _abstain_pair(history, m, query, settings)
+        if pair is not None:
+            pairs.append(pair)
+    return pairs
+
+
+def _answer_pair(
+    history: History,
+    m: Memory,
+    kind: str,
+    query: str,
+    prompt: Prompt | None,
+    settings: DataSettings,
+    rng: random.Random,
+) -> Pair | None:
+    until = prompt.timestamp if prompt else None
+    hits = history.retrieve(query, k=settings.k * 2, project=m.project, until=until)
+    if prompt is not None:  # what the prompt's own session said is not a memory yet
+        hits = [h for h in hits if h.session_id != prompt.session_id]
+    passages = hits[: settings.k]
+    retrieved = any(_is_gold(p, m) for p in passages)
+    if not retrieved:
+        at = rng.randrange(min(len(passages) + 1, settings.k))
+        gold_passage = memory_passage(m)
+        if len(passages) >= settings.k:
+            passages[at] = gold_passage
+        else:
+            passages.insert(at, gold_passage)
+    gold = [n for n, p in enumerate(passages, 1) if _is_gold(p, m)]
+    cite = "".join(f"[{n}]" for n in gold[:3])
+    pair = _pair(
+        query=query,
+        context=kind,
+        passages=passages,
+        target=f"{m.text} {cite}",
+        weight=round(0.5 + 0.5 * m.salience, 3),
+        memory=m,
+        gold=gold,
+        session_id=prompt.session_id if prompt else _newest(m),
+    )
+    pair.extra["gold_retrieved"] = retrieved
+    return pair
+
+
+def _abstain_pair(history: History, m: Memory, query: str, settings: DataSettings) -> Pair | None:
+    hits = history.retrieve(query, k=settings.k * 3, project=m.project)
+    sources = {(s.session_id, s.uuid) for s in m.sources}
+    passages = [
+        p
+        for p in hits
+        if not _is_gold(p, m) and (p.session_id, p.uuid) not in sources and not _mentions(p, m)
+    ][: settings.k]
+    pair = _pair(
+        query=query,
+        context="memory",
+        passages=passages,
+        target=ABSTAIN,
+        weight=0.75,
+        memory=None,
+        gold=[],
+        session_id=_newest(m),
+        abstain_of=m,
+    )
+    pair.extra["abstain_of"] = m.key
+    return pair
+
+
+def _pair(
+    *,
+    query: str,
+    context: str,
+    passages: list[Passage],
+    target: str,
+    weight: float,
+    memory: Memory | None,
+    gold: list[int],
+    session_id: str,
+    abstain_of: Memory | None = None,
+) -> Pair:
+    text = memory.text if memory else ""
+    key_src = (
+        f"{context}|{query}|{memory.key if memory else 'abstain:' + (abstain_of.key if abstain_of else '')}"
+    )
+    return Pair(
+        id=hashlib.blake2b(key_src.encode(), digest_size=8).hexdigest(),
+        query=query,
+        context=context,
+        messages=recall_messages(query, passages),
+        target=target,
+        weight=weight,
+        memory_key=memory.key if memory else None,
+        category=memory.category if memory else "abstain",
+        abstain=memory is None,
+        gold=gold,
+        keywords=list(memory.keywords) if memory else [],
+        identifiers=sorted(identifiers_of(text)) if memory else [],
+        passages=[{"n": n, **asdict(p)} for n, p in enumerate(passages, 1)],
+        session_id=session_id,
+    )
+
+
+def memory_passage(m: Memory) -> Passage:
+    newest = max(m.sources, key=lambda s: s.timestamp or "") if m.sources else None
+    return Passage(
+        text=m.text,
+        session_id=newest.session_id if newest else "",
+        uuid=newest.uuid if newest else "",
+        timestamp=newest.timestamp if newest else None,
+        project=m.project,
+        kind="memory",
+        memory_key=m.key,
+    )
+
+
+def _is_gold(p: Passage, m: Memory) -> bool:
+    if p.memory_key is not None:
+        return p.memory_key == m.key
+    return any(p.session_id == s.session_id and p.uuid == s.uuid for s in m.sources)
+
+
+def _mentions(p: Passage, m: Memory) -> bool:
+    """A passage that names half the memory's identifiers (or most of its words) would answer it."""
+    names = identifiers_of(m.text)
+    low = p.text.lower()
+    if names and sum(n in low for n in names) * 2 >= len(names):
+        return True
+    return _jaccard(_words(p.text), _words(m.text)) >= 0.5
+
+
+def question_for(m: Memory, rng: random.Random) -> str:
+    """A question an agent might ask that this memory answers, from the memory's own parts."""
+    a = m.attrs
+    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "my projects"
+    kw = next((k for k in m.keywords if k.lower() != project.lower()), project)
+    options = {
+        "preference": [
+            f"What does the user prefer about {kw}?",
+            f"Any instructions from the user about {kw}?",
+            f"How does the user want {kw} handled in {project}?",
+        ],
+        "decision": [
+            f"What did we decide about {a.get('topic', kw).replace('-', ' ')}?",
+            f"Which {a.get('topic', 'approach').replace('-', ' ')} do we use in {project}?",
+        ],
+        "project_fact": [
+            f"How do we {a.get('command_kind', 'work with')} {project}?"
+            if a.get("command_kind")
+            else f"What do we know about {kw} in {project}?",
+            f"What is the {kw} setup in {project}?",
+        ],
+        "error_fix": [
+            f"How did we fix {a.get('error', kw)[:80]}?",
+            f"`{a.get('command', kw)}` fails with {a.get('error', 'an error')[:60]}: what fixed it last time?",
+        ],
+        "code_knowledge": [
+            f"What is in {a.get('path', kw)}?",
+            f"Where is {kw} defined in {project}?",
+        ],
+        "correction": [
+            f"What did the user correct about {kw}?",
+            f"What should I avoid doing with {kw} in {project}?",
+        ],
+    }.get(m.category, [f"What do we know about {kw}?"])
+    return rng.choice(options)
+
+
+def _later_prompts(m: Memory, prompts: list[Prompt], by_word: dict[str, list[int]]) -> list[Prompt]:
+    """User prompts after the memory was first seen, in its project, that name two of its keywords."""
+    first = min((s.timestamp or "" for s in m.sources), default="")
+    own = {s.session_id for s in m.sources}
+    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    keys = {k.lower() for k in m.keywords if len(k) >= 4 and k.lower() != project}
+    hits: Counter[int] = Counter()
+    for k in keys:
+        for i in by_word.get(k, ()):
+            hits[i] += 1
+    out = []
+    for i, n in hits.most_common():
+        p = prompts[i]
+        if n < 2:
+            break
+        if p.session_id in own or (p.timestamp or "") <= first or (m.project and p.project != m.project):
+            continue
+        out.append(p)
+    return out
+
+
+def _prompt_index(prompts: list[Prompt]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        for w in _words(p.text):
+            index.setdefault(w, []).append(i)
+    return index
+
+
+# ---------------------------------------------------------------------------------------------- balance, stats
+
+
+def near_duplicate_groups(memories: list[Memory], threshold: float) -> dict[str, int]:
+    """Memory key -> group id; memories in one category and project with near-identical text share a group."""
+    groups: dict[str, int] = {}
+    buckets: dict[tuple[str, str | None], list[tuple[frozenset[str], int]]] = {}
+    for m in memories:
+        words = _words(m.text)
+        bucket = buckets.setdefault((m.category, m.project), [])
+        group = next((g for w, g in bucket[-500:] if _jaccard(words, w) >= threshold), None)
+        if group is None:
+            group = len(groups)
+            bucket.append((words, group))
+        groups[m.key] = group
+    return groups
+
+
+def pair_stats(pairs: list[Pair]) -> dict[str, Any]:
+    answers = [p for p in pairs if not p.abstain]
+    by_memory = Counter(p.memory_key for p in answers)
+    return {
+        "pairs": len(pairs),
+        "abstain": len(pairs) - len(answers),
+        "by_category": dict(Counter(p.category for p in pairs)),
+        "by_context": dict(Counter(p.context for p in pairs)),
+        "distinct_memories": len(by_memory),
+        "top4_share": round(sum(n for _, n in by_memory.most_common(4)) / len(answers), 4)
+        if answers
+        else 0.0,
+        "target_jaccard": round(mean_pairwise_jaccard([p.target for p in answers]), 4),
+        # how often retrieval found the memory or a source by itself (else the gold was put in)
+        "gold_retrieved": round(sum(bool(p.extra.get("gold_retrieved")) for p in answers) / len(answers), 4)
+        if answers
+        else 0.0,
+    }
+
+
+def mean_pairwise_jaccard(texts: list[str], *, max_pairs: int = 2000, seed: int = 0) -> float:
+    sets = [_words(re.sub(r"\[\d+\]", " ", t)) for t in texts]
+    n = len(sets)
+    if n < 2:
+        return 0.0
+    total = n * (n - 1) // 2
+    if total <= max_pairs:
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    else:
+        rng = random.Random(seed)
+        pairs = []
+        while len(pairs) < max_pairs:
+            i, j = rng.randrange(n), rng.randrange(n)
+            if i != j:
+                pairs.append((i, j))
+    return sum(_jaccard(sets[i], sets[j]) for i, j in pairs) / len(pairs)
+
+
+def identifiers_of(text: str) -> set[str]:
+    """File paths, dotted and snake/camel-case names, and backticked spans: the specifics a memory carries."""
+    found = {m.group(0).lower().rstrip(".") for m in IDENTIFIER.finditer(text)}
+    found |= {m.lower() for m in re.findall(r"`([^`]{2,80})`", text)}
+    return {f for f in found if len(f) >= 3}
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w.strip("./-") for w in _WORD.findall(text.lower()) if len(w.strip("./-")) >= 2)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _side(m: Memory, val_ids: set[str]) -> str:
+    return "val" if _newest(m) in val_ids else "train"
+
+
+def _newest(m: Memory) -> str:
+    return max(m.sources, key=lambda s: s.timestamp or "").session_id if m.sources else ""
+
+
+def _limit(pairs: list[Pair], n: int, rng: random.Random) -> list[Pair]:
+    if len(pairs) <= n:
+        return pairs
+    return rng.sample(pairs, n)
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    digest, count, size = hashlib.sha256(), 0, 0
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        for row in rows:
+            line = orjson.dumps(row) + b"\n"
+            fh.write(line)
+            digest.update(line)
+            count += 1
+            size += len(line)
+    tmp.replace(path)
+    return {"rows": count, "bytes": size, "sha256": digest.hexdigest()}
