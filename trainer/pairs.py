@@ -39,9 +39,9 @@ from typing import Any, Protocol
 import orjson
 
 from trainer.cognitions import Memory
+from trainer.evaluate import identifiers, mean_pairwise_jaccard
 from trainer.prompts import ABSTAIN, Passage, recall_messages
 
-IDENTIFIER = re.compile(r"[A-Za-z_][\w.\-/]*[._/\-][\w.\-/]*[A-Za-z0-9_]|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*")
 _WORD = re.compile(r"[a-z0-9_./-]+")
 
 
@@ -343,7 +343,7 @@ def _pair(
         abstain=memory is None,
         gold=gold,
         keywords=list(memory.keywords) if memory else [],
-        identifiers=sorted(identifiers_of(text)) if memory else [],
+        identifiers=sorted(identifiers(text)) if memory else [],
         passages=[{"n": n, **asdict(p)} for n, p in enumerate(passages, 1)],
         session_id=session_id,
     )
@@ -370,7 +370,7 @@ def _is_gold(p: Passage, m: Memory) -> bool:
 
 def _mentions(p: Passage, m: Memory) -> bool:
     """A passage that names half the memory's identifiers (or most of its words) would answer it."""
-    names = identifiers_of(m.text)
+    names = identifiers(m.text)
     low = p.text.lower()
     if names and sum(n in low for n in names) * 2 >= len(names):
         return True
@@ -473,37 +473,12 @@ def pair_stats(pairs: list[Pair]) -> dict[str, Any]:
         "top4_share": round(sum(n for _, n in by_memory.most_common(4)) / len(answers), 4)
         if answers
         else 0.0,
-        "target_jaccard": round(mean_pairwise_jaccard([p.target for p in answers]), 4),
+        "target_jaccard": round(mean_pairwise_jaccard([p.target for p in answers]) or 0.0, 4),
         # how often retrieval found the memory or a source by itself (else the gold was put in)
         "gold_retrieved": round(sum(bool(p.extra.get("gold_retrieved")) for p in answers) / len(answers), 4)
         if answers
         else 0.0,
     }
-
-
-def mean_pairwise_jaccard(texts: list[str], *, max_pairs: int = 2000, seed: int = 0) -> float:
-    sets = [_words(re.sub(r"\[\d+\]", " ", t)) for t in texts]
-    n = len(sets)
-    if n < 2:
-        return 0.0
-    total = n * (n - 1) // 2
-    if total <= max_pairs:
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    else:
-        rng = random.Random(seed)
-        pairs = []
-        while len(pairs) < max_pairs:
-            i, j = rng.randrange(n), rng.randrange(n)
-            if i != j:
-                pairs.append((i, j))
-    return sum(_jaccard(sets[i], sets[j]) for i, j in pairs) / len(pairs)
-
-
-def identifiers_of(text: str) -> set[str]:
-    """File paths, dotted and snake/camel-case names, and backticked spans: the specifics a memory carries."""
-    found = {m.group(0).lower().rstrip(".") for m in IDENTIFIER.finditer(text)}
-    found |= {m.lower() for m in re.findall(r"`([^`]{2,80})`", text)}
-    return {f for f in found if len(f) >= 3}
 
 
 def _words(text: str) -> frozenset[str]:
