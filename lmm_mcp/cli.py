@@ -3,6 +3,9 @@
     lmm-mcp ingest [PATH ...] [--claude-dir DIR] [--no-embed] [--json]
     lmm-mcp search QUERY [--k N] [--project P] [--since 7d] [--json] | --queries FILE
     lmm-mcp status [--json]
+    lmm-mcp train [--stage cpt|sft|both] [--model ID|DIR|FILE.gguf] [--max-steps N] [--fresh] [--json]
+    lmm-mcp eval [--version V] [--limit N] [--json]
+    lmm-mcp models list [--json] | lmm-mcp models use VERSION
 
 Every subcommand takes `--home DIR` (else $LMM_HOME, else ~/.lmm). With `--json` a command prints exactly
 one JSON document on stdout (`search --queries` prints one per line); progress goes to stderr.
@@ -31,11 +34,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))
         return args.run(cfg, args)
-    except (ConfigError, StoreError, UsageError, ValueError) as e:
+    except (ConfigError, StoreError, UsageError, ValueError, *_training_errors()) as e:
         print(f"lmm-mcp {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _training_errors() -> tuple[type[Exception], ...]:
+    # Domain errors of the trainer; importing these modules costs nothing (torch loads inside functions).
+    from trainer.models import ModelError
+    from trainer.pipeline import PipelineError
+    from trainer.train import TrainingError
+    from trainer.versions import VersionError
+
+    return (ModelError, PipelineError, TrainingError, VersionError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +82,32 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="what the store holds")
     p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser(
+        "train", parents=[common], help="train the memory model on the store (CPT, SFT, eval, new adapter)"
+    )
+    p.add_argument("--stage", choices=["cpt", "sft", "both"], default="both", help="default: both")
+    p.add_argument("--model", help="base model: hub id, folder or .gguf file (default: config base_model)")
+    p.add_argument("--max-steps", type=int, help="cap the optimizer steps of each stage")
+    p.add_argument("--eval-limit", type=int, default=100, help="held-out pairs to evaluate (default 100)")
+    p.add_argument("--seq-len", type=int, help="tokens per training sequence (default 1024)")
+    p.add_argument("--device", help="cuda, mps or cpu (default: a GPU when there is one)")
+    p.add_argument(
+        "--fresh", action="store_true", help="start a new run instead of resuming an interrupted one"
+    )
+    p.add_argument("--prepare-only", action="store_true", help="write the training data and stop")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", parents=[common], help="evaluate an adapter version on its held-out pairs")
+    p.add_argument("--version", help="version name or number (default: the active one)")
+    p.add_argument("--limit", type=int, default=100, help="held-out pairs to evaluate (default 100)")
+    p.add_argument("--device", help="cuda, mps or cpu")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("models", parents=[common], help="list adapter versions or switch the active one")
+    p.add_argument("action", choices=["list", "use"])
+    p.add_argument("version", nargs="?", help="for `use`: a version name, `v0003` or `3`")
+    p.set_defaults(run=cmd_models)
     return parser
 
 
@@ -162,3 +201,119 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     text = "\n".join(f"{k:>17}: {v}" for k, v in doc.items())
     _emit(args, doc, text)
     return 0
+
+
+def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    from lmm_mcp.history import StoreHistory
+    from lmm_mcp.memories import refresh_memories
+    from lmm_mcp.retrieval import Retriever
+    from trainer.pipeline import PipelineConfig, run_pipeline
+
+    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
+    refresh_memories(conn)
+    pipeline = PipelineConfig(
+        home=cfg.home,
+        model=args.model or cfg.base_model,
+        stage=args.stage,
+        max_steps=args.max_steps,
+        eval_limit=args.eval_limit,
+        keep_versions=cfg.keep_versions,
+        device=args.device,
+        resume=not args.fresh,
+        prepare_only=args.prepare_only,
+    )
+    if args.seq_len:
+        for settings in pipeline.stages.values():
+            settings.seq_len = args.seq_len
+    history = StoreHistory(conn, Retriever(conn, _embedder(cfg, conn)))
+    result = run_pipeline(pipeline, history, on_progress=_print_progress, log=_log)
+    doc = result.as_dict()
+    text = _train_summary(doc)
+    _emit(args, doc, text)
+    return 0
+
+
+def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    from trainer.pipeline import evaluate_version
+
+    metrics = evaluate_version(cfg.home, args.version, limit=args.limit, device=args.device)
+    _emit(args, metrics, _eval_summary(metrics))
+    return 0
+
+
+def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
+    from trainer.versions import list_versions, use_version
+
+    if args.action == "use":
+        if not args.version:
+            raise UsageError("models use needs a VERSION (see `lmm-mcp models list`)")
+        info = use_version(cfg.models_dir, args.version)
+        _emit(args, {"active": info.name}, f"active adapter: {info.name}")
+        return 0
+    versions = list_versions(cfg.models_dir)
+    doc = {"versions": [v.as_dict() for v in versions]}
+    lines = [
+        f"{'*' if v.active else ' '} {v.name}  {v.base_model or '?'}  {_short_metrics(v.metrics)}"
+        for v in versions
+    ]
+    _emit(args, doc, "\n".join(lines) or "no adapter versions yet: run `lmm-mcp train`")
+    return 0
+
+
+def _embedder(cfg: Config, conn):
+    """The embedder when the store has vectors (retrieval for training then matches recall), else None."""
+    if conn.execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is None:
+        return None
+    from lmm_mcp.embed import Embedder
+
+    return Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_progress(p) -> None:
+    every = max(1, p.total_steps // 20)
+    if p.val_loss is None and p.step % every and p.step != p.total_steps:
+        return
+    parts = [f"{p.stage} step {p.step}/{p.total_steps}"]
+    if p.loss is not None:
+        parts.append(f"loss {p.loss:.4f}")
+    if p.val_loss is not None:
+        parts.append(f"val {p.val_loss:.4f}")
+    if p.tokens_per_s:
+        parts.append(f"{p.tokens_per_s:,.0f} tok/s")
+    if p.eta_s is not None:
+        parts.append(f"eta {p.eta_s:,.0f}s")
+    _log("  ".join(parts))
+
+
+def _short_metrics(metrics: dict[str, Any]) -> str:
+    model = (metrics.get("eval") or {}).get("model") or {}
+    sft = metrics.get("sft") or {}
+    bits = []
+    if sft.get("best_val_loss") is not None:
+        bits.append(f"sft val {sft['best_val_loss']:.3f}")
+    for key in ("keyword_coverage", "citation_accuracy"):
+        if model.get(key) is not None:
+            bits.append(f"{key} {model[key]:.2f}")
+    return ", ".join(bits)
+
+
+def _train_summary(doc: dict[str, Any]) -> str:
+    if doc["adapter_version"] is None:
+        counts = doc["metrics"]["data"]["counts"]
+        return f"training data written to {doc['run_dir']}/data: {counts}"
+    return f"adapter version {doc['adapter_version']} is active ({_short_metrics(doc['metrics'])})"
+
+
+def _eval_summary(metrics: dict[str, Any]) -> str:
+    model, base = metrics.get("model") or {}, metrics.get("baseline") or {}
+    rows = [f"{'metric':<22}{'model':>10}{'retrieval':>12}"]
+    for key in sorted(set(model) | set(base)):
+        a, b = model.get(key), base.get(key)
+        if isinstance(a, (int, float)) or isinstance(b, (int, float)):
+            fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+            rows.append(f"{key:<22}{fmt(a):>10}{fmt(b):>12}")
+    return "\n".join(rows)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_BASE_MODEL = "Qwen/Qwen3-1.7B"  # the LMM (same as trainer.models; config must not import torch)
 
 
 class ConfigError(ValueError):
@@ -26,6 +27,9 @@ class Config:
     embed_batch: int = 32  # chunks per forward pass when embedding
     embed_max_tokens: int = 128  # all-MiniLM-L6-v2 was trained on 128 word pieces; 256 costs 1.5x for little
     busy_timeout_ms: int = 60_000  # several server processes share one store
+    base_model: str = DEFAULT_BASE_MODEL  # the LMM: hub id, local folder or .gguf file
+    keep_versions: int = 5  # adapter versions kept under models/ for rollback
+    allow_cpu_training: bool = False  # let `retrain` train without a GPU (slow; fine for small models)
 
     @property
     def db_path(self) -> Path:
@@ -34,6 +38,10 @@ class Config:
     @property
     def archive_dir(self) -> Path:
         return self.home / "archive"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
 
     @classmethod
     def load(cls, home: str | Path | None = None, claude_dir: str | Path | None = None) -> Config:

@@ -40,7 +40,7 @@ import orjson
 
 from trainer.cognitions import Memory
 from trainer.evaluate import identifiers, mean_pairwise_jaccard
-from trainer.prompts import ABSTAIN, Passage, recall_messages
+from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, recall_messages
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
 
@@ -81,7 +81,10 @@ class History(Protocol):
 @dataclass
 class DataSettings:
     val_share: float = 0.15  # share of sessions, the newest, held out for validation
-    k: int = 6  # excerpts per SFT input
+    k: int = 6  # excerpts per SFT input, at most
+    max_prompt_chars: int = (
+        2_400  # excerpt characters per input: ~1k tokens with the rules, question and target
+    )
     max_per_memory: int = 3  # pairs per memory (near-duplicate memories count as one)
     prompts_per_memory: int = 2  # of those, how many may come from later user prompts
     abstain_share: float = 0.15  # abstain pairs, as a share of the answer pairs
@@ -267,7 +270,7 @@ def _answer_pair(
     hits = history.retrieve(query, k=settings.k * 2, project=m.project, until=until)
     if prompt is not None:  # what the prompt's own session said is not a memory yet
         hits = [h for h in hits if h.session_id != prompt.session_id]
-    passages = hits[: settings.k]
+    passages = fit_passages(hits[: settings.k], settings.max_prompt_chars)
     retrieved = any(_is_gold(p, m) for p in passages)
     if not retrieved:
         at = rng.randrange(min(len(passages) + 1, settings.k))
@@ -276,6 +279,9 @@ def _answer_pair(
             passages[at] = gold_passage
         else:
             passages.insert(at, gold_passage)
+        while len(passages) > 1 and _chars(passages) > settings.max_prompt_chars:
+            drop = max(i for i, p in enumerate(passages) if p is not gold_passage)
+            passages.pop(drop)
     gold = [n for n, p in enumerate(passages, 1) if _is_gold(p, m)]
     cite = "".join(f"[{n}]" for n in gold[:3])
     pair = _pair(
@@ -300,6 +306,7 @@ def _abstain_pair(history: History, m: Memory, query: str, settings: DataSetting
         for p in hits
         if not _is_gold(p, m) and (p.session_id, p.uuid) not in sources and not _mentions(p, m)
     ][: settings.k]
+    passages = fit_passages(passages, settings.max_prompt_chars)
     pair = _pair(
         query=query,
         context="memory",
@@ -347,6 +354,22 @@ def _pair(
         passages=[{"n": n, **asdict(p)} for n, p in enumerate(passages, 1)],
         session_id=session_id,
     )
+
+
+def fit_passages(passages: list[Passage], max_chars: int) -> list[Passage]:
+    """The best-ranked passages whose excerpts fit in `max_chars` (always at least one)."""
+    kept: list[Passage] = []
+    for p in passages:
+        if kept and _chars([*kept, p]) > max_chars:
+            break
+        kept.append(p)
+    return kept
+
+
+def _chars(passages: list[Passage]) -> int:
+    return sum(
+        min(len(p.text), PASSAGE_CHARS) + 40 for p in passages
+    )  # 40: the "[n] (session, date, …)" header
 
 
 def memory_passage(m: Memory) -> Passage:

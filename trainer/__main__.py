@@ -1,0 +1,68 @@
+"""`python -m trainer`: the training pipeline on a prepared run folder, e.g. on a GPU box.
+
+    lmm-mcp train --prepare-only --home ~/.lmm           # on the machine with the store: writes runs/<run>/data
+    accelerate launch -m trainer --home ~/.lmm           # where the GPUs are: CPT, SFT, eval, new version
+
+It resumes the newest unfinished run under `--home` (or `--run DIR`) and trains from its data, so it needs
+neither the store nor `lmm_mcp`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from trainer.models import ModelError
+from trainer.pipeline import PipelineConfig, PipelineError, latest_run, run_pipeline
+from trainer.settings import Progress
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, required=True, help="the lmm home (runs/ and models/)")
+    parser.add_argument("--run", type=Path, help="run folder (default: the newest under HOME/runs)")
+    parser.add_argument("--model", help="base model (default: the one the run was prepared for)")
+    parser.add_argument("--stage", choices=["cpt", "sft", "both"], help="default: the run's")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    args = parser.parse_args(argv)
+    run = args.run or latest_run(args.home)
+    if run is None or not (run / "run.json").exists():
+        print(
+            f"no run folder under {args.home}/runs: run `lmm-mcp train --prepare-only` first", file=sys.stderr
+        )
+        return 2
+    saved = orjson.loads((run / "run.json").read_bytes()).get("config")
+    cfg = (
+        PipelineConfig.from_dict({**saved, "home": str(args.home)})
+        if saved
+        else PipelineConfig(home=args.home)
+    )
+    cfg.prepare_only = False
+    cfg.model = args.model or cfg.model
+    cfg.stage = args.stage or cfg.stage
+    cfg.max_steps = args.max_steps if args.max_steps is not None else cfg.max_steps
+    try:
+        result = run_pipeline(
+            cfg, None, on_progress=_print, log=lambda m: print(m, file=sys.stderr), run_dir=run
+        )
+    except (PipelineError, ModelError, ValueError) as e:
+        print(f"python -m trainer: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(orjson.dumps(result.as_dict(), default=str).decode())
+    else:
+        print(f"adapter version: {result.adapter_version}")
+    return 0
+
+
+def _print(p: Progress) -> None:
+    if p.val_loss is not None or p.step == p.total_steps or p.step % max(1, p.total_steps // 20) == 0:
+        print(orjson.dumps(p.as_dict()).decode(), file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

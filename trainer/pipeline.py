@@ -1,0 +1,292 @@
+"""The training pipeline, as one function: data → CPT → SFT → evaluation → a new adapter version.
+
+    result = run_pipeline(PipelineConfig(home=Path("~/.lmm").expanduser()), history=StoreHistory(...))
+    result.adapter_version, result.metrics
+
+`lmm-mcp train`, the MCP `retrain` tool (in a background process) and `python -m trainer` all call
+`run_pipeline`. Everything a run makes lives in its folder `home/runs/<run>/`: `data/` (the JSONL training
+sets and their manifest), `cpt/` and `sft/` (checkpoints, logs, the best adapter), `eval/` (the report) and
+`run.json` (config and status). A run that was interrupted is picked up again by the next call with the same
+config: the data is not rebuilt, each stage resumes from its last checkpoint, and the active adapter stays
+untouched until the new version has been trained and evaluated.
+
+Without a `history` (a GPU box under `accelerate launch`), the run folder must already hold its data:
+`lmm-mcp train --prepare-only` writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trainer.models import DEFAULT_BASE_MODEL
+from trainer.pairs import DataSettings, History, build_dataset
+from trainer.settings import LoraSettings, Progress, StageSettings, default_stages
+
+STAGES = ("cpt", "sft", "both")
+
+
+class PipelineError(RuntimeError):
+    """The pipeline cannot run as asked; the message says what to do."""
+
+
+@dataclass
+class PipelineConfig:
+    home: Path  # the lmm home: runs/ and models/ live under it
+    model: str = DEFAULT_BASE_MODEL  # base model: hub id, local folder or .gguf file
+    stage: str = "both"  # "cpt", "sft" or "both" (SFT then starts from the CPT result)
+    max_steps: int | None = None  # caps the optimizer steps of each stage
+    data: DataSettings = field(default_factory=DataSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    stages: dict[str, StageSettings] = field(default_factory=default_stages)
+    eval_limit: int | None = 100  # held-out pairs generated for evaluation (None: all)
+    eval_max_new_tokens: int = 128
+    keep_versions: int = 5  # adapter versions kept for rollback
+    device: str | None = None  # None: a GPU when there is one, else the CPU
+    resume: bool = True  # continue an interrupted run with the same config
+    prepare_only: bool = False  # stop after writing the data
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["home"] = str(self.home)
+        d["lora"] = self.lora.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
+        """The config a run folder's run.json recorded."""
+        return cls(
+            **{
+                **d,
+                "home": Path(d["home"]),
+                "data": DataSettings(**d.get("data", {})),
+                "lora": LoraSettings(
+                    **{**d.get("lora", {}), "targets": tuple(d.get("lora", {}).get("targets", ()))}
+                )
+                if d.get("lora")
+                else LoraSettings(),
+                "stages": {k: StageSettings(**v) for k, v in d.get("stages", {}).items()} or default_stages(),
+            }
+        )
+
+    def fingerprint(self) -> str:
+        d = self.as_dict()
+        for volatile in ("resume", "prepare_only", "eval_limit", "keep_versions", "device"):
+            d.pop(volatile)
+        return hashlib.blake2b(orjson.dumps(d, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    adapter_version: str | None  # None with prepare_only
+    metrics: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "adapter_version": self.adapter_version,
+            "run_dir": str(self.run_dir),
+            "metrics": self.metrics,
+        }
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    history: History | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    run_dir: Path | None = None,
+) -> PipelineResult:
+    """Run (or resume) one training run end to end and publish its adapter as the active version.
+
+    `run_dir` names the run folder (else an unfinished run with the same config, else a new one).
+    """
+    if cfg.stage not in STAGES:
+        raise PipelineError(f"stage {cfg.stage!r}: choose one of {', '.join(STAGES)}")
+    say = log or (lambda _msg: None)
+    run_dir = run_dir or _run_dir(cfg)
+    status = _read_json(run_dir / "run.json")
+    _write_json(
+        run_dir / "run.json",
+        {
+            **status,
+            "config": cfg.as_dict(),
+            "fingerprint": cfg.fingerprint(),
+            "status": "running",
+            "started": status.get("started") or _now(),
+        },
+    )
+    data = run_dir / "data"
+    if (data / "manifest.json").exists():
+        manifest = _read_json(data / "manifest.json")
+        say(f"data: reusing {data}")
+    elif history is None:
+        raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
+    else:
+        # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
+        fit = max(300, (cfg.stages["sft"].seq_len - 224) * 3)
+        settings = DataSettings(
+            **{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)}
+        )
+        manifest = build_dataset(history, data, settings, log=say)
+    metrics: dict[str, Any] = {"data": {"counts": manifest["counts"], "stats": manifest["stats"]}}
+    if cfg.prepare_only:
+        return PipelineResult(run_dir, None, metrics)
+
+    from trainer.train import train_stage  # heavy imports start here
+
+    adapter: Path | None = None
+    results = {}
+    for stage in ("cpt", "sft"):
+        if cfg.stage not in (stage, "both"):
+            continue
+        settings = StageSettings(**asdict(cfg.stages[stage]))
+        if cfg.max_steps is not None:
+            settings.max_steps = cfg.max_steps
+        say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples")
+        result = train_stage(
+            stage,
+            model_source=cfg.model,
+            cache_dir=cfg.home / "models" / "base",
+            train_file=data / f"{stage}_train.jsonl",
+            val_file=data / f"{stage}_val.jsonl",
+            out_dir=run_dir / stage,
+            lora=cfg.lora,
+            settings=settings,
+            init_adapter=adapter,
+            on_progress=on_progress,
+            device=cfg.device,
+        )
+        results[stage] = result
+        adapter = result.adapter_dir
+        metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
+    assert adapter is not None
+
+    if not _is_main_process():
+        return PipelineResult(run_dir, None, metrics)
+    say("eval: generating memories for the held-out pairs")
+    metrics["eval"] = evaluate_adapter(cfg, adapter, data / "sft_val.jsonl", on_progress=on_progress)
+    from trainer.report import write_report
+
+    report = {**metrics["eval"], "stages": {s: metrics[s] for s in results}}
+    write_report(run_dir / "eval", report, {s: r.history for s, r in results.items()})
+
+    from trainer.versions import publish
+
+    version = publish(
+        cfg.home / "models",
+        adapter,
+        config={**cfg.as_dict(), "run": run_dir.name, "data": manifest["counts"]},
+        metrics=metrics,
+        activate=True,
+        keep=cfg.keep_versions,
+    )
+    _write_json(
+        run_dir / "run.json",
+        {
+            **_read_json(run_dir / "run.json"),
+            "status": "done",
+            "finished": _now(),
+            "adapter_version": version.name,
+        },
+    )
+    say(f"published adapter version {version.name}")
+    return PipelineResult(run_dir, version.name, metrics)
+
+
+def evaluate_adapter(
+    cfg: PipelineConfig,
+    adapter: Path | None,
+    pairs_file: Path,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Generate memories for held-out pairs with base + adapter and score them against retrieval alone."""
+    from trainer.evaluate import evaluate
+    from trainer.generate import load_for_generation
+
+    pairs = [orjson.loads(line) for line in pairs_file.read_bytes().splitlines() if line.strip()]
+    model, tokenizer = load_for_generation(
+        cfg.model, cache_dir=cfg.home / "models" / "base", adapter_dir=adapter, device=cfg.device
+    )
+    if on_progress:
+        on_progress(Progress("eval", 0, 1))
+    result = evaluate(model, tokenizer, pairs, max_new_tokens=cfg.eval_max_new_tokens, limit=cfg.eval_limit)
+    if on_progress:
+        on_progress(Progress("eval", 1, 1))
+    return result
+
+
+def evaluate_version(
+    home: Path, version: str | None = None, *, limit: int | None = 100, device: str | None = None
+) -> dict[str, Any]:
+    """Re-evaluate an adapter version (default: the active one) on the held-out pairs of the run that made it."""
+    from trainer.versions import active_version, find_version
+
+    info = find_version(home / "models", version) if version else active_version(home / "models")
+    if info is None:
+        raise PipelineError("no trained adapter yet: run `lmm-mcp train` first")
+    run = _read_json(info.path / "run.json")
+    pairs = home / "runs" / str(run.get("run", "")) / "data" / "sft_val.jsonl"
+    if not run.get("run") or not pairs.exists():
+        raise PipelineError(f"the held-out pairs of {info.name} are gone ({pairs}): train a new version")
+    cfg = PipelineConfig(
+        home=home, model=run.get("model") or DEFAULT_BASE_MODEL, eval_limit=limit, device=device
+    )
+    metrics = evaluate_adapter(cfg, info.path, pairs)
+    from trainer.report import write_report
+
+    write_report(home / "runs" / run["run"] / "eval", {**metrics, "version": info.name}, {})
+    return {**metrics, "version": info.name}
+
+
+def latest_run(home: Path) -> Path | None:
+    runs = sorted((home / "runs").glob("r-*")) if (home / "runs").is_dir() else []
+    return runs[-1] if runs else None
+
+
+def _run_dir(cfg: PipelineConfig) -> Path:
+    last = latest_run(cfg.home)
+    if cfg.resume and last is not None:
+        status = _read_json(last / "run.json")
+        if status.get("status") != "done" and status.get("fingerprint") == cfg.fingerprint():
+            return last
+    name = time.strftime("r-%Y%m%d-%H%M%S", time.gmtime())
+    run_dir = cfg.home / "runs" / name
+    n = 1
+    while run_dir.exists():  # two runs in one second
+        n += 1
+        run_dir = cfg.home / "runs" / f"{name}-{n}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str))
+    tmp.replace(path)
