@@ -1,6 +1,16 @@
-"""LoRA training throughput on one GPU for a Qwen3-1.7B-shaped model: tokens/s, peak memory, MFU.
+"""LoRA training on one GPU: the whole trainer pipeline on a generated history, or raw throughput.
 
-    python bench/train_gpu.py --random [--steps 15] [--json]     # throughput alone, no weights needed
+    python bench/train_gpu.py --model /path/to/Qwen3-1.7B [--mb 20] [--max-steps 200] [--json]
+    python bench/train_gpu.py --model random [--max-steps 50]      # the pipeline, Qwen3-1.7B-shaped, random
+    python bench/train_gpu.py --random [--steps 15] [--json]       # throughput alone, no weights needed
+
+**Pipeline mode** (`--model`): writes `--mb` of synthetic transcripts (bench/synth.py), ingests them into a
+temporary store, extracts memories, and runs `trainer.pipeline.run_pipeline` (data → CPT → SFT → eval → a
+new adapter version) exactly as `lmm-mcp train` does. It reports tokens/s for CPT and SFT, peak GPU memory,
+MFU against the GPU's bf16 peak, and the evaluation: the model's memories against retrieval-only recall
+(keyword coverage, specificity, diversity, citation accuracy). `--model` takes a local folder, a .gguf file, or
+`random`: Qwen3-1.7B's shape with random weights and a small byte-level tokenizer, for throughput with no
+weights at hand (its evaluation figures mean nothing). `--device cpu` runs it without a GPU (small models).
 
 `--random` builds Qwen3-1.7B from its published config with random weights (no hub, no download) and
 trains LoRA adapters (rank 16 on every attention and MLP projection) in bf16 on random tokens, for a few
@@ -15,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 SHAPES = [  # (name, sequence length, batch, gradient checkpointing)
@@ -90,9 +103,20 @@ def main() -> int:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--peak-tflops", type=float, help="GPU dense bf16 peak (default: from the GPU name)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--model", help="pipeline mode: base model folder, .gguf file, or `random`")
+    ap.add_argument("--mb", type=float, default=20.0, help="pipeline: MB of generated transcripts")
+    ap.add_argument("--projects", type=int, default=6, help="pipeline: projects in the generated history")
+    ap.add_argument("--max-steps", type=int, help="pipeline: cap on each stage's optimizer steps")
+    ap.add_argument("--seq-len", type=int, default=1024, help="pipeline: tokens per sequence")
+    ap.add_argument("--batch", type=int, default=8, help="pipeline: sequences per micro-batch")
+    ap.add_argument("--grad-accum", type=int, default=2, help="pipeline: micro-batches per step")
+    ap.add_argument("--eval-limit", type=int, default=100, help="pipeline: held-out pairs to generate for")
+    ap.add_argument("--device", help="pipeline: cuda (default when there is one) or cpu")
     args = ap.parse_args()
+    if args.model:
+        return pipeline_bench(args)
     if not args.random:
-        ap.error("only --random is implemented so far: the pipeline run comes with the trainer pipeline")
+        ap.error("give --model (the pipeline) or --random (throughput alone)")
 
     import torch
     from peft import LoraConfig, get_peft_model
@@ -150,6 +174,135 @@ def main() -> int:
             f"{r['tflops']} TFLOP/s  MFU {r['mfu']}"
         )
     return 0
+
+
+def pipeline_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from synth import write_transcripts
+
+    from lmm_mcp.config import Config
+    from lmm_mcp.history import StoreHistory
+    from lmm_mcp.ingest import Ingester
+    from lmm_mcp.memories import refresh_memories
+    from lmm_mcp.retrieval import Retriever
+    from lmm_mcp.store import connect
+    from trainer.pipeline import PipelineConfig, run_pipeline
+    from trainer.settings import default_stages
+
+    work = Path(tempfile.mkdtemp(prefix="lmm-train-bench-"))
+    t0 = time.perf_counter()
+    write_transcripts(work / "projects", args.mb, seed=0, projects=args.projects)
+    cfg = Config.load(home=work / "home", claude_dir=work / "projects")
+    conn = connect(cfg.db_path)
+    Ingester(cfg, conn).ingest([work / "projects"])
+    memories = refresh_memories(conn)
+    history_s = time.perf_counter() - t0
+    model = build_random_qwen3(work / "qwen3-random") if args.model == "random" else args.model
+    stages = default_stages()
+    for st in stages.values():
+        st.seq_len, st.batch_size, st.grad_accum = args.seq_len, args.batch, args.grad_accum
+        st.val_batches = 20  # bounded validation passes: the figures are about training speed
+    pipeline = PipelineConfig(
+        home=cfg.home,
+        model=str(model),
+        stages=stages,
+        max_steps=args.max_steps,
+        eval_limit=args.eval_limit,
+        device=args.device,
+    )
+    cuda = torch.cuda.is_available() and args.device in (None, "cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t1 = time.perf_counter()
+    result = run_pipeline(pipeline, StoreHistory(conn, Retriever(conn)), log=lambda m: print(m, file=sys.stderr))
+    pipeline_s = time.perf_counter() - t1
+    name = torch.cuda.get_device_name() if cuda else "cpu"
+    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    n_params, mconf = count_params(str(model), cfg.home / "models" / "base")
+    m = result.metrics
+    stages_out = {}
+    for stage in ("cpt", "sft"):
+        r = m[stage]
+        attn = 3 * 2 * 2 * (args.seq_len / 2) * mconf.num_attention_heads * _head_dim(mconf) * mconf.num_hidden_layers
+        achieved = r["tokens_per_s"] * (4 * n_params + attn) / 1e12
+        stages_out[stage] = {
+            "steps": r["steps"],
+            "tokens": r["tokens"],
+            "tokens_per_s": round(r["tokens_per_s"]),
+            "first_val_loss": r["first_val_loss"],
+            "best_val_loss": r["best_val_loss"],
+            "mfu": round(achieved / peak, 3) if peak and cuda else None,
+        }
+    keys = ("keyword_coverage", "specificity", "diversity", "citation_accuracy", "abstain_accuracy")
+    doc = {
+        "device": name,
+        "model": args.model,
+        "params": n_params,
+        "history_mb": args.mb,
+        "memories": memories.memories,
+        "data": m["data"]["counts"],
+        "parrot": {k: m["data"]["stats"]["train"][k] for k in ("top4_share", "target_jaccard")},
+        "history_s": round(history_s, 1),
+        "pipeline_s": round(pipeline_s, 1),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "stages": stages_out,
+        "eval": {
+            who: {k: m["eval"][who].get(k) for k in keys} for who in ("model", "baseline")
+        },
+        "adapter_version": result.adapter_version,
+    }
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    print(f"{name}: {args.model} ({n_params / 1e9:.2f}B), {args.mb} MB history, {memories.memories} memories")
+    print(f"  data {doc['data']}  parrot {doc['parrot']}")
+    for stage, r in stages_out.items():
+        print(
+            f"  {stage}: {r['steps']} steps, {r['tokens_per_s']} tok/s, val {r['first_val_loss']} -> "
+            f"{r['best_val_loss']}, MFU {r['mfu']}"
+        )
+    print(f"  peak GPU memory {doc['peak_gib']} GiB, pipeline {doc['pipeline_s']} s")
+    for who, row in doc["eval"].items():
+        print(f"  {who:<9} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in row.items()))
+    return 0
+
+
+def _head_dim(conf) -> int:
+    return getattr(conf, "head_dim", None) or conf.hidden_size // conf.num_attention_heads
+
+
+def count_params(source: str, cache_dir: Path):
+    """Parameters of the base model, counted on the meta device (no weights loaded)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from trainer.models import ModelSpec, convert_gguf
+
+    spec = ModelSpec(source)
+    where = str(convert_gguf(spec.path, cache_dir=cache_dir)) if spec.kind == "gguf" else source
+    conf = AutoConfig.from_pretrained(where)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(conf)
+    return sum(p.numel() for p in model.parameters()), conf
+
+
+def build_random_qwen3(folder: Path) -> Path:
+    """Qwen3-1.7B's shape, random bf16 weights, with trainer.tiny's byte-level tokenizer: no download."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer.tiny import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    conf = qwen3_1_7b_config()
+    conf.eos_token_id = tokenizer.eos_token_id
+    conf.pad_token_id = tokenizer.pad_token_id
+    model = AutoModelForCausalLM.from_config(conf, dtype=torch.bfloat16)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 if __name__ == "__main__":
