@@ -6,6 +6,8 @@
     lmm-mcp train [--stage cpt|sft|both] [--model ID|DIR|FILE.gguf] [--max-steps N] [--fresh] [--json]
     lmm-mcp eval [--version V] [--limit N] [--json]
     lmm-mcp models list [--json] | lmm-mcp models use VERSION
+    lmm-mcp recall QUERY [--project P] [--k N] [--mode auto|retrieve|generate] [--json]
+    lmm-mcp serve [--claude-dir DIR]            # the MCP server, over stdio
 
 Every subcommand takes `--home DIR` (else $LMM_HOME, else ~/.lmm). With `--json` a command prints exactly
 one JSON document on stdout (`search --queries` prints one per line); progress goes to stderr.
@@ -21,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from lmm_mcp import demo, hooks, install, watch
 from lmm_mcp.config import Config, ConfigError
 from lmm_mcp.store import StoreError, connect, stats
 
@@ -34,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))
         return args.run(cfg, args)
-    except (ConfigError, StoreError, UsageError, ValueError, *_training_errors()) as e:
+    except (ConfigError, StoreError, UsageError, ValueError, *_training_errors()) as e:  # RecallError is one
         print(f"lmm-mcp {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -96,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="start a new run instead of resuming an interrupted one"
     )
     p.add_argument("--prepare-only", action="store_true", help="write the training data and stop")
+    p.add_argument("--job-dir", type=Path, help=argparse.SUPPRESS)  # set by the retrain tool's background job
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", parents=[common], help="evaluate an adapter version on its held-out pairs")
@@ -108,6 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "use"])
     p.add_argument("version", nargs="?", help="for `use`: a version name, `v0003` or `3`")
     p.set_defaults(run=cmd_models)
+
+    p = sub.add_parser("recall", parents=[common], help="recall a memory, as the recall_memory tool does")
+    p.add_argument("query", help="what to recall")
+    p.add_argument("--project", help="project path or folder name (default: the current directory's)")
+    p.add_argument("--k", type=int, default=8, help="sources to draw on (default 8)")
+    p.add_argument("--max-tokens", type=int, default=1500, help="budget for the memory (default 1500)")
+    p.add_argument("--mode", choices=["auto", "retrieve", "generate"], default="auto")
+    p.set_defaults(run=cmd_recall)
+
+    p = sub.add_parser("serve", parents=[common], help="run the MCP server over stdio (for Claude Code)")
+    p.add_argument("--claude-dir", help="Claude projects folder (default: ~/.claude/projects)")
+    p.set_defaults(run=cmd_serve)
+
+    for module in (hooks, install, watch, demo):  # each module owns its subcommand(s)
+        module.register(sub, common)
     return parser
 
 
@@ -226,10 +245,56 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
         for settings in pipeline.stages.values():
             settings.seq_len = args.seq_len
     history = StoreHistory(conn, Retriever(conn, _embedder(cfg, conn)))
-    result = run_pipeline(pipeline, history, on_progress=_print_progress, log=_log)
+    on_progress = _print_progress
+    if args.job_dir:
+        from lmm_mcp.jobs import write_progress, write_result
+
+        def on_progress(p) -> None:
+            _print_progress(p)
+            write_progress(args.job_dir, p.as_dict())
+
+    try:
+        result = run_pipeline(pipeline, history, on_progress=on_progress, log=_log)
+    except BaseException as e:
+        if args.job_dir:
+            write_result(args.job_dir, {"ok": False, "error": f"{type(e).__name__}: {e}"})
+        raise
     doc = result.as_dict()
+    if args.job_dir:
+        write_result(
+            args.job_dir, {"ok": True, "adapter_version": result.adapter_version, "run_dir": doc["run_dir"]}
+        )
     text = _train_summary(doc)
     _emit(args, doc, text)
+    return 0
+
+
+def cmd_recall(cfg: Config, args: argparse.Namespace) -> int:
+    import os
+
+    from lmm_mcp.recall import Recaller
+
+    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
+    project = args.project or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    result = Recaller(cfg, conn).recall(
+        args.query, project=project, k=args.k, max_tokens=args.max_tokens, mode=args.mode
+    )
+    lines = [result.memory, ""]
+    lines += [
+        f"  [{s.n}] {s.session_id[:8]} {(s.timestamp or '')[:10]} {s.project or '-'}  {s.snippet[:100]}"
+        for s in result.sources
+    ]
+    lines.append(
+        f"  ({result.mode_used}, {result.latency_ms:.0f} ms, adapter {result.adapter_version or '-'})"
+    )
+    _emit(args, result.as_dict(), "\n".join(lines))
+    return 0
+
+
+def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
+    from lmm_mcp.server import serve
+
+    serve(cfg)
     return 0
 
 
