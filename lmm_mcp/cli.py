@@ -33,6 +33,9 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["hook"] and not {"-h", "--help"} & set(argv):
+        return hooks.main(argv[1:])  # a hook must never fail the user's session, even on a bad config
     args = _parser().parse_args(argv)
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))

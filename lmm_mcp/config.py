@@ -32,6 +32,7 @@ class Config:
     allow_cpu_training: bool = False  # let `retrain` train without a GPU (slow; fine for small models)
     allow_cpu_generation: bool = False  # let `recall_memory` mode "auto" generate on the CPU (seconds a recall)
     recall_max_new_tokens: int = 160  # bound on a generated memory's length
+    recall_prompt_chars: int = 2_400  # excerpt characters the model reads (as in its training inputs)
 
     @property
     def db_path(self) -> Path:
@@ -60,6 +61,8 @@ class Config:
         if unknown:
             raise ConfigError(f"{file}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
         chosen_dir = claude_dir or os.environ.get("LMM_CLAUDE_DIR") or settings.pop("claude_dir", None)
+        if not chosen_dir and os.environ.get("CLAUDE_CONFIG_DIR"):  # Claude Code's own home, moved
+            chosen_dir = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects"
         if chosen_dir:
             settings["claude_dir"] = Path(str(chosen_dir)).expanduser()
         return cls(home=home_path, **settings)  # type: ignore[arg-type]

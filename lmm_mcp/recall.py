@@ -152,29 +152,18 @@ class Recaller:
 
     def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
         from trainer.generate import generate_memories
+        from trainer.pairs import fit_passages
 
-        passages = [_passage(h) for h in hits]
+        # The excerpts the SFT inputs held: the best-ranked that fit the prompt (see trainer.pairs).
+        passages = fit_passages([_passage(h) for h in hits], self.cfg.recall_prompt_chars)
+        hits = hits[: len(passages)]
         with self._lock:  # one generation at a time per process: the model is not re-entrant on CPU
             _, model, tokenizer = self._load(version)
             new_tokens = min(self.cfg.recall_max_new_tokens, max_tokens)
             [text] = generate_memories(
                 model, tokenizer, [recall_messages(query, passages)], max_new_tokens=new_tokens
             )
-        cited, clean = citations(text, len(passages))
-        if is_abstention(clean) or not clean:
-            return RecallResult(
-                memory="No relevant memory: nothing in past sessions answers this.",
-                mode_used="generate",
-                adapter_version=version,
-            )
-        budget = max_tokens * CHARS_PER_TOKEN
-        clean = clean if len(clean) <= budget else clean[: budget - 1] + "…"
-        renumber = {old: new for new, old in enumerate(cited, 1)}
-        body = _renumber(clean, renumber)
-        sources = [_source(renumber[n], hits[n - 1]) for n in cited]
-        return RecallResult(
-            memory=f"{FRAME}\n{body}", sources=sources, mode_used="generate", adapter_version=version
-        )
+        return compose_generated(text, hits, version, max_tokens)
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -214,6 +203,27 @@ class Recaller:
         )
         self._model = (version, model, tokenizer)
         return self._model
+
+
+def compose_generated(text: str, hits: list[Hit], version: str | None, max_tokens: int) -> RecallResult:
+    """The model's memory as returned: invalid citations dropped, the cited sources renumbered 1..n."""
+    cited, clean = citations(text, len(hits))
+    if is_abstention(clean) or not clean:
+        return RecallResult(
+            memory="No relevant memory: nothing in past sessions answers this.",
+            mode_used="generate",
+            adapter_version=version,
+        )
+    budget = max_tokens * CHARS_PER_TOKEN
+    clean = clean if len(clean) <= budget else clean[: budget - 1] + "…"
+    renumber = {old: new for new, old in enumerate(cited, 1)}
+    sources = [_source(renumber[n], hits[n - 1]) for n in cited]
+    return RecallResult(
+        memory=f"{FRAME}\n{_renumber(clean, renumber)}",
+        sources=sources,
+        mode_used="generate",
+        adapter_version=version,
+    )
 
 
 def _known_project(conn: sqlite3.Connection, project: str) -> bool:

@@ -1,0 +1,90 @@
+"""Recall: the compact retrieval-only memory, the generated memory's citations, modes and errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lmm_mcp.ingest import Ingester
+from lmm_mcp.memories import refresh_memories
+from lmm_mcp.recall import FRAME, Recaller, RecallError, compose_generated
+from lmm_mcp.retrieval import Hit
+from tests.conftest import OWN_FIXTURES
+
+
+def _hit(n: int) -> Hit:
+    return Hit(n, f"session-{n}", f"uuid-{n}", "2026-01-0{n}T00:00:00Z", "/p", "reply", f"text {n}", f"snip {n}", 1.0 / n)
+
+
+def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
+    hits = [_hit(1), _hit(2), _hit(3)]
+    r = compose_generated("Run `uv run pytest -x` [2][7]; it was fixed in app.py [0] [3].", hits, "v0001", 500)
+    assert r.memory == f"{FRAME}\nRun `uv run pytest -x` [1]; it was fixed in app.py [2]."
+    assert [(s.n, s.session_id) for s in r.sources] == [(1, "session-2"), (2, "session-3")]
+    assert r.mode_used == "generate" and r.adapter_version == "v0001"
+
+
+def test_an_abstaining_model_returns_no_sources():
+    r = compose_generated("No relevant memory: nothing in past sessions answers this. [1]", [_hit(1)], "v1", 500)
+    assert r.sources == [] and r.memory.startswith("No relevant memory")
+
+
+@pytest.fixture
+def store(cfg, conn):
+    assert not Ingester(cfg, conn).ingest([OWN_FIXTURES]).errors
+    refresh_memories(conn)
+    return cfg, conn
+
+
+def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):
+    cfg, conn = store
+    r = Recaller(cfg, conn).recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve")
+    assert r.mode_used == "retrieve" and r.adapter_version is None
+    lines = r.memory.splitlines()
+    assert lines[0] == FRAME and lines[1].startswith("[1] (")
+    assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
+    assert any("coupon" in line for line in lines[1:])
+    small = Recaller(cfg, conn).recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60)
+    assert len(small.memory) <= 60 * 4 + 1 and len(small.sources) >= 1
+
+
+def test_project_scoping(store):
+    cfg, conn = store
+    r = Recaller(cfg, conn).recall("SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10)
+    assert r.sources and all(s.project in ("/srv/api", None) for s in r.sources)
+    # a folder memory has never seen searches everything
+    anywhere = Recaller(cfg, conn).recall("KeyError coupon", project="/brand/new", mode="retrieve")
+    assert any(s.project == "/home/dev/shop" for s in anywhere.sources)
+
+
+def test_generate_without_an_adapter_says_train_first(store):
+    cfg, conn = store
+    with pytest.raises(RecallError, match="no trained adapter yet"):
+        Recaller(cfg, conn).recall("pytest", mode="generate")
+    auto = Recaller(cfg, conn).recall("pytest", mode="auto")
+    assert auto.mode_used == "retrieve"
+
+
+def test_bad_requests(store):
+    cfg, conn = store
+    for kwargs, message in (({"mode": "dream"}, "mode"), ({"k": 0}, "k must"), ({"max_tokens": 5}, "max_tokens")):
+        with pytest.raises(RecallError, match=message):
+            Recaller(cfg, conn).recall("pytest", **kwargs)
+    with pytest.raises(RecallError, match="empty"):
+        Recaller(cfg, conn).recall("   ")
+
+
+def test_retrieval_only_recall_does_not_import_torch(store):
+    cfg, _ = store
+    code = (
+        "import sys\nfrom lmm_mcp.config import Config\nfrom lmm_mcp.store import connect\n"
+        "from lmm_mcp.recall import Recaller\n"
+        f"cfg = Config.load(home={str(cfg.home)!r})\n"
+        "r = Recaller(cfg, connect(cfg.db_path), vectors=False).recall('coupon', mode='auto')\n"
+        "assert r.sources, r\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
