@@ -152,6 +152,8 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
     sft["val"] = [p for p in pairs if p.session_id in val_ids]
     sft["train"] = _limit(sft["train"], settings.max_train_pairs, rng)
     sft["val"] = _limit(sft["val"], settings.max_val_pairs, rng)
+    for rows in sft.values():  # built memory by memory, abstains last: a prefix (eval --limit) must mix kinds
+        rng.shuffle(rows)
     counts = {
         "sessions": len(sessions),
         "val_sessions": len(val_ids),
