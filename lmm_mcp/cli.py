@@ -385,3 +385,7 @@ def _eval_summary(metrics: dict[str, Any]) -> str:
             fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
             rows.append(f"{key:<22}{fmt(a):>10}{fmt(b):>12}")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

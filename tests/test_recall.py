@@ -77,12 +77,16 @@ def test_bad_requests(store):
 
 
 def test_retrieval_only_recall_does_not_import_torch(store):
-    cfg, _ = store
+    from lmm_mcp.embed import Embedder, embed_pending
+
+    cfg, conn = store
+    assert embed_pending(conn, Embedder(cfg.embed_model)) > 0  # hybrid search: the query gets embedded too
     code = (
         "import sys\nfrom lmm_mcp.config import Config\nfrom lmm_mcp.store import connect\n"
         "from lmm_mcp.recall import Recaller\n"
         f"cfg = Config.load(home={str(cfg.home)!r})\n"
-        "r = Recaller(cfg, connect(cfg.db_path), vectors=False).recall('coupon', mode='auto')\n"
+        "r = Recaller(cfg, connect(cfg.db_path)).recall('coupon', mode='auto')\n"
+        "assert r.sources and r.mode_used == 'retrieve', r\n"
         "assert r.sources, r\n"
         "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
     )
