@@ -216,7 +216,9 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t1 = time.perf_counter()
-    result = run_pipeline(pipeline, StoreHistory(conn, Retriever(conn)), log=lambda m: print(m, file=sys.stderr))
+    result = run_pipeline(
+        pipeline, StoreHistory(conn, Retriever(conn)), log=lambda m: print(m, file=sys.stderr)
+    )
     pipeline_s = time.perf_counter() - t1
     name = torch.cuda.get_device_name() if cuda else "cpu"
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
@@ -225,7 +227,15 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     stages_out = {}
     for stage in ("cpt", "sft"):
         r = m[stage]
-        attn = 3 * 2 * 2 * (args.seq_len / 2) * mconf.num_attention_heads * _head_dim(mconf) * mconf.num_hidden_layers
+        attn = (
+            3
+            * 2
+            * 2
+            * (args.seq_len / 2)
+            * mconf.num_attention_heads
+            * _head_dim(mconf)
+            * mconf.num_hidden_layers
+        )
         achieved = r["tokens_per_s"] * (4 * n_params + attn) / 1e12
         stages_out[stage] = {
             "steps": r["steps"],
@@ -248,9 +258,7 @@ def pipeline_bench(args: argparse.Namespace) -> int:
         "pipeline_s": round(pipeline_s, 1),
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         "stages": stages_out,
-        "eval": {
-            who: {k: m["eval"][who].get(k) for k in keys} for who in ("model", "baseline")
-        },
+        "eval": {who: {k: m["eval"][who].get(k) for k in keys} for who in ("model", "baseline")},
         "adapter_version": result.adapter_version,
     }
     if args.json:
@@ -265,7 +273,9 @@ def pipeline_bench(args: argparse.Namespace) -> int:
         )
     print(f"  peak GPU memory {doc['peak_gib']} GiB, pipeline {doc['pipeline_s']} s")
     for who, row in doc["eval"].items():
-        print(f"  {who:<9} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in row.items()))
+        print(
+            f"  {who:<9} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in row.items())
+        )
     return 0
 
 

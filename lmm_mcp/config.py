@@ -30,7 +30,9 @@ class Config:
     base_model: str = DEFAULT_BASE_MODEL  # the LMM: hub id, local folder or .gguf file
     keep_versions: int = 5  # adapter versions kept under models/ for rollback
     allow_cpu_training: bool = False  # let `retrain` train without a GPU (slow; fine for small models)
-    allow_cpu_generation: bool = False  # let `recall_memory` mode "auto" generate on the CPU (seconds a recall)
+    allow_cpu_generation: bool = (
+        False  # let `recall_memory` mode "auto" generate on the CPU (seconds a recall)
+    )
     recall_max_new_tokens: int = 160  # bound on a generated memory's length
     recall_prompt_chars: int = 2_400  # excerpt characters the model reads (as in its training inputs)
 

@@ -17,6 +17,7 @@ prompt injections, and a memory must not become a command.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -109,7 +110,9 @@ class Recaller:
         retriever = self._get_retriever()
         if project and not _known_project(self.conn, project):
             project = None  # a folder memory has never seen (a new project): search everything
-        scoped = retriever.retrieve(query, k=k, project=project) if project else []
+        scoped = (
+            retriever.retrieve(_without_project_name(query, project), k=k, project=project) if project else []
+        )
         pool = scoped + [
             h for h in retriever.retrieve(query, k=k, project=None) if not project or h.project is None
         ]
@@ -226,6 +229,14 @@ def compose_generated(text: str, hits: list[Hit], version: str | None, max_token
     )
 
 
+def _without_project_name(query: str, project: str) -> str:
+    """Within a project its own name is in every path: as a query word it only drowns the others."""
+    name = project.rstrip("/").rsplit("/", 1)[-1].lower()
+    parts = {name, *re.split(r"[^a-z0-9]+", name)} - {""}
+    kept = [w for w in query.split() if w.lower().strip("?.,;:!'\"`") not in parts]
+    return " ".join(kept) if kept else query
+
+
 def _known_project(conn: sqlite3.Connection, project: str) -> bool:
     from lmm_mcp.store import resolve_projects
 
@@ -267,8 +278,6 @@ def _source(n: int, h: Hit) -> Source:
 
 
 def _renumber(text: str, mapping: dict[int, int]) -> str:
-    import re
-
     return re.sub(r"\[(\d{1,3})\]", lambda m: f"[{mapping.get(int(m.group(1)), m.group(1))}]", text)
 
 

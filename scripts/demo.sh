@@ -1,16 +1,9 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, offline: install, ingest the sample transcripts, search them.
+# The main job on a fresh machine, offline: install, then `lmm-mcp demo` on the bundled sample transcripts
+# (ingest, recall by retrieval, a short CPU training of SmolLM2-135M, recall by generation, a summary).
+# Extra arguments go to the demo: `bash scripts/demo.sh --no-train`, `--home DIR`, `--steps N`, `--json`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-. .venv/bin/activate
 export HF_HUB_OFFLINE=1
-home=$(mktemp -d)
-echo "== lmm-mcp ingest (sample transcripts in tests/fixtures/projects, store in $home)"
-lmm-mcp ingest --home "$home" --claude-dir tests/fixtures/projects
-for q in "why did the checkout test fail" "which routers does the API have" "SQLAlchemy sessions rule"; do
-  echo; echo "== lmm-mcp search \"$q\""
-  lmm-mcp search "$q" --home "$home" --k 3
-done
-echo; echo "== lmm-mcp status"
-lmm-mcp status --home "$home"
+exec .venv/bin/lmm-mcp demo "$@"

@@ -618,3 +618,30 @@ def test_secrets_in_commands_do_not_reach_memories():
     c.bash(f"GITHUB_TOKEN={token} uv run pytest -q", "4 passed")
     (fact,) = of(extract_session(c.turns), "project_fact")
     assert token not in fact.text and "[REDACTED:" in fact.text and token not in fact.attrs["command"]
+
+
+def test_folding_a_file_across_sessions_keeps_older_definitions():
+    from trainer.cognitions import Memory, Source, merge_memories
+
+    def code(ts: str, verb: str, defs: str) -> Memory:
+        return Memory(
+            category="code_knowledge",
+            text=f"In shop, shop/cart.py {verb}.",
+            keywords=["shop/cart.py"],
+            salience=0.5,
+            sources=[Source(f"s-{ts}", f"u-{ts}", ts, "/home/dev/shop")],
+            project="/home/dev/shop",
+            key="code_knowledge:home-dev-shop:shop-cart-py",
+            attrs={"path": "shop/cart.py", "verb": verb, "defs": defs, "change": ""},
+        )
+
+    older = code("2026-01-01T00:00:00Z", "was written", "class Cart\nfunction total(cart)")
+    newer = code("2026-02-01T00:00:00Z", "was edited", "function apply_coupon(cart, code)")
+    [merged] = merge_memories([older, newer])
+    assert merged.attrs["verb"] == "was written"
+    assert set(merged.attrs["defs"].splitlines()) == {
+        "class Cart",
+        "function total(cart)",
+        "function apply_coupon(cart, code)",
+    }
+    assert "Cart" in merged.text and "apply_coupon" in merged.text and len(merged.sources) == 2

@@ -15,19 +15,33 @@ from tests.conftest import OWN_FIXTURES
 
 
 def _hit(n: int) -> Hit:
-    return Hit(n, f"session-{n}", f"uuid-{n}", "2026-01-0{n}T00:00:00Z", "/p", "reply", f"text {n}", f"snip {n}", 1.0 / n)
+    return Hit(
+        n,
+        f"session-{n}",
+        f"uuid-{n}",
+        "2026-01-0{n}T00:00:00Z",
+        "/p",
+        "reply",
+        f"text {n}",
+        f"snip {n}",
+        1.0 / n,
+    )
 
 
 def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
     hits = [_hit(1), _hit(2), _hit(3)]
-    r = compose_generated("Run `uv run pytest -x` [2][7]; it was fixed in app.py [0] [3].", hits, "v0001", 500)
+    r = compose_generated(
+        "Run `uv run pytest -x` [2][7]; it was fixed in app.py [0] [3].", hits, "v0001", 500
+    )
     assert r.memory == f"{FRAME}\nRun `uv run pytest -x` [1]; it was fixed in app.py [2]."
     assert [(s.n, s.session_id) for s in r.sources] == [(1, "session-2"), (2, "session-3")]
     assert r.mode_used == "generate" and r.adapter_version == "v0001"
 
 
 def test_an_abstaining_model_returns_no_sources():
-    r = compose_generated("No relevant memory: nothing in past sessions answers this. [1]", [_hit(1)], "v1", 500)
+    r = compose_generated(
+        "No relevant memory: nothing in past sessions answers this. [1]", [_hit(1)], "v1", 500
+    )
     assert r.sources == [] and r.memory.startswith("No relevant memory")
 
 
@@ -46,13 +60,17 @@ def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):
     assert lines[0] == FRAME and lines[1].startswith("[1] (")
     assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
     assert any("coupon" in line for line in lines[1:])
-    small = Recaller(cfg, conn).recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60)
+    small = Recaller(cfg, conn).recall(
+        "KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60
+    )
     assert len(small.memory) <= 60 * 4 + 1 and len(small.sources) >= 1
 
 
 def test_project_scoping(store):
     cfg, conn = store
-    r = Recaller(cfg, conn).recall("SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10)
+    r = Recaller(cfg, conn).recall(
+        "SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10
+    )
     assert r.sources and all(s.project in ("/srv/api", None) for s in r.sources)
     # a folder memory has never seen searches everything
     anywhere = Recaller(cfg, conn).recall("KeyError coupon", project="/brand/new", mode="retrieve")
@@ -69,7 +87,11 @@ def test_generate_without_an_adapter_says_train_first(store):
 
 def test_bad_requests(store):
     cfg, conn = store
-    for kwargs, message in (({"mode": "dream"}, "mode"), ({"k": 0}, "k must"), ({"max_tokens": 5}, "max_tokens")):
+    for kwargs, message in (
+        ({"mode": "dream"}, "mode"),
+        ({"k": 0}, "k must"),
+        ({"max_tokens": 5}, "max_tokens"),
+    ):
         with pytest.raises(RecallError, match=message):
             Recaller(cfg, conn).recall("pytest", **kwargs)
     with pytest.raises(RecallError, match="empty"):

@@ -142,7 +142,9 @@ async def test_retrain_runs_reports_progress_and_switches_the_adapter(cfg):
         assert status["active_adapter"] == job["adapter_version"]
         assert status["job"]["job_id"] == job["job_id"] and status["job"]["state"] == "done"
         assert "sft" in status["adapter_metrics"]
-        generated = _data(await client.call_tool("recall_memory", {"query": "how do we run the tests", "mode": "generate"}))
+        generated = _data(
+            await client.call_tool("recall_memory", {"query": "how do we run the tests", "mode": "generate"})
+        )
         assert generated["mode_used"] == "generate" and generated["adapter_version"] == job["adapter_version"]
         assert all(f"[{s['n']}]" in generated["memory"] for s in generated["sources"])
         after = _data(await client.call_tool("retrain", {"max_steps": 3}))

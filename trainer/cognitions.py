@@ -233,19 +233,21 @@ def _fold(into: Memory, other: Memory) -> None:
     """Fold `other` into `into` (one subject); the newer one's text and attributes win."""
     base = max(_base(into), _base(other))
     newer, older = (other, into) if other.time >= into.time else (into, other)
+    # `into` is usually the older one: read both attribute sets before overwriting its own.
+    old_attrs, new_attrs = dict(older.attrs), dict(newer.attrs)
     seen = {(s.session_id, s.uuid) for s in into.sources}
     into.sources = sorted(
         into.sources + [s for s in other.sources if (s.session_id, s.uuid) not in seen],
         key=lambda s: s.timestamp or "",
     )
-    into.attrs = {**older.attrs, **newer.attrs}
+    into.attrs = {**old_attrs, **new_attrs}
     into.text = newer.text
     name = project_name(into.project)
     if into.category == "code_knowledge":
-        defs = _union(newer.attrs.get("defs", ""), older.attrs.get("defs", ""))
+        defs = _union(new_attrs.get("defs", ""), old_attrs.get("defs", ""))
         verb = (
             "was written"
-            if "written" in older.attrs.get("verb", "") + newer.attrs.get("verb", "")
+            if "written" in old_attrs.get("verb", "") + new_attrs.get("verb", "")
             else "was edited"
         )
         into.attrs.update(defs="\n".join(defs), verb=verb)
@@ -253,7 +255,7 @@ def _fold(into: Memory, other: Memory) -> None:
             name, into.attrs.get("path", ""), verb, defs, "" if defs else into.attrs.get("change", "")
         )
     elif into.attrs.get("kind") == "layout":
-        dirs = sorted(_union(newer.attrs.get("dirs", ""), older.attrs.get("dirs", "")))
+        dirs = sorted(_union(new_attrs.get("dirs", ""), old_attrs.get("dirs", "")))
         into.attrs["dirs"] = "\n".join(dirs)
         into.text = layout_text(name, dirs)
     into.keywords = keywords_of(into.text, newer.keywords + older.keywords)
