@@ -90,3 +90,13 @@ def test_clear_errors(tmp_path):
     (home / "config.toml").write_text("embed_modle = 'x'\n")
     typo = cli("status", "--home", str(home), check=False)
     assert typo.returncode == 2 and b"unknown setting" in typo.stderr and b"Traceback" not in typo.stderr
+
+
+def test_recall_from_the_shell(tmp_path):
+    home = str(tmp_path / "home")
+    cli("ingest", "--home", home, "--claude-dir", str(OWN_FIXTURES), "--no-embed")
+    doc = one_json(cli("recall", "KeyError coupon", "--home", home, "--project", "/home/dev/shop", "--json"))
+    assert set(doc) == {"memory", "sources", "mode_used", "adapter_version", "latency_ms"}
+    assert doc["mode_used"] == "retrieve" and doc["sources"]
+    assert {"n", "session_id", "uuid", "timestamp", "project", "snippet", "score"} <= set(doc["sources"][0])
+    assert "coupon" in doc["memory"]
