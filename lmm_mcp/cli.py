@@ -345,16 +345,7 @@ def _print_progress(p) -> None:
     every = max(1, p.total_steps // 20)
     if p.val_loss is None and p.step % every and p.step != p.total_steps:
         return
-    parts = [f"{p.stage} step {p.step}/{p.total_steps}"]
-    if p.loss is not None:
-        parts.append(f"loss {p.loss:.4f}")
-    if p.val_loss is not None:
-        parts.append(f"val {p.val_loss:.4f}")
-    if p.tokens_per_s:
-        parts.append(f"{p.tokens_per_s:,.0f} tok/s")
-    if p.eta_s is not None:
-        parts.append(f"eta {p.eta_s:,.0f}s")
-    _log("  ".join(parts))
+    _log(p.line())
 
 
 def _short_metrics(metrics: dict[str, Any]) -> str:

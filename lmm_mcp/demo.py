@@ -296,14 +296,7 @@ class _Printer:
     def progress(self, p: Any) -> None:
         if p.stage == "eval" or (p.val_loss is None and p.step % max(1, p.total_steps // 4)):
             return
-        parts = [f"   {p.stage} step {p.step}/{p.total_steps}"]
-        if p.loss is not None:
-            parts.append(f"loss {p.loss:.3f}")
-        if p.val_loss is not None:
-            parts.append(f"val {p.val_loss:.3f}")
-        if p.tokens_per_s:
-            parts.append(f"{p.tokens_per_s:,.0f} tok/s")
-        self.say("  ".join(parts))
+        self.say(f"   {p.line()}")
 
     def emit(self, doc: dict[str, Any]) -> None:
         if self.as_json:
