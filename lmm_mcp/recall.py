@@ -166,7 +166,12 @@ class Recaller:
             [text] = generate_memories(
                 model, tokenizer, [recall_messages(query, passages)], max_new_tokens=new_tokens
             )
-        return compose_generated(text, hits, version, max_tokens)
+        generated = compose_generated(text, hits, version, max_tokens)
+        if generated is None:  # it cited nothing: no specific may reach the agent without a source
+            fallback = self._compact(hits, max_tokens)
+            fallback.adapter_version = version
+            return fallback
+        return generated
 
     # ------------------------------------------------------------------------------------------ helpers
 
@@ -208,8 +213,13 @@ class Recaller:
         return self._model
 
 
-def compose_generated(text: str, hits: list[Hit], version: str | None, max_tokens: int) -> RecallResult:
-    """The model's memory as returned: invalid citations dropped, the cited sources renumbered 1..n."""
+def compose_generated(
+    text: str, hits: list[Hit], version: str | None, max_tokens: int
+) -> RecallResult | None:
+    """The model's memory as returned: invalid citations dropped, the cited sources renumbered 1..n.
+
+    None when the model answered without citing any source: the caller then falls back to retrieval.
+    """
     cited, clean = citations(text, len(hits))
     if is_abstention(clean) or not clean:
         return RecallResult(
@@ -217,6 +227,8 @@ def compose_generated(text: str, hits: list[Hit], version: str | None, max_token
             mode_used="generate",
             adapter_version=version,
         )
+    if not cited:
+        return None
     budget = max_tokens * CHARS_PER_TOKEN
     clean = clean if len(clean) <= budget else clean[: budget - 1] + "…"
     renumber = {old: new for new, old in enumerate(cited, 1)}

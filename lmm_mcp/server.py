@@ -56,7 +56,10 @@ class RecallOutput(BaseModel):
     memory: str = Field(description="what past sessions say, citing sources as [n]")
     sources: list[RecallSource]
     mode_used: Literal["retrieve", "generate"]
-    adapter_version: str | None = Field(description="the trained adapter that wrote the memory, if one did")
+    adapter_version: str | None = Field(
+        description="the trained adapter asked to write the memory; with mode_used 'retrieve' its answer cited "
+        "no source and the retrieved sources are returned instead"
+    )
     latency_ms: float
 
 

@@ -94,6 +94,11 @@ def test_full_demo_with_a_tiny_model(retrieval_run, tmp_path):
     assert train["model"] == str(tiny) and train["metrics"]["sft"]["steps"] == 2
     assert [g["query"] for g in doc["generate"]] == [r["query"] for r in doc["retrieve"]]
     for g in doc["generate"]:  # the tiny model's text is noise: only that generation ran is checked
-        assert g["mode_used"] == "generate" and g["adapter_version"] == version.name and g["memory"]
+        # an uncited answer falls back to the retrieval memory, still naming the adapter that was asked
+        assert (
+            g["mode_used"] in ("generate", "retrieve")
+            and g["adapter_version"] == version.name
+            and g["memory"]
+        )
     assert set(doc["timings_s"]) == {*STEPS, "train", "recall_generate", "total"}
     assert {"model", "baseline"} <= set(doc["summary"]["eval"])

@@ -38,6 +38,10 @@ def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
     assert r.mode_used == "generate" and r.adapter_version == "v0001"
 
 
+def test_a_memory_that_cites_nothing_is_not_returned():
+    assert compose_generated("Tests run with `make check`.", [_hit(1)], "v1", 500) is None
+
+
 def test_an_abstaining_model_returns_no_sources():
     r = compose_generated(
         "No relevant memory: nothing in past sessions answers this. [1]", [_hit(1)], "v1", 500
