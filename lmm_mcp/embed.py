@@ -102,7 +102,7 @@ class Embedder:
         if self._numpy is None and self._model is None:
             self._load()
         if self._numpy is not None:
-            with _blas_threads(threads):
+            with blas_threads(threads):
                 return self._numpy.encode(texts, batch_size=self.batch_size)
         return self._encode_torch(texts, threads)
 
@@ -143,7 +143,7 @@ class Embedder:
 _BLAS: Any = None  # threadpoolctl's view of numpy's BLAS, built once (a scan of the loaded libraries)
 
 
-def _blas_threads(threads: int | None):
+def blas_threads(threads: int | None):
     """A context capping numpy's BLAS threads at `threads`; a no-op for None or without threadpoolctl."""
     global _BLAS
     if threads is None:

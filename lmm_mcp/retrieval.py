@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from lmm_mcp.embed import Embedder
+from lmm_mcp.embed import Embedder, blas_threads
 from lmm_mcp.store import resolve_projects
 
 RRF_K = 60  # the constant from Cormack et al.; ranks past ~60 contribute little
@@ -397,7 +397,9 @@ class Retriever:
             # One core embeds while the other runs BM25: two torch threads here would fight the BM25
             # thread for the same two cores (measured at 100k chunks: p95 61 ms with 2, 48 ms with 1).
             qvec = self.embedder.encode([query], threads=1 if lexical is not None else None)[0]
-            vec_ids, vec_scores = self.index.search(qvec, depth, projects, since_ts, until_ts)
+            # The matrix product too: numpy's spinning BLAS threads would take BM25's core.
+            with blas_threads(1 if lexical is not None else None):
+                vec_ids, vec_scores = self.index.search(qvec, depth, projects, since_ts, until_ts)
         lex_ids, lex_scores = lexical.result() if lexical is not None else ([], np.zeros(0))
         fused: dict[int, float] = {}
         if self.fusion == "rrf":
