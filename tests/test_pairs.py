@@ -72,7 +72,8 @@ def test_dataset_split_pairs_and_manifest(history, tmp_path):
     per_memory = Counter(p["memory_key"] for p in train + val if not p["abstain"])
     assert max(per_memory.values()) <= 2
     stats = manifest["stats"]["train"]
-    assert 0 < stats["target_jaccard"] < 0.5 and 0 < stats["top4_share"] <= 8 / stats["pairs"]
+    answers = stats["pairs"] - stats["abstain"]  # the share is of answer pairs; 4 memories x 2 at most
+    assert 0 < stats["target_jaccard"] < 0.5 and 0 < stats["top4_share"] <= 8 / answers
 
     for name, info in manifest["files"].items():
         data = (out / name).read_bytes()
