@@ -13,7 +13,7 @@ import sqlite3
 
 from lmm_mcp.chunking import turn_text
 from lmm_mcp.memories import load_memories, load_session_turns
-from lmm_mcp.retrieval import Retriever
+from lmm_mcp.retrieval import Retriever, dedupe_hits
 from trainer.cognitions import Memory
 from trainer.pairs import Prompt, SessionInfo
 from trainer.prompts import Passage
@@ -57,22 +57,5 @@ class StoreHistory:
         return load_memories(self.conn)
 
     def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
-        hits, seen = [], set()
-        for h in self.retriever.retrieve(query, k=k, project=project, until=until):
-            head = " ".join(h.text.split())[:200]
-            if head not in seen:  # one listing or log repeated across sessions is one excerpt
-                seen.add(head)
-                hits.append(h)
-        return [
-            Passage(
-                text=h.text,
-                session_id=h.session_id,
-                uuid=h.uuid,
-                timestamp=h.timestamp,
-                project=h.project,
-                kind=h.kind,
-                memory_key=h.memory_key,
-                score=round(h.score, 4),
-            )
-            for h in hits
-        ]
+        hits = self.retriever.retrieve(query, k=k, project=project, until=until)
+        return [h.passage() for h in dedupe_hits(hits)]

@@ -28,6 +28,7 @@ import numpy as np
 
 from lmm_mcp.embed import Embedder, blas_threads
 from lmm_mcp.store import resolve_projects
+from trainer.prompts import Passage
 
 RRF_K = 60  # the constant from Cormack et al.; ranks past ~60 contribute little
 CANDIDATES = 100  # depth taken from each ranker before fusion
@@ -136,6 +137,19 @@ class Hit:
             return self.session_key[len("memory:") :]
         return None
 
+    def passage(self) -> Passage:
+        """The hit as the memory model reads it (trainer.prompts)."""
+        return Passage(
+            text=self.text,
+            session_id=self.session_id,
+            uuid=self.uuid,
+            timestamp=self.timestamp,
+            project=self.project,
+            kind=self.kind,
+            memory_key=self.memory_key,
+            score=round(self.score, 4),
+        )
+
     def as_dict(self) -> dict:
         return {
             "session_id": self.session_id,
@@ -147,6 +161,17 @@ class Hit:
             "snippet": self.snippet,
             "score": round(self.score, 6),
         }
+
+
+def dedupe_hits(hits: list[Hit]) -> list[Hit]:
+    """One excerpt per text: a listing or log repeated across sessions (same first 200 characters) once."""
+    out, seen = [], set()
+    for h in hits:
+        head = " ".join(h.text.split())[:200]
+        if head not in seen and h.chunk_id not in seen:
+            seen.update((head, h.chunk_id))
+            out.append(h)
+    return out
 
 
 def query_terms(text: str) -> list[str]:

@@ -45,19 +45,6 @@ class StageSettings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def line(self) -> str:
-        """One human-readable log line: "sft step 12/40  loss 0.4123  val 0.3990  2,310 tok/s  eta 95s"."""
-        parts = [f"{self.stage} step {self.step}/{self.total_steps}"]
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4f}")
-        if self.val_loss is not None:
-            parts.append(f"val {self.val_loss:.4f}")
-        if self.tokens_per_s:
-            parts.append(f"{self.tokens_per_s:,.0f} tok/s")
-        if self.eta_s is not None:
-            parts.append(f"eta {self.eta_s:,.0f}s")
-        return "  ".join(parts)
-
 
 def default_stages() -> dict[str, StageSettings]:
     """CPT reads the history once at a gentle rate; SFT goes over the pairs a few times."""
