@@ -4,7 +4,7 @@
 
 Generates a realistic transcript tree (bench/synth.py), then times, each on a fresh store:
   orjson      read every line and orjson.loads it: the floor any JSONL reader pays
-  parse       our parser alone (trainer.sessions), no redaction, no store
+  parse       our parser alone (transcripts.parse), no redaction, no store
   ingest      the full ingest: redact, parse, archive, store, FTS5 index (no embeddings)
   ingest+emb  the same plus all-MiniLM-L6-v2 embeddings of every new chunk, on a smaller tree
 """
@@ -31,7 +31,7 @@ from lmm_mcp.config import Config  # noqa: E402
 from lmm_mcp.embed import Embedder, embed_pending  # noqa: E402
 from lmm_mcp.ingest import Ingester  # noqa: E402
 from lmm_mcp.store import connect  # noqa: E402
-from trainer.sessions import discover, parse_file  # noqa: E402
+from transcripts.parse import discover, parse_file  # noqa: E402
 
 
 def tree_bytes(paths: list[Path]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from trainer.sessions import ToolCall, Turn
+from transcripts.parse import ToolCall, Turn
 
 CHUNK_CHARS = 1_000
 OVERLAP_CHARS = 150

@@ -14,9 +14,9 @@ import sqlite3
 from lmm_mcp.chunking import turn_text
 from lmm_mcp.memories import load_memories, load_session_turns
 from lmm_mcp.retrieval import Retriever, dedupe_hits
-from trainer.cognitions import Memory
 from trainer.pairs import Prompt, SessionInfo
 from trainer.prompts import Passage
+from transcripts.extraction import Memory
 
 ROLE = {"prompt": "User", "reply": "Assistant", "tool_result": "Tool", "compact_summary": "Summary"}
 TURN_CHARS = 4_000  # a pasted log or a giant reply is cut in the CPT text; the start carries the signal

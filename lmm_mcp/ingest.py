@@ -30,8 +30,7 @@ from lmm_mcp import archive
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.store import project_id, write_transaction
-from trainer.redact import Redactor, is_env_file
-from trainer.sessions import (
+from transcripts.parse import (
     Line,
     Link,
     Skipped,
@@ -45,6 +44,7 @@ from trainer.sessions import (
     parse_record,
     read_lines,
 )
+from transcripts.redact import Redactor, is_env_file
 
 SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
 HEAD_BYTES = 4096

@@ -1,11 +1,11 @@
-"""Memories in the store: cognitions extracted from the ingested sessions, merged, and indexed like chunks.
+"""Memories in the store: memories extracted from the ingested sessions, merged, and indexed like chunks.
 
     report = refresh_memories(conn)      # after an ingest: re-extract grown sessions, re-merge, re-index
-    memories = load_memories(conn)       # trainer.cognitions.Memory objects, most salient first
+    memories = load_memories(conn)       # transcripts.extraction.Memory objects, most salient first
 
-Extraction (`trainer.cognitions.extract_session`) runs per session on the turns the store holds, and its result
+Extraction (`transcripts.extraction.extract_session`) runs per session on the turns the store holds, and its result
 is kept per session (`session_memories`), so a session that grew is the only one read again. The merge over all
-sessions (`trainer.cognitions.combine`) is cheap next to extraction and runs whenever any session changed.
+sessions (`transcripts.extraction.combine`) is cheap next to extraction and runs whenever any session changed.
 Every merged memory is a row of `memories` and also a chunk of kind 'memory' (session_key 'memory:<key>'),
 so BM25 and the vector index retrieve memories and transcript text alike; a memory whose text changed gets a
 new chunk (and so a new vector), one whose salience or sources changed keeps its chunk.
@@ -22,8 +22,8 @@ from datetime import datetime
 import orjson
 
 from lmm_mcp.store import project_id, write_transaction
-from trainer.cognitions import Memory, combine, extract_session
-from trainer.sessions import ToolCall, ToolResult, Turn
+from transcripts.extraction import Memory, combine, extract_session
+from transcripts.parse import ToolCall, ToolResult, Turn
 
 WRITE_BATCH = 50  # sessions whose extraction is written per transaction
 

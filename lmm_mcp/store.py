@@ -144,11 +144,11 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta(key, value) VALUES ('chunk_deletes', '0'), ('vector_writes', '0');
     """,
     """
-    -- Cognitions (trainer.cognitions): each session's own extraction, redone when the session grows...
+    -- Memories (transcripts.extraction): each session's own extraction, redone when the session grows...
     CREATE TABLE session_memories (
         session_key TEXT PRIMARY KEY,
         turns INTEGER NOT NULL,             -- the session's turn count when it was extracted
-        memories TEXT NOT NULL              -- JSON list of trainer.cognitions.Memory
+        memories TEXT NOT NULL              -- JSON list of transcripts.extraction.Memory
     ) WITHOUT ROWID;
     -- ...and the merged memories over all sessions. Each current one is also a chunk (kind 'memory',
     -- session_key 'memory:<key>'), so BM25 and vectors find it like any other chunk.

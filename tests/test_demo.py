@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from trainer.cognitions import CATEGORIES
 from trainer.versions import active_version
+from transcripts.extraction import CATEGORIES
 
 STEPS = ("ingest", "recall_retrieve")
 

@@ -19,15 +19,14 @@ import pytest
 from trainer.evaluate import (
     baseline_memory,
     citation_accuracy,
-    identifiers,
     keyword_coverage,
-    mean_pairwise_jaccard,
     score,
     specificity,
 )
 from trainer.generate import clean_memory
 from trainer.prompts import ABSTAIN, Passage, recall_messages
 from trainer.report import render_markdown, write_report
+from transcripts.wording import identifiers, mean_pairwise_jaccard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

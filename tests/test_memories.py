@@ -10,7 +10,7 @@ import orjson
 from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import load_memories, refresh_memories
 from lmm_mcp.retrieval import Retriever
-from trainer.cognitions import extract, iter_sessions
+from transcripts.extraction import extract, iter_sessions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import write_transcripts

@@ -14,7 +14,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from trainer.redact import Redactor, is_env_file
+from transcripts.redact import Redactor, is_env_file
 
 R = Redactor()
 _rng = random.Random(20240601)

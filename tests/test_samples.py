@@ -15,8 +15,8 @@ from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import load_memories, refresh_memories
 from lmm_mcp.samples import samples_path
 from lmm_mcp.samples.build import build
-from trainer.cognitions import CATEGORIES, extract, iter_sessions
-from trainer.sessions import Skipped, Turn, discover, parse_file
+from transcripts.extraction import CATEGORIES, extract, iter_sessions
+from transcripts.parse import Skipped, Turn, discover, parse_file
 
 FAKE_KEY = "FAKEFAKEFAKE"
 

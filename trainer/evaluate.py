@@ -14,16 +14,14 @@ Everything except `evaluate` is a pure function over strings and dicts.
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Iterable, Sequence
-from itertools import combinations
 from typing import Any
 
 from trainer.prompts import ABSTAIN, citations, is_abstention
+from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
-MAX_PAIRS = 2000  # pairs sampled for the mean pairwise Jaccard when there are more
 BASELINE_CHARS = 300  # characters of the top excerpt the retrieval-only baseline answers with
 N_EXAMPLES = 5  # example rows kept for the report
 METRICS = (  # the per-pair metrics averaged by `score`, in report order
@@ -31,99 +29,6 @@ METRICS = (  # the per-pair metrics averaged by `score`, in report order
     "specificity",
     "citation_accuracy",
 )
-
-_CITATION = re.compile(r"\[\d{1,3}\]")
-_BACKTICKED = re.compile(r"`([^`\n]+)`")
-_FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
-# Path candidates: anchored (/x, ./x, ../x, ~/x) or slash-joined (a/b, a/); `_is_path` then keeps the ones
-# that do not read as prose ("and/or", "input/output", "10/11").
-_PATH = re.compile(r"(?<![\w/.~:-])(?:(?:~|\.{1,2})?/[\w.-]+(?:/[\w.-]+)*/?|[\w.-]+(?:/[\w.-]+)*/[\w.-]*)")
-_URL = re.compile(r"https?://[^\s`'\"<>()\[\]]+")
-# Dotted names and code words inside a path or a longer dotted name belong to it, not beside it.
-_DOTTED = re.compile(r"(?<![\w./-])[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+(?![\w/-])")
-_WORD = re.compile(r"(?<![\w./-])[A-Za-z_][A-Za-z0-9_]*(?:\(\))?(?![\w/-]|\.\w)")
-_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\((?!s\)|es\))[^()\n]{0,80}\)")
-_EXTENSION = re.compile(r"\.[A-Za-z][\w]{0,7}$")
-_WORDS = re.compile(r"\w+")
-_EMPHASIS = re.compile(r"_[A-Za-z0-9]+_")
-_TRAILING = ".,;:!?'\""
-
-
-def _strip_citations(text: str) -> str:
-    return _CITATION.sub(" ", text)
-
-
-def _is_path(token: str) -> bool:
-    core = token.rstrip("/")
-    if not any(c.isalpha() for c in core):
-        return False
-    return (
-        token.startswith(("/", "./", "../", "~/"))
-        or token.endswith("/")
-        or core.count("/") >= 2
-        or bool(_EXTENSION.search(core.rsplit("/", 1)[-1]))
-    )
-
-
-def _is_code_word(word: str) -> bool:
-    """snake_case, camelCase, PascalCase with an inner capital, or a call `name()`."""
-    if word.endswith("()"):
-        return True
-    if "_" in word:  # but not markdown emphasis, `_word_`
-        return any(c.isalpha() for c in word) and not _EMPHASIS.fullmatch(word)
-    # An inner capital in a word that also has lower case: `loadModel`, `PeftModel`, `SQLite`; not `API`.
-    return any(c.islower() for c in word) and any(c.isupper() for c in word[1:])
-
-
-def identifiers(text: str) -> set[str]:
-    """The specific names in a text, lower-cased: what a useful memory must keep exactly.
-
-    The rule, applied to the text with citation markers `[n]` removed:
-    - a backticked span, whole, punctuation kept (`pytest -q tests/`, `pip install -e .`), besides what
-      the rules below find inside it;
-    - a URL (`https://...`), whole;
-    - a path: slash-joined segments that are anchored (`/work/app`, `./run.sh`, `~/x`), end in a slash
-      (`tests/`), have two or more slashes, or end in a file extension (`src/app.py`);
-    - a dotted name: letters/underscore-led segments joined by dots (`os.path.join`, `pyproject.toml`),
-      unless every segment is a single letter (`e.g`);
-    - a code word: snake_case (`load_model`, `HF_HUB_OFFLINE`), camelCase or PascalCase with an inner capital
-      and some lower case (`loadModel`, `PeftModel`; not `API`), or any name called with parentheses
-      (`main()`, `run(x)`; not the plural `file(s)`);
-    - a long flag (`--max-steps`).
-    Outside backticks, trailing sentence punctuation is dropped; a call's parentheses are never kept
-    (`main()` → `main`), so the same name written two ways is one identifier. Whitespace is collapsed.
-    Product names written in camel case (`GitHub`, `SQLite`) count too: they are specifics a memory should
-    keep.
-    """
-    text = _strip_citations(text)
-    found: set[str] = set()
-
-    def add(token: str, *, verbatim: bool = False) -> None:
-        token = (token.strip() if verbatim else token.strip().rstrip(_TRAILING)).removesuffix("()")
-        if token:
-            found.add(" ".join(token.lower().split()))
-
-    for span in _BACKTICKED.findall(text):
-        add(span, verbatim=True)  # a command's last `.` is part of it
-    for match in _URL.finditer(text):
-        add(match.group(0))
-    text = _URL.sub(" ", text)  # a URL's host and path are part of it, not names of their own
-    for match in _PATH.finditer(text):
-        token = match.group(0).rstrip(_TRAILING)
-        if _is_path(token):
-            add(token)
-    for match in _DOTTED.finditer(text):
-        token = match.group(0).rstrip(_TRAILING + "-")
-        if "." in token and any(len(part) > 1 for part in token.split(".")):
-            add(token)
-    for match in _CALL.finditer(text):
-        add(match.group(1))
-    for match in _WORD.finditer(text):
-        if _is_code_word(match.group(0)):
-            add(match.group(0))
-    for match in _FLAG.finditer(text):
-        add(match.group(0))
-    return found
 
 
 def _contains(text: str, phrase: str) -> bool:
@@ -136,7 +41,7 @@ def keyword_coverage(text: str, keywords: Iterable[str]) -> float | None:
     wanted = {" ".join(k.lower().split()) for k in keywords if k and k.strip()}
     if not wanted:
         return None
-    low = " ".join(_strip_citations(text).lower().split())
+    low = " ".join(strip_citations(text).lower().split())
     return sum(_contains(low, k) for k in wanted) / len(wanted)
 
 
@@ -149,41 +54,8 @@ def specificity(text: str, gold_identifiers: Iterable[str]) -> float | None:
     gold = {" ".join(g.lower().split()).removesuffix("()") for g in gold_identifiers if g and g.strip()}
     if not gold:
         return None
-    low = " ".join(_strip_citations(text).lower().split())
+    low = " ".join(strip_citations(text).lower().split())
     return sum(_contains(low, g) for g in gold) / len(gold)
-
-
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(_WORDS.findall(_strip_citations(text).lower()))
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    """|a ∩ b| / |a ∪ b|; two empty sets are identical (1.0)."""
-    union = a | b
-    return len(a & b) / len(union) if union else 1.0
-
-
-def mean_pairwise_jaccard(texts: Sequence[str], *, max_pairs: int = MAX_PAIRS, seed: int = 0) -> float | None:
-    """Mean Jaccard similarity of the word sets of all pairs of texts; None for fewer than two texts.
-
-    Words are lower-cased runs of letters, digits and underscores, citation markers removed. Above
-    `max_pairs` pairs, a fixed-seed sample of `max_pairs` distinct pairs stands in for all of them.
-    """
-    n = len(texts)
-    if n < 2:
-        return None
-    sets = [_word_set(t) for t in texts]
-    if n * (n - 1) // 2 <= max_pairs:
-        pairs: Iterable[tuple[int, int]] = combinations(range(n), 2)
-    else:
-        rng = random.Random(seed)
-        chosen: set[tuple[int, int]] = set()
-        while len(chosen) < max_pairs:
-            i, j = rng.sample(range(n), 2)
-            chosen.add((min(i, j), max(i, j)))
-        pairs = sorted(chosen)
-    values = [jaccard(sets[i], sets[j]) for i, j in pairs]
-    return sum(values) / len(values)
 
 
 def citation_accuracy(text: str, gold: Iterable[int], n_passages: int) -> float | None:

@@ -38,9 +38,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from trainer.cognitions import Memory
-from trainer.evaluate import identifiers, mean_pairwise_jaccard
 from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, recall_messages
+from transcripts.extraction import Memory
+from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
 
@@ -399,7 +399,7 @@ def _mentions(p: Passage, m: Memory) -> bool:
     low = p.text.lower()
     if names and sum(n in low for n in names) * 2 >= len(names):
         return True
-    return _jaccard(_words(p.text), _words(m.text)) >= 0.5
+    return jaccard(_words(p.text), _words(m.text)) >= 0.5
 
 
 def question_for(m: Memory, rng: random.Random) -> str:
@@ -478,7 +478,7 @@ def near_duplicate_groups(memories: list[Memory], threshold: float) -> dict[str,
     for m in memories:
         words = _words(m.text)
         bucket = buckets.setdefault((m.category, m.project), [])
-        group = next((g for w, g in bucket[-500:] if _jaccard(words, w) >= threshold), None)
+        group = next((g for w, g in bucket[-500:] if jaccard(words, w) >= threshold), None)
         if group is None:
             group = len(groups)
             bucket.append((words, group))
@@ -508,10 +508,6 @@ def pair_stats(pairs: list[Pair]) -> dict[str, Any]:
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(w.strip("./-") for w in _WORD.findall(text.lower()) if len(w.strip("./-")) >= 2)
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def _side(m: Memory, val_ids: set[str]) -> str:

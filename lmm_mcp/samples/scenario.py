@@ -10,7 +10,7 @@ Three projects of one developer over February 2026, four sessions each, interlea
 - logsift (`/home/dev/code/logsift`): a Rust CLI that filters JSON log lines. clap and anyhow, a borrow-checker
   error in `--follow`, a file-watching change that did not work on macOS, thiserror for the library errors.
 
-Every session says things the rule-based extractor (`trainer.cognitions`) recognises: preferences ("always",
+Every session says things the rule-based extractor (`transcripts.extraction`) recognises: preferences ("always",
 "never", "don't", "I prefer"), decisions ("let's go with X for the Y", later "switch the Y from X to Z"),
 corrections ("no, ...", "I said ...", "that didn't work"), failing commands fixed by an edit and rerun, package
 files read, commands that pass, and files written that define functions and classes. One preference (small

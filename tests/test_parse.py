@@ -10,7 +10,7 @@ import orjson
 import pytest
 from conftest import OWN_FIXTURES, SHARED_FIXTURES, needs_shared, record, write_jsonl
 
-from trainer.sessions import (
+from transcripts.parse import (
     Link,
     Skipped,
     Title,

@@ -2,10 +2,10 @@
 package files, and the project's layout.
 
 One pass over a session's turns pairs each tool call with its result (a call is only trusted once its result
-says it worked), and returns `Fact`s with the turns they came from; `trainer.cognitions` makes them memories.
-The parsing itself (definitions, manifests, command kinds, error lines) lives in `trainer.code_facts`.
+says it worked), and returns `Draft`s with the turns they came from; `transcripts.extraction` makes them memories.
+The parsing itself (definitions, manifests, command kinds, error lines) lives in `transcripts.source_code`.
 
-    facts = tool_facts(turns, cwd="/home/dev/shop")
+    facts = tool_drafts(turns, cwd="/home/dev/shop")
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from trainer.code_facts import (
+from transcripts.conversation import Draft
+from transcripts.parse import ToolCall, ToolResult, Turn
+from transcripts.source_code import (
     Definition,
     command_kind,
     definitions,
@@ -25,8 +27,6 @@ from trainer.code_facts import (
     manifest_facts,
     strip_line_numbers,
 )
-from trainer.conversation_facts import Fact
-from trainer.sessions import ToolCall, ToolResult, Turn
 
 _KIND_VERB = {
     "test": "tests run with",
@@ -41,7 +41,7 @@ _KIND_VERB = {
 _TARGETED = re.compile(r"\S+(?:/\S*|::\S+|\.(?:py|ts|tsx|js|rs|go)\b)")  # a path or test id argument
 
 
-def tool_facts(turns: list[Turn], cwd: str | None) -> list[Fact]:
+def tool_drafts(turns: list[Turn], cwd: str | None) -> list[Draft]:
     walk = _Walk(cwd)
     for turn in turns:
         walk.turn(turn)
@@ -121,7 +121,7 @@ class _Walk:
     def __init__(self, cwd: str | None) -> None:
         self.cwd = cwd
         self.name = project_name(cwd)
-        self.out: list[Fact] = []
+        self.out: list[Draft] = []
         self.calls: dict[str, tuple[ToolCall, Turn]] = {}  # tool_use_id -> call and the turn that made it
         self.episodes: dict[str, _Episode] = {}  # command family -> its open failure
         self.commands: dict[tuple[str, str], list[tuple[str, Turn]]] = {}  # (kind, tool) -> runs that passed
@@ -138,7 +138,7 @@ class _Walk:
                 self._result(*found, result, turn)
                 self.last = turn
 
-    def finish(self) -> list[Fact]:
+    def finish(self) -> list[Draft]:
         for ep in self.episodes.values():
             if ep.fixes:  # fixed as far as the session shows, but never rerun: a weaker memory
                 self._episode(ep, None)
@@ -169,7 +169,7 @@ class _Walk:
 
     def _add(self, category: str, text: str, subject: str, salience: float, keywords: list[str],
              attrs: dict[str, str], turns: list[Turn]) -> None:  # fmt: skip
-        self.out.append(Fact(category, text, subject, salience, keywords, attrs, turns=turns))
+        self.out.append(Draft(category, text, subject, salience, keywords, attrs, turns=turns))
 
     def _result(self, call: ToolCall, call_turn: Turn, result: ToolResult, result_turn: Turn) -> None:
         name, inp = call.name, call.input

@@ -1,10 +1,10 @@
 """What the conversation says: preferences, decisions and corrections, by sentence-level rules.
 
-The language half of cognition extraction (`trainer.code_facts` is the code half, `trainer.cognitions` runs both
+The language half of memory extraction (`transcripts.source_code` is the code half, `transcripts.extraction` runs both
 over a session and turns what they find into memories). Pure functions of text:
 
-    prompt_facts("No, use httpx instead of requests. Always run ruff.", name="api", after_assistant=True)
-    # -> [Fact("correction", ...), Fact("decision", ... choice="httpx", replaces="requests"), Fact("preference", ...)]
+    prompt_drafts("No, use httpx instead of requests. Always run ruff.", name="api", after_assistant=True)
+    # -> [Draft("correction", ...), Draft("decision", ... choice="httpx", replaces="requests"), Draft("preference", ...)]
 
 Rules, not a model: each pattern is a phrase people use for that intent ("always…", "let's go with X for the
 Y", "I said…"), anchored so that descriptions ("it always fails") and questions ("should we use X?") do not
@@ -17,11 +17,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from trainer.sessions import Turn, clean_markup
+from transcripts.parse import Turn, clean_markup
 
 
 @dataclass(slots=True)
-class Fact:
+class Draft:
     """A memory before it has sources: what was said, in which category, about which subject."""
 
     category: str  # preference | decision | correction
@@ -153,7 +153,7 @@ _GENERAL = re.compile(
 )
 
 
-def _preference(sentence: str, name: str) -> Fact | None:
+def _preference(sentence: str, name: str) -> Draft | None:
     low = sentence.lower()
     if sentence.endswith("?") or _QUESTION.match(low):
         return None
@@ -162,7 +162,7 @@ def _preference(sentence: str, name: str) -> Fact | None:
         return None
     general = _GENERAL.search(low) is not None
     text = f"User preference ({'all projects' if general else name}): {_finish(sentence)}"
-    return Fact(
+    return Draft(
         "preference",
         text,
         subject_of(sentence),
@@ -210,7 +210,7 @@ _TRAILING = re.compile(
 )
 
 
-def _decision(sentence: str, name: str, prev_reply: str) -> Fact | None:
+def _decision(sentence: str, name: str, prev_reply: str) -> Draft | None:
     if sentence.endswith("?") or _QUESTION.match(sentence.lower()):
         return None
     for rx in _DECISIONS:
@@ -223,7 +223,7 @@ def _decision(sentence: str, name: str, prev_reply: str) -> Fact | None:
             return None
         said = _finish(sentence)
         v = m2.group("v").strip()
-        return Fact(
+        return Draft(
             "decision",
             f"Decision for {name}: {said}",
             subject_of(v, 6),
@@ -251,7 +251,7 @@ def _decision(sentence: str, name: str, prev_reply: str) -> Fact | None:
     text += f". The user said: “{_finish(sentence)}”"
     attrs = {"choice": _norm(choice), "topic": _norm(topic), "replaces": _norm(replaced), "said": sentence}
     subject = (f"{_norm(topic)}=" if topic else "") + _norm(choice)
-    return Fact(
+    return Draft(
         "decision", text, subject, 0.65, [choice, replaced, topic], {k: v for k, v in attrs.items() if v}
     )
 
@@ -280,7 +280,7 @@ _CORRECTION = re.compile(
 )
 
 
-def _correction(clean: str, sents: list[str], name: str, prev_reply: str, actions: list[str]) -> Fact | None:
+def _correction(clean: str, sents: list[str], name: str, prev_reply: str, actions: list[str]) -> Draft | None:
     low = _FILLER.sub("", clean.lower())
     if not sents or not _CORRECTION.search(low[:300]):
         return None
@@ -293,7 +293,7 @@ def _correction(clean: str, sents: list[str], name: str, prev_reply: str, action
     text = f"Correction in {name}: after the assistant {did}, the user said: “{said}”"
     salience = 0.7 if re.search(r"\bi (?:said|told you)\b", low) else 0.6  # being told twice: it matters
     # What was corrected is part of the subject: "that didn't work" after two different edits is two memories.
-    return Fact(
+    return Draft(
         "correction", text, subject_of(f"{said} {did}"), salience, [], {"said": said, "corrected": did}
     )
 
@@ -306,20 +306,20 @@ _AGREE = re.compile(
 _REPLY_DECISION = re.compile(r"\b(?:i'll|i will|we'll|we will) (?:use|go with|switch to) ", re.I)
 
 
-def prompt_facts(
+def prompt_drafts(
     text: str,
     *,
     name: str,
     after_assistant: bool = False,
     prev_reply: str = "",
     actions: list[str] | None = None,
-) -> list[Fact]:
+) -> list[Draft]:
     """Preferences, decisions and (right after an assistant turn) a correction, from one user prompt."""
     clean = clean_prompt(text)
     if not clean:
         return []
     sents = sentences(clean)
-    facts: list[Fact] = []
+    facts: list[Draft] = []
     correction = _correction(clean, sents, name, prev_reply, actions or []) if after_assistant else None
     if correction:
         facts.append(correction)
@@ -332,7 +332,7 @@ def prompt_facts(
     return facts
 
 
-def reply_facts(text: str, *, name: str, prev_prompt: str = "") -> list[Fact]:
+def reply_drafts(text: str, *, name: str, prev_prompt: str = "") -> list[Draft]:
     """Decisions the assistant states: "we decided to…" always; "I'll use X instead of Y" once the user agreed."""
     agreed = _AGREE.match(clean_prompt(prev_prompt).lower()) is not None
     facts = []

@@ -1,14 +1,14 @@
-"""Cognition extraction: typed memories out of parsed sessions, locally, by rules and parsers (no model, no API).
+"""Memory extraction: typed memories out of parsed sessions, locally, by rules and parsers (no model, no API).
 
     sessions = iter_sessions(Path("~/.claude/projects").expanduser())   # main-thread turns per transcript
     memories = extract(sessions)                                           # per session, then merge_memories
 
 Six categories (`CATEGORIES`), from two sources:
-- what was said (`trainer.conversation_facts`): the user's preferences ("always…", "never…", "don't…",
+- what was said (`transcripts.conversation`): the user's preferences ("always…", "never…", "don't…",
   "prefer…", "we use X not Y"), decisions ("let's go with X for the Y", "switch from X to Y", the assistant's
   "I'll use X instead of Y" once the user agreed) and corrections (the user overruling the assistant right after
   it acted: "no, …", "I said …", "that didn't work");
-- what the tools show (`trainer.tool_facts`, parsing in `trainer.code_facts`): error → fix episodes, project facts
+- what the tools show (`transcripts.tool_use`, parsing in `transcripts.source_code`): error → fix episodes, project facts
   (package files read or written, commands that passed, the layout) and code knowledge (files written or edited
   and the functions and classes they define).
 
@@ -31,10 +31,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trainer.conversation_facts import Fact, content_words, keywords_of, prompt_facts, reply_facts
-from trainer.redact import Redactor
-from trainer.sessions import Link, Turn, discover, main_thread, parse_file
-from trainer.tool_facts import code_text, describe_action, layout_text, project_name, slug, tool_facts
+from transcripts.conversation import Draft, content_words, keywords_of, prompt_drafts, reply_drafts
+from transcripts.parse import Link, Turn, discover, main_thread, parse_file
+from transcripts.redact import Redactor
+from transcripts.tool_use import code_text, describe_action, layout_text, project_name, slug, tool_drafts
+from transcripts.wording import jaccard
 
 CATEGORIES = ("preference", "decision", "project_fact", "error_fix", "code_knowledge", "correction")
 # Per-session caps keep a 3 MB session to tens of memories; the most salient are kept.
@@ -139,7 +140,7 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
         turns = main_thread(turns)
     cwd = next((t.cwd for t in turns if t.cwd), None)
     name = project_name(cwd)
-    found: list[tuple[Fact, Turn]] = []
+    found: list[tuple[Draft, Turn]] = []
     after_assistant = False  # a correction answers something the assistant just did or said
     actions: list[str] = []  # what the assistant did since the last prompt
     last_reply = last_prompt = ""
@@ -148,22 +149,22 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
             actions += filter(None, (describe_action(c, cwd) for c in turn.tool_calls))
             if turn.text and not turn.is_sidechain:
                 last_reply = turn.text
-                found += ((f, turn) for f in reply_facts(turn.text, name=name, prev_prompt=last_prompt))
+                found += ((f, turn) for f in reply_drafts(turn.text, name=name, prev_prompt=last_prompt))
             after_assistant = True
         elif turn.role == "user" and turn.kind == "prompt" and not turn.is_sidechain:
             # Sub-agent prompts are the assistant's words, not the user's: never preferences.
-            facts = prompt_facts(
+            facts = prompt_drafts(
                 turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
             )
             found += ((f, turn) for f in facts)
             actions, last_prompt, after_assistant = [], turn.text, False
-    found += ((f, f.turns[0]) for f in tool_facts(turns, cwd) if f.turns)
+    found += ((f, f.turns[0]) for f in tool_drafts(turns, cwd) if f.turns)
     redactor = Redactor()
     memories = [_memory(f, turn, cwd, redactor) for f, turn in found]
     return _cap(merge_memories(memories))
 
 
-def _memory(fact: Fact, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
+def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
     project = None if fact.general else cwd
     sources = [Source(t.session_id, t.uuid, t.timestamp, t.cwd or cwd) for t in fact.turns or [turn]]
     # Turns from the store are redacted already; raw transcripts are not, and a command line can carry a token.
@@ -282,7 +283,7 @@ def _fold_near(memories: list[Memory]) -> list[Memory]:
             if m.category == "decision":
                 same = bool(m.attrs.get("choice")) and m.attrs.get("choice") == other.attrs.get("choice")
             else:
-                same = _jaccard(words, other_words) >= NEAR_DUP and _names(words) == _names(other_words)
+                same = jaccard(words, other_words) >= NEAR_DUP and _names(words) == _names(other_words)
             if same:
                 twin = other
                 break
@@ -300,10 +301,6 @@ def _fold_near(memories: list[Memory]) -> list[Memory]:
 def _names(words: frozenset[str]) -> frozenset[str]:
     """The code-shaped words: two wordings naming different files or functions are different memories."""
     return frozenset(w for w in words if any(c in w for c in "_./"))
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
 
 
 def _supersede(decisions: list[Memory]) -> None:

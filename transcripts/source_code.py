@@ -1,7 +1,7 @@
 """What code and tool output say about a project: definitions, manifests, and the commands that run it.
 
-The parsers behind cognition extraction's tool facts (`trainer.tool_facts` calls them on what Read, Write, Edit
-and Bash carried; `trainer.conversation_facts` reads what was said). Everything here is a pure function of a
+The parsers behind memory extraction's tool facts (`transcripts.tool_use` calls them on what Read, Write, Edit
+and Bash carried; `transcripts.conversation` reads what was said). Everything here is a pure function of a
 string, so it is cheap to test and never looks at the filesystem:
 
     definitions("app/billing.py", source)       # -> [Definition("function", "sync_invoice", "session, invoice_id")]

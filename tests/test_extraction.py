@@ -1,7 +1,7 @@
-"""Cognition extraction: each category from hand-built turns, merging and supersession, the code and command
+"""Memory extraction: each category from hand-built turns, merging and supersession, the code and command
 parsers, our own and the shared transcript fixtures, and a synthetic history end to end.
 
-Run:  pytest tests/test_cognitions.py -q
+Run:  pytest tests/test_extraction.py -q
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from conftest import OWN_FIXTURES, SHARED_FIXTURES, needs_shared
 
-from trainer.code_facts import command_kind, definitions, failure_line, manifest_facts
-from trainer.cognitions import (
+from transcripts.conversation import keywords_of, prompt_drafts
+from transcripts.extraction import (
     CAPS,
     CATEGORIES,
     Memory,
@@ -27,10 +27,10 @@ from trainer.cognitions import (
     merge_memories,
     session_turns,
 )
-from trainer.conversation_facts import keywords_of, prompt_facts
-from trainer.sessions import ToolCall, ToolResult, Turn
+from transcripts.parse import ToolCall, ToolResult, Turn
+from transcripts.source_code import command_kind, definitions, failure_line, manifest_facts
 
-COGNITION_FIXTURES = Path(__file__).parent / "fixtures" / "cognitions"
+EXTRACTION_FIXTURES = Path(__file__).parent / "fixtures" / "extraction"
 CWD = "/home/dev/shop"
 
 
@@ -154,7 +154,7 @@ def test_decision_takes_the_assistants_recommendation_for_that_and_a_topic():
     ],
 )
 def test_decision_phrasings(sentence: str, choice: str, replaces: str | None, topic: str | None):
-    (fact,) = [f for f in prompt_facts(sentence, name="shop") if f.category == "decision"]
+    (fact,) = [f for f in prompt_drafts(sentence, name="shop") if f.category == "decision"]
     assert (fact.attrs.get("choice"), fact.attrs.get("replaces"), fact.attrs.get("topic")) == (
         choice,
         replaces,
@@ -209,7 +209,7 @@ def test_correction_right_after_the_assistant_says_what_was_corrected():
     ],
 )
 def test_correction_phrasings(prompt: str, is_correction: bool):
-    facts = prompt_facts(prompt, name="shop", after_assistant=True, prev_reply="Done.")
+    facts = prompt_drafts(prompt, name="shop", after_assistant=True, prev_reply="Done.")
     assert any(f.category == "correction" for f in facts) == is_correction
 
 
@@ -550,8 +550,8 @@ def test_own_fixture_shop_session():
     }
 
 
-def test_cognition_fixtures_two_sessions_through_the_parser():
-    memories = extract(iter_sessions(COGNITION_FIXTURES))
+def test_extraction_fixtures_two_sessions_through_the_parser():
+    memories = extract(iter_sessions(EXTRACTION_FIXTURES))
     by_key = {m.key: m for m in memories}
     old, new = (
         by_key["decision:home-dev-billing:orm=sqlalchemy"],
@@ -621,7 +621,7 @@ def test_secrets_in_commands_do_not_reach_memories():
 
 
 def test_folding_a_file_across_sessions_keeps_older_definitions():
-    from trainer.cognitions import Memory, Source, merge_memories
+    from transcripts.extraction import Memory, Source, merge_memories
 
     def code(ts: str, verb: str, defs: str) -> Memory:
         return Memory(
