@@ -26,8 +26,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lmm_mcp.app import App  # noqa: E402
 from lmm_mcp.config import Config  # noqa: E402
-from lmm_mcp.embed import Embedder, embed_pending  # noqa: E402
+from lmm_mcp.embed import embed_pending  # noqa: E402
 from lmm_mcp.ingest import Ingester  # noqa: E402
 from lmm_mcp.retrieval import Retriever  # noqa: E402
 from lmm_mcp.store import connect  # noqa: E402
@@ -130,7 +131,7 @@ def main() -> int:
         t0 = time.perf_counter()
         report = Ingester(cfg, conn).ingest()
         t1 = time.perf_counter()
-        embedder = Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
+        embedder = App(cfg, conn).embedder()  # as configured, the way every command builds it
         embedded = embed_pending(conn, embedder)
         t2 = time.perf_counter()
         hybrid = evaluate(samples, Retriever(conn, embedder))  # the default fusion, as recall uses it

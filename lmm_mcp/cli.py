@@ -3,7 +3,8 @@
     lmm-mcp ingest [PATH ...] [--claude-dir DIR] [--no-embed] [--json]
     lmm-mcp search QUERY [--k N] [--project P] [--since 7d] [--json] | --queries FILE
     lmm-mcp status [--json]
-    lmm-mcp train [--stage cpt|sft|both] [--model ID|DIR|FILE.gguf] [--max-steps N] [--fresh] [--json]
+    lmm-mcp train [training options: --stage, --model, --max-steps, --seq-len, --eval-limit, --device, --fresh]
+                  [--prepare-only] [--json]
     lmm-mcp eval [--version V] [--limit N] [--json]
     lmm-mcp models list [--json] | lmm-mcp models use VERSION
     lmm-mcp recall QUERY [--project P] [--k N] [--mode auto|retrieve|generate] [--json]
@@ -24,8 +25,10 @@ from typing import Any
 import orjson
 
 from lmm_mcp import demo, hooks, install, watch
+from lmm_mcp.app import App
 from lmm_mcp.config import Config, ConfigError
-from lmm_mcp.store import StoreError, connect, stats
+from lmm_mcp.store import StoreError, stats
+from trainer.errors import TrainerError
 
 
 class UsageError(Exception):
@@ -40,24 +43,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))
         return args.run(cfg, args)
-    except (ConfigError, StoreError, UsageError, ValueError, *_training_errors()) as e:  # RecallError is one
+    except (
+        ConfigError,
+        StoreError,
+        UsageError,
+        ValueError,
+        TrainerError,
+    ) as e:  # RecallError is a ValueError
         print(f"lmm-mcp {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _training_errors() -> tuple[type[Exception], ...]:
-    # Domain errors of the trainer; importing these modules costs nothing (torch loads inside functions).
-    from trainer.models import ModelError
-    from trainer.pipeline import PipelineError
-    from trainer.train import TrainingError
-    from trainer.versions import VersionError
-
-    return (ModelError, PipelineError, TrainingError, VersionError)
-
-
 def _parser() -> argparse.ArgumentParser:
+    from trainer import options
+    from trainer.pipeline import PipelineConfig
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="data folder (default: $LMM_HOME or ~/.lmm)")
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -92,15 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train", parents=[common], help="train the memory model on the store (CPT, SFT, eval, new adapter)"
     )
-    p.add_argument("--stage", choices=["cpt", "sft", "both"], default="both", help="default: both")
-    p.add_argument("--model", help="base model: hub id, folder or .gguf file (default: config base_model)")
-    p.add_argument("--max-steps", type=int, help="cap the optimizer steps of each stage")
-    p.add_argument("--eval-limit", type=int, default=100, help="held-out pairs to evaluate (default 100)")
-    p.add_argument("--seq-len", type=int, help="tokens per training sequence (default 1024)")
-    p.add_argument("--device", help="cuda, mps or cpu (default: a GPU when there is one)")
-    p.add_argument(
-        "--fresh", action="store_true", help="start a new run instead of resuming an interrupted one"
-    )
+    options.add_arguments(
+        p.add_argument_group("training options"), PipelineConfig
+    )  # one source: trainer.options
     p.add_argument("--prepare-only", action="store_true", help="write the training data and stop")
     p.add_argument("--job-dir", type=Path, help=argparse.SUPPRESS)  # set by the retrain tool's background job
     p.set_defaults(run=cmd_train)
@@ -156,20 +152,14 @@ def _progress(total: int, label: str):
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
-    from lmm_mcp.ingest import Ingester
-
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    file_done = _progress(0, "files")
-    report = Ingester(cfg, conn).ingest(args.paths or None, progress=lambda _file: file_done())
-    from lmm_mcp.memories import refresh_memories
-
-    memories = refresh_memories(conn)
-    if not args.no_embed:
-        from lmm_mcp.embed import Embedder, embed_pending
-
-        embedder = Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
-        report.chunks_embedded = embed_pending(conn, embedder, _progress(0, "\nembedded"))
-    doc = {**report.as_dict(), "memories": memories.as_dict()}
+    with App.open(cfg) as app:
+        file_done, embedded = _progress(0, "files"), _progress(0, "\nembedded")
+        report = app.ingest(
+            args.paths or None, embed=not args.no_embed, on_file=lambda _f: file_done(), on_embedded=embedded
+        )
+    memories = report.memories
+    assert memories is not None
+    doc = report.as_dict()
     text = (
         f"files {report.files} ({report.files_changed} changed), sessions {report.sessions}, "
         f"turns +{report.turns}, chunks +{report.chunks}, embedded +{report.chunks_embedded}, "
@@ -184,17 +174,9 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
-    from lmm_mcp.embed import Embedder
-    from lmm_mcp.retrieval import Retriever
-
     if (args.query is None) == (args.queries is None):
         raise UsageError("give a QUERY or --queries FILE, not both")
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    has_vectors = conn.execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is not None
-    embedder = None
-    if args.mode != "bm25" and has_vectors:
-        embedder = Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
-    retriever = Retriever(conn, embedder, fusion=args.mode)
+    retriever = App.open(cfg).retriever(fusion=args.mode)
     queries = [args.query] if args.query is not None else _read_queries(args.queries)
     for query in queries:
         hits = retriever.retrieve(query, k=args.k, project=args.project, since=args.since)
@@ -217,8 +199,8 @@ def _read_queries(path: Path) -> list[str]:
 
 
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    s = stats(conn, cfg.db_path)
+    with App.open(cfg) as app:
+        s = stats(app.conn, cfg.db_path)
     doc = {"home": str(cfg.home), **s.__dict__}
     text = "\n".join(f"{k:>17}: {v}" for k, v in doc.items())
     _emit(args, doc, text)
@@ -226,28 +208,16 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
-    from lmm_mcp.history import StoreHistory
     from lmm_mcp.memories import refresh_memories
-    from lmm_mcp.retrieval import Retriever
+    from trainer import options
     from trainer.pipeline import PipelineConfig, run_pipeline
 
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    refresh_memories(conn)
-    pipeline = PipelineConfig(
-        home=cfg.home,
-        model=args.model or cfg.base_model,
-        stage=args.stage,
-        max_steps=args.max_steps,
-        eval_limit=args.eval_limit,
-        keep_versions=cfg.keep_versions,
-        device=args.device,
-        resume=not args.fresh,
-        prepare_only=args.prepare_only,
-    )
-    if args.seq_len:
-        for settings in pipeline.stages.values():
-            settings.seq_len = args.seq_len
-    history = StoreHistory(conn, Retriever(conn, _embedder(cfg, conn)))
+    app = App.open(cfg)
+    refresh_memories(app.conn)
+    base = PipelineConfig(home=cfg.home, model=cfg.base_model, keep_versions=cfg.keep_versions)
+    pipeline = options.apply(base, options.from_namespace(args, PipelineConfig))
+    pipeline.prepare_only = args.prepare_only
+    history = app.history()
     on_progress = _print_progress
     if args.job_dir:
         from lmm_mcp.jobs import write_progress, write_result
@@ -275,12 +245,11 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_recall(cfg: Config, args: argparse.Namespace) -> int:
     import os
 
-    from lmm_mcp.recall import Recaller
-
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
     project = args.project or os.environ.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    result = Recaller(cfg, conn).recall(
-        args.query, project=project, k=args.k, max_tokens=args.max_tokens, mode=args.mode
+    result = (
+        App.open(cfg)
+        .recaller()
+        .recall(args.query, project=project, k=args.k, max_tokens=args.max_tokens, mode=args.mode)
     )
     lines = [result.memory, ""]
     lines += [
@@ -326,15 +295,6 @@ def cmd_models(cfg: Config, args: argparse.Namespace) -> int:
     ]
     _emit(args, doc, "\n".join(lines) or "no adapter versions yet: run `lmm-mcp train`")
     return 0
-
-
-def _embedder(cfg: Config, conn):
-    """The embedder when the store has vectors (retrieval for training then matches recall), else None."""
-    if conn.execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is None:
-        return None
-    from lmm_mcp.embed import Embedder
-
-    return Embedder(cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch)
 
 
 def _log(message: str) -> None:

@@ -32,10 +32,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lmm_mcp.config import Config
-from lmm_mcp.samples.scenario import API, CLI
 
 if TYPE_CHECKING:
-    from lmm_mcp.embed import Embedder
+    from lmm_mcp.app import App
     from lmm_mcp.recall import Recaller
 
 DEFAULT_STEPS = 12  # SFT optimizer steps (CPT gets half): SmolLM2-135M trains at ~130 tok/s on two idle cores
@@ -51,14 +50,19 @@ class Question:
     project: str | None  # a project path scopes the recall (plus cross-project memories); None: everything
 
 
-# A scoped question leaves the project's name out: the scope already says it, and a name that is in every path
-# of the project (tasklane-api keeps its code in tasklane/) only blurs BM25.
-QUESTIONS = (
-    Question("How do we run the tests?", API),
-    Question("Which database did we choose, and did it change?", API),
-    Question("What broke in --follow and how was it fixed?", CLI),
-    Question("What does the user prefer for commits and commit messages?", None),
-)
+def questions() -> tuple[Question, ...]:
+    """The demo's questions about the bundled samples (imported here: the CLI, and so every hook, must not
+    load the 1,500-line sample scenario)."""
+    from lmm_mcp.samples.scenario import API, CLI
+
+    # A scoped question leaves the project's name out: the scope already says it, and a name that is in every
+    # path of the project (tasklane-api keeps its code in tasklane/) only blurs BM25.
+    return (
+        Question("How do we run the tests?", API),
+        Question("Which database did we choose, and did it change?", API),
+        Question("What broke in --follow and how was it fixed?", CLI),
+        Question("What does the user prefer for commits and commit messages?", None),
+    )
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -81,8 +85,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_demo(cfg: Config, args: argparse.Namespace) -> int:
-    from lmm_mcp.recall import Recaller
-    from lmm_mcp.store import connect
+    from lmm_mcp.app import App
 
     if args.steps < 1:
         raise ValueError("--steps must be at least 1")
@@ -94,28 +97,25 @@ def run_demo(cfg: Config, args: argparse.Namespace) -> int:
     else:
         out.say(f"lmm-mcp demo: home {cfg.home}")
     doc: dict[str, Any] = {"home": str(cfg.home), "timings_s": {}}
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    try:
+    # One app for both recall modes, so the embedding model loads once; the generation settings only matter
+    # to mode="generate", which runs on the CPU here whatever the config says.
+    gen_cfg = dataclasses.replace(cfg, allow_cpu_generation=True, recall_max_new_tokens=GEN_TOKENS)
+    with App.open(gen_cfg) as app:
         with _step(out, doc, "ingest", "1. ingest the sample transcripts"):
-            doc["ingest"], embedder = _ingest(cfg, conn, out)
-        # One recaller for both modes, so the embedding model loads once; the generation settings only
-        # matter to mode="generate", which runs on the CPU here whatever the config says.
-        gen_cfg = dataclasses.replace(cfg, allow_cpu_generation=True, recall_max_new_tokens=GEN_TOKENS)
-        recaller = Recaller(gen_cfg, conn, vectors=embedder is not None)
+            doc["ingest"] = _ingest(app, out)
+        recaller = app.recaller()
         with _step(out, doc, "recall_retrieve", "2. recall by retrieval"):
             doc["retrieve"] = _recall_all(recaller, out, mode="retrieve")
         if args.no_train:
             doc["train"] = doc["generate"] = None
         else:
             with _step(out, doc, "train", "3. train a small model on the store (CPU)"):
-                doc["train"] = _train(cfg, conn, args, out, embedder)
+                doc["train"] = _train(app, args, out)
             version = doc["train"]["adapter_version"]
             with _step(out, doc, "recall_generate", f"4. recall by generation with adapter {version}"):
                 doc["generate"] = _recall_all(recaller, out, mode="generate")
         doc["timings_s"]["total"] = round(time.perf_counter() - started, 2)
-        doc["summary"] = _summary(cfg, conn, doc)
-    finally:
-        conn.close()
+        doc["summary"] = _summary(app, doc)
     _print_summary(out, doc)
     out.emit(doc)
     return 0
@@ -124,49 +124,34 @@ def run_demo(cfg: Config, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- steps
 
 
-def _ingest(cfg: Config, conn, out: _Printer) -> tuple[dict[str, Any], Embedder | None]:
-    """Ingest and extract memories, then embed; the embedder comes back for retrieval (None: BM25 only)."""
-    from lmm_mcp.ingest import Ingester
-    from lmm_mcp.memories import refresh_memories
+def _ingest(app: App, out: _Printer) -> dict[str, Any]:
+    """Ingest, extract memories and embed (App.ingest: BM25 only when the embedding model cannot load)."""
     from lmm_mcp.samples import samples_path
 
     root = samples_path()
-    report = Ingester(cfg, conn).ingest([root])
-    memories = refresh_memories(conn)
+    started = time.perf_counter()
+    report = app.ingest([root])
+    memories = report.memories
+    assert memories is not None
     out.say(
         f"   {report.files} transcripts from {root}: {report.sessions} sessions, {report.turns} turns, "
         f"{report.chunks} chunks, {report.lines_skipped} lines skipped, {report.secrets_redacted} secret(s) "
         f"redacted {dict(report.secrets_by_kind) or ''}".rstrip()
     )
     out.say(f"   {memories.memories} memories extracted ({memories.seconds:.1f}s)")
-    embedded, error = 0, None
-    started = time.perf_counter()
-    try:
-        from lmm_mcp.embed import Embedder, embed_pending
-
-        embedder: Embedder | None = Embedder(
-            cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch
-        )
-        embedded = embed_pending(conn, embedder)
+    if report.embed_error:
+        out.say(f"   embedding unavailable ({report.embed_error}); continuing with BM25 search only")
+    else:
         out.say(
-            f"   {embedded} chunks embedded with {cfg.embed_model} ({time.perf_counter() - started:.1f}s)"
+            f"   {report.chunks_embedded} chunks embedded with {app.cfg.embed_model} "
+            f"({time.perf_counter() - started:.1f}s in all)"
         )
-    except Exception as e:  # a missing wheel, no network for a hub id, a broken model: BM25 still works
-        embedder, error = None, f"{type(e).__name__}: {e}"
-        out.say(f"   embedding unavailable ({error}); continuing with BM25 search only")
-    doc = {
-        **report.as_dict(),
-        "memories": memories.as_dict(),
-        "chunks_embedded": embedded,
-        "embed_error": error,
-        "samples": str(root),
-    }
-    return doc, embedder
+    return {**report.as_dict(), "samples": str(root)}
 
 
 def _recall_all(recaller: Recaller, out: _Printer, *, mode: str) -> list[dict[str, Any]]:
     results = []
-    for q in QUESTIONS:
+    for q in questions():
         r = recaller.recall(q.text, project=q.project, k=RECALL_K, max_tokens=RECALL_TOKENS, mode=mode)
         scope = _name(q.project) if q.project else "all projects"
         out.say(f"\n   Q: {q.text}  [{scope}; {r.mode_used}, {r.latency_ms:,.0f} ms]")
@@ -179,15 +164,12 @@ def _recall_all(recaller: Recaller, out: _Printer, *, mode: str) -> list[dict[st
     return results
 
 
-def _train(
-    cfg: Config, conn, args: argparse.Namespace, out: _Printer, embedder: Embedder | None
-) -> dict[str, Any]:
-    from lmm_mcp.history import StoreHistory
-    from lmm_mcp.retrieval import Retriever
+def _train(app: App, args: argparse.Namespace, out: _Printer) -> dict[str, Any]:
     from trainer.pairs import DataSettings
     from trainer.pipeline import PipelineConfig, run_pipeline
     from trainer.settings import StageSettings
 
+    cfg = app.cfg
     model, note = _choose_model(args.model, cfg.home)
     out.say(f"   base model: {model}" + (f"\n   note: {note}" if note else ""))
     # Small enough for two CPU cores: short sequences, no accumulation, validation (2 batches) only before the
@@ -209,8 +191,7 @@ def _train(
         keep_versions=cfg.keep_versions,
         device="cpu",
     )
-    history = StoreHistory(conn, Retriever(conn, embedder))
-    result = run_pipeline(pipeline, history, on_progress=out.progress, log=lambda m: out.say(f"   {m}"))
+    result = run_pipeline(pipeline, app.history(), on_progress=out.progress, log=lambda m: out.say(f"   {m}"))
     metrics = result.metrics
     for name in ("cpt", "sft"):
         m = metrics.get(name) or {}
@@ -234,19 +215,14 @@ def _choose_model(given: str | None, home: Path) -> tuple[str, str | None]:
     return str(build_tiny_qwen3(home / "tiny-qwen3")), NOISE
 
 
-def _summary(cfg: Config, conn, doc: dict[str, Any]) -> dict[str, Any]:
+def _summary(app: App, doc: dict[str, Any]) -> dict[str, Any]:
+    from lmm_mcp.queries import memory_counts
     from lmm_mcp.store import stats
 
-    categories = {
-        cat: {"memories": n, "superseded": sup}
-        for cat, n, sup in conn.execute(
-            "SELECT category, count(*), sum(superseded_by IS NOT NULL) FROM memories GROUP BY category"
-            " ORDER BY category"
-        )
-    }
+    categories = memory_counts(app.conn)
     evaluation = ((doc.get("train") or {}).get("metrics") or {}).get("eval") or {}
     return {
-        "store": stats(conn, cfg.db_path).__dict__,
+        "store": stats(app.conn, app.cfg.db_path).__dict__,
         "memories_by_category": categories,
         "timings_s": doc["timings_s"],
         "eval": {k: evaluation.get(k) for k in ("model", "baseline", "n")} if evaluation else None,

@@ -12,8 +12,10 @@ from __future__ import annotations
 import sqlite3
 
 from lmm_mcp.chunking import turn_text
-from lmm_mcp.memories import load_memories, load_session_turns
+from lmm_mcp.memories import load_memories
+from lmm_mcp.queries import sessions_with_turns, user_prompts
 from lmm_mcp.retrieval import Retriever, dedupe_hits
+from lmm_mcp.turns import load_session_turns
 from trainer.pairs import Prompt, SessionInfo
 from trainer.prompts import Passage
 from transcripts.extraction import Memory
@@ -28,12 +30,7 @@ class StoreHistory:
         self.retriever = retriever
 
     def sessions(self) -> list[SessionInfo]:
-        rows = self.conn.execute(
-            "SELECT s.key, s.session_id, p.path, s.started_at FROM sessions s"
-            " LEFT JOIN projects p ON p.id = s.project_id"
-            " WHERE EXISTS (SELECT 1 FROM turns t WHERE t.session_key = s.key) ORDER BY s.started_at, s.key"
-        ).fetchall()
-        return [SessionInfo(*r) for r in rows]
+        return [SessionInfo(*r) for r in sessions_with_turns(self.conn)]
 
     def document(self, key: str) -> str:
         parts = []
@@ -45,13 +42,7 @@ class StoreHistory:
         return "\n\n".join(parts)
 
     def prompts(self) -> list[Prompt]:
-        rows = self.conn.execute(
-            "SELECT s.session_id, t.uuid, t.timestamp, p.path, t.text FROM turns t"
-            " JOIN sessions s ON s.key = t.session_key LEFT JOIN projects p ON p.id = s.project_id"
-            " WHERE t.role = 'user' AND t.kind = 'prompt' AND t.is_sidechain = 0 AND length(t.text) >= 12"
-            " ORDER BY t.timestamp"
-        ).fetchall()
-        return [Prompt(*r) for r in rows]
+        return [Prompt(*r) for r in user_prompts(self.conn)]
 
     def memories(self) -> list[Memory]:
         return load_memories(self.conn)

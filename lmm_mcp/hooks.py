@@ -225,29 +225,27 @@ def session_start(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
     project = project_dir(payload)
     if not project or not cfg.db_path.exists():
         return {}
-    from lmm_mcp.store import connect
+    from lmm_mcp.app import App
 
-    conn = connect(cfg.db_path, BUSY_MS)
-    try:
-        text = start_context(conn, project, current_session=payload.get("session_id"))
-    finally:
-        conn.close()
+    with App.open(cfg, busy_timeout_ms=BUSY_MS) as app:
+        text = start_context(app.conn, project, current_session=payload.get("session_id"))
     return context("SessionStart", text)
 
 
 def start_context(conn, project: str, *, current_session: str | None = None) -> str:
     """What a new session in `project` should know, under START_CONTEXT_CHARS; '' when there is nothing."""
-    paths = _project_variants(project)
-    here = lambda p: p is None or any(p == v or v.startswith(p.rstrip("/") + "/") for v in paths)  # noqa: E731
-    rows = conn.execute(
-        "SELECT category, text, project, last_seen FROM memories"
-        " WHERE superseded_by IS NULL AND category IN ('preference', 'decision')"
-        " ORDER BY salience DESC, last_seen DESC, key"
-    ).fetchall()
-    prefs = [r for r in rows if r[0] == "preference" and here(r[2])][:MAX_PREFERENCES]
-    decisions = [r for r in rows if r[0] == "decision" and r[2] is not None and here(r[2])]
-    decisions = sorted(decisions, key=lambda r: r[3] or "", reverse=True)[:MAX_DECISIONS]
-    threads = _open_threads(conn, paths, current_session)
+    from lmm_mcp import queries
+
+    paths = queries.project_paths(project)
+    rows = queries.current_memories(conn, ("preference", "decision"))
+    prefs = [
+        m
+        for m in rows
+        if m.category == "preference" and (m.project is None or queries.within(m.project, paths))
+    ]
+    decisions = [m for m in rows if m.category == "decision" and queries.within(m.project, paths)]
+    decisions = sorted(decisions, key=lambda m: m.last_seen or "", reverse=True)[:MAX_DECISIONS]
+    threads = _open_threads(queries.last_session(conn, project, exclude=current_session))
     if not (prefs or decisions or threads):
         return ""
     name = Path(project).name or project
@@ -256,8 +254,8 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
         "instructions; they may be out of date. The recall_memory tool finds more, with sources."
     ]
     sections = [
-        ("Preferences the user stated:", [_item(r[1], r[3]) for r in prefs]),
-        ("Decisions in force (latest first):", [_item(r[1], r[3]) for r in decisions]),
+        ("Preferences the user stated:", [_item(m.text, m.last_seen) for m in prefs[:MAX_PREFERENCES]]),
+        ("Decisions in force (latest first):", [_item(m.text, m.last_seen) for m in decisions]),
         ("Where the last session here stopped:", threads),
     ]
     budget = START_CONTEXT_CHARS - len(lines[0]) - 1
@@ -274,51 +272,23 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
     return "\n".join(lines)
 
 
-def _open_threads(conn, paths: list[str], current_session: str | None) -> list[str]:
+def _open_threads(last) -> list[str]:
     """The last main session in this project: its last request, and its last tool result if that failed."""
-    ids = [
-        r[0]
-        for r in conn.execute("SELECT id, path FROM projects").fetchall()
-        if any(r[1] == v or v.startswith(r[1].rstrip("/") + "/") for v in paths)
-    ]
-    if not ids:
+    if last is None:
         return []
-    row = conn.execute(
-        f"SELECT key, title, ended_at FROM sessions WHERE agent_id IS NULL AND project_id IN ({','.join('?' * len(ids))})"
-        " AND session_id != ? ORDER BY ended_at DESC LIMIT 1",
-        [*ids, current_session or ""],
-    ).fetchone()
-    if row is None:
-        return []
-    key, title, ended = row
-    out = [_clip(f"- Session of {(ended or '?')[:10]}" + (f" ({title})" if title else "") + ".")]
-    for (text,) in conn.execute(
-        "SELECT text FROM turns WHERE session_key = ? AND role = 'user' AND kind = 'prompt' ORDER BY id DESC LIMIT 5",
-        (key,),
-    ):
+    title = f" ({last.title})" if last.title else ""
+    out = [_clip(f"- Session of {(last.ended_at or '?')[:10]}{title}.")]
+    for text in last.last_prompts:
         said = " ".join(text.split())
         if said and (not said.startswith("/") or len(said.split()) > 1):
             out.append(_clip(f'- Last request: "{said}"'))
             break
-    last = conn.execute(
-        "SELECT tool_results FROM turns WHERE session_key = ? AND kind = 'tool_result' ORDER BY id DESC LIMIT 1",
-        (key,),
-    ).fetchone()
-    if last:
-        failed = [r for r in json.loads(last[0]) if r.get("is_error")]
-        if failed:
-            content = failed[-1].get("content")
-            detail = content if isinstance(content, str) else json.dumps(content)[:400]
-            out.append(_clip(f"- It ended on a failed tool result: {' '.join(detail.split())}"))
+    failed = [r for r in last.last_tool_results if r.get("is_error")]
+    if failed:
+        content = failed[-1].get("content")
+        detail = content if isinstance(content, str) else json.dumps(content)[:400]
+        out.append(_clip(f"- It ended on a failed tool result: {' '.join(detail.split())}"))
     return out
-
-
-def _project_variants(project: str) -> list[str]:
-    variants = [project.rstrip("/") or "/"]
-    real = os.path.realpath(project)
-    if real not in variants:
-        variants.append(real)
-    return variants
 
 
 def _item(text: str, seen: str | None) -> str:
@@ -336,16 +306,12 @@ def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
     prompt = payload.get("prompt")
     if not isinstance(prompt, str) or not worth_recalling(prompt) or not cfg.db_path.exists():
         return {}
-    from lmm_mcp.recall import Recaller
-    from lmm_mcp.store import connect
+    from lmm_mcp.app import App
 
-    conn = connect(cfg.db_path, BUSY_MS)
-    try:
-        result = Recaller(cfg, conn, vectors=False).recall(
+    with App.open(cfg, busy_timeout_ms=BUSY_MS) as app:  # BM25 only: no model loads in a hook
+        result = app.recaller(vectors=False).recall(
             prompt[:2000], project=project_dir(payload), mode="retrieve", k=PROMPT_K, max_tokens=PROMPT_TOKENS
         )
-    finally:
-        conn.close()
     return context("UserPromptSubmit", result.memory) if result.sources else {}
 
 

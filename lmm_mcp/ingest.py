@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sqlite3
 import time
 from collections import Counter
@@ -29,14 +28,14 @@ import orjson
 from lmm_mcp import archive
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
+from lmm_mcp.memories import MemoryReport
 from lmm_mcp.store import project_id, write_transaction
+from lmm_mcp.turns import INSERT_TURN, load_turn, turn_row
 from transcripts.parse import (
     Line,
     Link,
     Skipped,
     Title,
-    ToolCall,
-    ToolResult,
     TranscriptFile,
     Turn,
     discover,
@@ -44,7 +43,7 @@ from transcripts.parse import (
     parse_record,
     read_lines,
 )
-from transcripts.redact import Redactor, is_env_file
+from transcripts.redact import Redactor
 
 SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
 HEAD_BYTES = 4096
@@ -52,7 +51,6 @@ MAX_SKIPPED_ROWS = 1000  # reasons kept per file; beyond that only the count gro
 # Each chunk is also indexed with the starts of its neighbours (what was asked before an answer, which
 # command produced an output): +0.1 LoCoMo recall@10 over the chunk alone (docs/benchmarks.md).
 CONTEXT_CHARS = 300
-_ENV_COMMAND = re.compile(r"(?:^|[\s/'\"=])\.env(?:\.[\w.-]+)?\b|\.envrc\b|\w\.env\b")
 
 
 @dataclass
@@ -66,6 +64,8 @@ class IngestReport:
     lines_skipped: int = 0
     secrets_redacted: int = 0
     chunks_embedded: int = 0
+    embed_error: str | None = None  # why embedding failed (the ingest itself stands); see lmm_mcp.app
+    memories: MemoryReport | None = None  # the memory refresh that followed (App.ingest)
     errors: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)  # first few reasons, for the user
     secrets_by_kind: dict[str, int] = field(default_factory=dict)
@@ -248,55 +248,17 @@ class Ingester:
             # Not JSON: not archived either (garbage, or bytes from a torn write).
             return Skipped(line.line_no, line.start, f"invalid JSON: {str(e).splitlines()[0][:120]}")
         maybe_env = b".env" in raw or b'"tool_result"' in raw
-        if maybe_env and isinstance(obj, dict) and self._redact_env_reads(obj, seg.env_tool_ids, seg.secrets):
+        if (
+            maybe_env
+            and isinstance(obj, dict)
+            and self.redactor.redact_env_reads(obj, seg.env_tool_ids, seg.secrets, self._read_env_before)
+        ):
             raw = orjson.dumps(obj) + b"\n"
         seg.raw.append(raw if raw.endswith(b"\n") else raw + b"\n")
         try:
             return parse_record(obj, line.line_no)
         except ValueError as e:
             return Skipped(line.line_no, line.start, str(e))
-
-    def _redact_env_reads(self, obj: dict[str, Any], env_tool_ids: set[str], secrets: Counter[str]) -> bool:
-        """Blank the values of .env files that a tool read: remember the calls, rewrite their results."""
-        message = obj.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            return False
-        changed = False
-        extra = obj.get("toolUseResult")
-        for block in content:
-            if not isinstance(block, dict):
-                continue
-            if block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
-                inp = block["input"]
-                target = inp.get("file_path") or inp.get("path") or ""
-                command = inp.get("command") or ""
-                if (isinstance(target, str) and is_env_file(target)) or (
-                    isinstance(command, str) and _ENV_COMMAND.search(command)
-                ):
-                    env_tool_ids.add(str(block.get("id")))
-            elif block.get("type") == "tool_result":
-                read_path = (
-                    extra.get("file", {}).get("filePath")
-                    if isinstance(extra, dict) and isinstance(extra.get("file"), dict)
-                    else None
-                )
-                tool_use_id = block.get("tool_use_id")
-                if (
-                    tool_use_id in env_tool_ids
-                    or (isinstance(read_path, str) and is_env_file(read_path))
-                    or self._read_env_before(tool_use_id)
-                ):
-                    changed |= self._scrub_env(block, "content", secrets)
-                    if isinstance(extra, dict):
-                        for holder, key in (
-                            (extra.get("file"), "content"),
-                            (extra, "stdout"),
-                            (extra, "content"),
-                        ):
-                            if isinstance(holder, dict):
-                                changed |= self._scrub_env(holder, key, secrets)
-        return changed
 
     def _read_env_before(self, tool_use_id: Any) -> bool:
         """Did an earlier ingest see this tool call read a .env file? (The result may come a batch later.)"""
@@ -307,19 +269,6 @@ class Ingester:
             ).fetchone()
             is not None
         )
-
-    def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
-        value = holder.get(key)
-        if isinstance(value, list):
-            return any([self._scrub_env(b, "text", secrets) for b in value if isinstance(b, dict)])
-        if not isinstance(value, str):
-            return False
-        new, found = self.redactor.redact_env_values(value)
-        if new == value:
-            return False
-        holder[key] = new
-        secrets.update(found)
-        return True
 
     # ----------------------------------------------------------------------------------------- write
 
@@ -434,32 +383,7 @@ class Ingester:
             ).fetchone()
             if row:
                 return 0, self._merge_into(key, row[0], turn, project)
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO turns(session_key, uuid, parent_uuid, logical_parent_uuid, message_id, role,"
-            " kind, text, thinking, tool_calls, tool_results, timestamp, cwd, git_branch, version, agent_id,"
-            " is_sidechain, subtype, line_no) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                key,
-                turn.uuid,
-                turn.parent_uuid,
-                turn.logical_parent_uuid,
-                turn.message_id,
-                turn.role,
-                turn.kind,
-                turn.text,
-                turn.thinking,
-                orjson.dumps(turn.tool_calls).decode(),
-                orjson.dumps(turn.tool_results).decode(),
-                turn.timestamp,
-                turn.cwd,
-                turn.git_branch,
-                turn.version,
-                turn.agent_id,
-                int(turn.is_sidechain),
-                turn.subtype,
-                turn.line_no,
-            ),
-        )
+        cur = conn.execute(INSERT_TURN, turn_row(key, turn))
         if cur.rowcount == 0:
             return 0, 0  # seen before: re-ingest adds nothing
         turn_id = cur.lastrowid
@@ -487,7 +411,8 @@ class Ingester:
         ]
         if not new_uuids:
             return 0  # already merged (re-ingest of a replaced file)
-        turn = _turn_from_row(conn, turn_id)
+        turn = load_turn(conn, turn_id)
+        assert turn is not None  # found by its message id in this transaction
         turn.merge(later)
         conn.execute(
             "UPDATE turns SET text = ?, thinking = ?, tool_calls = ?, tool_results = ?, kind = ? WHERE id = ?",
@@ -530,32 +455,6 @@ class Ingester:
             if row:
                 target = row[0]
         self.conn.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.text, target))
-
-
-def _turn_from_row(conn: sqlite3.Connection, turn_id: int) -> Turn:
-    row = conn.execute(
-        "SELECT uuid, parent_uuid, session_key, role, kind, text, thinking, tool_calls, tool_results, timestamp,"
-        " cwd, message_id, is_sidechain, agent_id FROM turns WHERE id = ?",
-        (turn_id,),
-    ).fetchone()
-    session_id = conn.execute("SELECT s.session_id FROM sessions s WHERE s.key = ?", (row[2],)).fetchone()[0]
-    return Turn(
-        uuid=row[0],
-        parent_uuid=row[1],
-        session_id=session_id,
-        role=row[3],
-        kind=row[4],
-        text=row[5],
-        thinking=row[6],
-        tool_calls=[ToolCall(**c) for c in orjson.loads(row[7])],
-        tool_results=[ToolResult(**r) for r in orjson.loads(row[8])],
-        timestamp=row[9],
-        cwd=row[10],
-        message_id=row[11],
-        is_sidechain=bool(row[12]),
-        agent_id=row[13],
-        record_uuids=[row[0]],
-    )
 
 
 def _head_hash(path: str, length: int) -> str:

@@ -1,7 +1,7 @@
 """Retrain jobs: the trainer pipeline in a separate background process, one per home folder.
 
     jobs = Jobs(cfg)
-    job = jobs.start(stage="both")          # returns at once; a running job is joined, not duplicated
+    job = jobs.start({"stage": "sft", "max_steps": 20})  # training options; returns at once, joins a running job
     job = jobs.get(job.job_id)              # state, step, loss, ETA, adapter version when done
 
 A job is `python -m lmm_mcp train --job-dir <home>/jobs/<id> ...` started in its own session: GPU memory is
@@ -28,8 +28,7 @@ from typing import Any
 import orjson
 
 from lmm_mcp.config import Config
-
-STAGES = ("cpt", "sft", "both")
+from trainer.devices import gpu_visible
 
 
 class JobError(RuntimeError):
@@ -66,9 +65,16 @@ class Jobs:
         self.lock = self.root / "retrain.lock"
         self._children: dict[int, subprocess.Popen] = {}
 
-    def start(self, *, stage: str = "both", model: str | None = None, max_steps: int | None = None) -> Job:
-        if stage not in STAGES:
-            raise JobError(f"stage {stage!r}: choose one of {', '.join(STAGES)}")
+    def start(self, options: dict[str, Any] | None = None) -> Job:
+        """Start a retrain with these training options (`trainer.options`), or join the one running."""
+        from trainer import options as training_options
+        from trainer.pipeline import PipelineConfig
+
+        try:
+            argv = training_options.to_argv(options or {}, PipelineConfig)
+        except training_options.OptionError as e:
+            raise JobError(str(e)) from e
+        stage = (options or {}).get("stage") or "both"
         if not self.cfg.allow_cpu_training and not gpu_visible():
             raise JobError(
                 "no GPU here, and training on the CPU is off: set allow_cpu_training = true in "
@@ -89,7 +95,7 @@ class Jobs:
             with os.fdopen(fd, "wb") as fh:  # our own pid until the child's is known: alive either way
                 fh.write(orjson.dumps({"job_id": job_id, "pid": os.getpid(), "stage": stage}))
             try:
-                return self._spawn(job_id, stage, model, max_steps)
+                return self._spawn(job_id, stage, argv)
             except BaseException:
                 self.lock.unlink(missing_ok=True)
                 raise
@@ -162,15 +168,11 @@ class Jobs:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _spawn(self, job_id: str, stage: str, model: str | None, max_steps: int | None) -> Job:
+    def _spawn(self, job_id: str, stage: str, argv: list[str]) -> Job:
         folder = self.root / job_id
         folder.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), "--stage", stage]
+        cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), *argv]
         cmd += ["--job-dir", str(folder), "--json"]
-        if model:
-            cmd += ["--model", model]
-        if max_steps is not None:
-            cmd += ["--max-steps", str(max_steps)]
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with open(folder / "log.txt", "ab") as log, open(folder / "stdout.json", "wb") as out:
             proc = subprocess.Popen(
@@ -206,13 +208,6 @@ class Jobs:
     def _break_lock(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.lock.unlink()
-
-
-def gpu_visible() -> bool:
-    """A GPU the trainer can use, checked without importing torch (the server must stay light)."""
-    if Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists():
-        return True
-    return sys.platform == "darwin" and os.uname().machine == "arm64"  # Apple silicon: MPS
 
 
 def write_progress(job_dir: Path, progress: dict[str, Any]) -> None:

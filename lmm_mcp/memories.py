@@ -22,8 +22,8 @@ from datetime import datetime
 import orjson
 
 from lmm_mcp.store import project_id, write_transaction
+from lmm_mcp.turns import load_session_turns
 from transcripts.extraction import Memory, combine, extract_session
-from transcripts.parse import ToolCall, ToolResult, Turn
 
 WRITE_BATCH = 50  # sessions whose extraction is written per transaction
 
@@ -92,52 +92,6 @@ def load_memories(conn: sqlite3.Connection, *, include_superseded: bool = True) 
         )
         for r in rows
     ]
-
-
-def load_session_turns(conn: sqlite3.Connection, key: str) -> list[Turn]:
-    """A stored session's turns in arrival order, shaped as the parser made them (for re-extraction)."""
-    row = conn.execute("SELECT session_id FROM sessions WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return []
-    session_id = row[0]
-    aliases: dict[int, list[str]] = {}
-    for turn_id, uuid in conn.execute(
-        "SELECT r.turn_id, r.uuid FROM record_uuids r WHERE r.session_key = ?", (key,)
-    ):
-        aliases.setdefault(turn_id, []).append(uuid)
-    turns = []
-    for r in conn.execute(
-        "SELECT id, uuid, parent_uuid, logical_parent_uuid, message_id, role, kind, text, thinking, tool_calls,"
-        " tool_results, timestamp, cwd, git_branch, version, agent_id, is_sidechain, subtype, line_no"
-        " FROM turns WHERE session_key = ? ORDER BY id",
-        (key,),
-    ):
-        uuids = aliases.get(r[0], [])
-        turns.append(
-            Turn(
-                uuid=r[1],
-                parent_uuid=r[2],
-                logical_parent_uuid=r[3],
-                message_id=r[4],
-                session_id=session_id,
-                role=r[5],
-                kind=r[6],
-                text=r[7],
-                thinking=r[8],
-                tool_calls=[ToolCall(**c) for c in orjson.loads(r[9])],
-                tool_results=[ToolResult(**x) for x in orjson.loads(r[10])],
-                timestamp=r[11],
-                cwd=r[12],
-                git_branch=r[13],
-                version=r[14],
-                agent_id=r[15],
-                is_sidechain=bool(r[16]),
-                subtype=r[17],
-                line_no=r[18] or 0,
-                record_uuids=[r[1], *(u for u in uuids if u != r[1])],
-            )
-        )
-    return turns
 
 
 def _stale_sessions(conn: sqlite3.Connection, force: bool) -> list[tuple[str, int]]:

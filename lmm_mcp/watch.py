@@ -6,7 +6,8 @@ A watchdog observer follows the Claude projects folder (recursively). A `*.jsonl
 or is moved in is ingested once it has been quiet for `--debounce` seconds (a session writes a burst of lines
 per turn: one ingest per burst, not per line); files that come due together are ingested as one batch, and a
 file that never goes quiet (a long tool loop) is still ingested every MAX_WAIT_FACTOR x debounce seconds.
-Each batch is `Ingester.ingest(paths)` then `refresh_memories`, logged as one line on stderr. At start the
+Each batch is `App.ingest(paths)` (ingest, memory refresh, and with `--embed` embedding), logged as one line
+on stderr; an embedding failure is logged with the batch, whose ingest stands. At start the
 whole folder is caught up the same way (only new lines are read). Runs until SIGINT or SIGTERM.
 
 No embedding by default: loading the embedding model costs ~1 GB and seconds of CPU, and BM25 finds new
@@ -62,7 +63,6 @@ class Watcher:
         self._stopping = False
         self._observer: Any = None
         self._worker: threading.Thread | None = None
-        self._embedder: Any = None
         self.error: str | None = None  # why the worker gave up, if it did
 
     @property
@@ -122,10 +122,10 @@ class Watcher:
     # --------------------------------------------------------------------------------------------- worker
 
     def _run(self) -> None:
-        from lmm_mcp.store import connect
+        from lmm_mcp.app import App
 
         try:
-            conn = connect(self.cfg.db_path, self.cfg.busy_timeout_ms)
+            app = App.open(self.cfg)  # this thread's own connection; the embedder, once loaded, is kept
         except Exception as e:
             self.error = f"cannot open the store {self.cfg.db_path}: {e}"
             with self._cond:
@@ -134,14 +134,14 @@ class Watcher:
                 self._cond.notify_all()
             return
         try:
-            self._batch(conn, [self.root], label="catch-up")
+            self._batch(app, [self.root], label="catch-up")
             while True:
                 paths = self._next_batch()
                 if paths is None:
                     return
-                self._batch(conn, paths, label="ingest")
+                self._batch(app, paths, label="ingest")
         finally:
-            conn.close()
+            app.close()
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
@@ -176,24 +176,20 @@ class Watcher:
     def _due(self, first: float, last: float, now: float) -> bool:
         return now - last >= self.debounce or now - first >= self._max_wait
 
-    def _batch(self, conn, paths: list[Path], *, label: str) -> None:
-        from lmm_mcp.ingest import Ingester
-        from lmm_mcp.memories import refresh_memories
-
+    def _batch(self, app, paths: list[Path], *, label: str) -> None:
         existing = [p for p in paths if p.exists()]  # deleted since the event: nothing to read
         if not existing:
             return
         started = time.perf_counter()
         try:
-            report = Ingester(self.cfg, conn).ingest(existing, progress=self._check_stop)
-            memories = refresh_memories(conn) if report.files_changed else None
-            embedded = self._embed(conn) if self.embed and report.files_changed else 0
+            report = app.ingest(existing, embed=self.embed, on_file=self._check_stop)
         except _Stopped:
             return
         except Exception as e:  # a watcher outlives a bad batch: log it, keep watching
             self.totals["errors"] += 1
             self.log(f"watch: {label} of {len(existing)} path(s) failed: {type(e).__name__}: {e}")
             return
+        memories, embedded = report.memories, report.chunks_embedded
         self.batches += 1
         for key in ("turns", "chunks"):
             self.totals[key] += getattr(report, key)
@@ -204,7 +200,7 @@ class Watcher:
                 f"watch: {label}: {report.files_changed}/{report.files} file(s) changed, sessions {report.sessions},"
                 f" turns +{report.turns}, chunks +{report.chunks}"
             )
-            if memories is not None:
+            if memories is not None and report.files_changed:
                 line += f", memories {memories.memories} (+{memories.added}, {memories.changed} changed)"
             if self.embed:
                 line += f", embedded +{embedded}"
@@ -216,16 +212,6 @@ class Watcher:
     def _check_stop(self, _file) -> None:
         if self._stopping:
             raise _Stopped
-
-    def _embed(self, conn) -> int:
-        from lmm_mcp.embed import Embedder, embed_pending
-
-        if self._embedder is None:
-            cfg = self.cfg
-            self._embedder = Embedder(
-                cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch
-            )
-        return embed_pending(conn, self._embedder)
 
 
 def _watch(observer, watcher: Watcher) -> None:

@@ -31,7 +31,7 @@ def test_a_live_lock_is_the_running_job(cfg):
     job = jobs.running()
     assert job is not None and job.job_id == "j-now" and job.state == "running" and job.stage == "sft"
     # a second start joins it instead of starting another (the CPU is allowed here)
-    joined = Jobs(dataclasses.replace(cfg, allow_cpu_training=True)).start(stage="both")
+    joined = Jobs(dataclasses.replace(cfg, allow_cpu_training=True)).start({"stage": "both"})
     assert joined.job_id == "j-now" and joined.joined
     assert [p.name for p in jobs.root.iterdir()] == ["retrain.lock"]
 

@@ -143,7 +143,7 @@ def test_interrupted_training_resumes_and_leaves_the_active_adapter_alone(filled
     first = run_pipeline(_tiny_config(home, tiny), history)
     assert active_version(home / "models").name == first.adapter_version
 
-    cfg = _tiny_config(home, tiny, resume=True)
+    cfg = _tiny_config(home, tiny)
     cfg.data.seed = 1  # a new config: a new run
 
     def crash(p):

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
+from lmm_mcp.app import App
 from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import refresh_memories
-from lmm_mcp.recall import FRAME, Recaller, RecallError, compose_generated
+from lmm_mcp.recall import FRAME, RecallError, compose_generated
 from lmm_mcp.retrieval import Hit
 from tests.conftest import OWN_FIXTURES
 
@@ -58,13 +59,13 @@ def store(cfg, conn):
 
 def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):
     cfg, conn = store
-    r = Recaller(cfg, conn).recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve")
+    r = App(cfg, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve")
     assert r.mode_used == "retrieve" and r.adapter_version is None
     lines = r.memory.splitlines()
     assert lines[0] == FRAME and lines[1].startswith("[1] (")
     assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
     assert any("coupon" in line for line in lines[1:])
-    small = Recaller(cfg, conn).recall(
+    small = App(cfg, conn).recaller().recall(
         "KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60
     )
     assert len(small.memory) <= 60 * 4 + 1 and len(small.sources) >= 1
@@ -72,20 +73,20 @@ def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):
 
 def test_project_scoping(store):
     cfg, conn = store
-    r = Recaller(cfg, conn).recall(
+    r = App(cfg, conn).recaller().recall(
         "SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10
     )
     assert r.sources and all(s.project in ("/srv/api", None) for s in r.sources)
     # a folder memory has never seen searches everything
-    anywhere = Recaller(cfg, conn).recall("KeyError coupon", project="/brand/new", mode="retrieve")
+    anywhere = App(cfg, conn).recaller().recall("KeyError coupon", project="/brand/new", mode="retrieve")
     assert any(s.project == "/home/dev/shop" for s in anywhere.sources)
 
 
 def test_generate_without_an_adapter_says_train_first(store):
     cfg, conn = store
     with pytest.raises(RecallError, match="no trained adapter yet"):
-        Recaller(cfg, conn).recall("pytest", mode="generate")
-    auto = Recaller(cfg, conn).recall("pytest", mode="auto")
+        App(cfg, conn).recaller().recall("pytest", mode="generate")
+    auto = App(cfg, conn).recaller().recall("pytest", mode="auto")
     assert auto.mode_used == "retrieve"
 
 
@@ -97,9 +98,9 @@ def test_bad_requests(store):
         ({"max_tokens": 5}, "max_tokens"),
     ):
         with pytest.raises(RecallError, match=message):
-            Recaller(cfg, conn).recall("pytest", **kwargs)
+            App(cfg, conn).recaller().recall("pytest", **kwargs)
     with pytest.raises(RecallError, match="empty"):
-        Recaller(cfg, conn).recall("   ")
+        App(cfg, conn).recaller().recall("   ")
 
 
 def test_retrieval_only_recall_does_not_import_torch(store):
@@ -109,9 +110,9 @@ def test_retrieval_only_recall_does_not_import_torch(store):
     assert embed_pending(conn, Embedder(cfg.embed_model)) > 0  # hybrid search: the query gets embedded too
     code = (
         "import sys\nfrom lmm_mcp.config import Config\nfrom lmm_mcp.store import connect\n"
-        "from lmm_mcp.recall import Recaller\n"
+        "from lmm_mcp.app import App\n"
         f"cfg = Config.load(home={str(cfg.home)!r})\n"
-        "r = Recaller(cfg, connect(cfg.db_path)).recall('coupon', mode='auto')\n"
+        "r = App.open(cfg).recaller().recall('coupon', mode='auto')\n"
         "assert r.sources and r.mode_used == 'retrieve', r\n"
         "assert r.sources, r\n"
         "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"

@@ -10,13 +10,15 @@ neither the store nor `lmm_mcp`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import orjson
 
-from trainer.models import ModelError
-from trainer.pipeline import PipelineConfig, PipelineError, latest_run, run_pipeline
+from trainer import options
+from trainer.errors import TrainerError
+from trainer.pipeline import PipelineConfig, latest_run, run_pipeline
 from trainer.settings import Progress
 
 
@@ -24,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, required=True, help="the lmm home (runs/ and models/)")
     parser.add_argument("--run", type=Path, help="run folder (default: the newest under HOME/runs)")
-    parser.add_argument("--model", help="base model (default: the one the run was prepared for)")
-    parser.add_argument("--stage", choices=["cpt", "sft", "both"], help="default: the run's")
-    parser.add_argument("--max-steps", type=int)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    options.add_arguments(
+        parser.add_argument_group("training options (default: what the run was prepared with)"),
+        PipelineConfig,
+    )
     args = parser.parse_args(argv)
     run = args.run or latest_run(args.home)
     if run is None or not (run / "run.json").exists():
@@ -41,15 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         if saved
         else PipelineConfig(home=args.home)
     )
-    cfg.prepare_only = False
-    cfg.model = args.model or cfg.model
-    cfg.stage = args.stage or cfg.stage
-    cfg.max_steps = args.max_steps if args.max_steps is not None else cfg.max_steps
+    # The run's own settings, less what only mattered where it was prepared, then what was asked here.
+    cfg = dataclasses.replace(cfg, prepare_only=False, fresh=False)
     try:
+        cfg = options.apply(cfg, options.from_namespace(args, PipelineConfig))
         result = run_pipeline(
             cfg, None, on_progress=_print, log=lambda m: print(m, file=sys.stderr), run_dir=run
         )
-    except (PipelineError, ModelError, ValueError) as e:
+    except (TrainerError, ValueError) as e:
         print(f"python -m trainer: {e}", file=sys.stderr)
         return 2
     if args.json:

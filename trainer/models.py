@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from trainer.errors import TrainerError
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -32,7 +34,7 @@ _FINGERPRINT_BYTES = 1 << 20  # size + mtime + the first MB tell GGUF files apar
 SourceKind = Literal["gguf", "folder", "hub"]
 
 
-class ModelError(RuntimeError):
+class ModelError(TrainerError, RuntimeError):
     """A model or tokenizer could not be loaded; the message says what to pass instead."""
 
 

@@ -17,40 +17,68 @@ Without a `history` (a GPU box under `accelerate launch`), the run folder must a
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
+from trainer.errors import TrainerError
 from trainer.models import DEFAULT_BASE_MODEL
+from trainer.options import option
 from trainer.pairs import DataSettings, History, build_dataset
-from trainer.settings import LoraSettings, Progress, StageSettings, default_stages
-
-STAGES = ("cpt", "sft", "both")
+from trainer.settings import STAGE_CHOICES, STAGES, LoraSettings, Progress, StageSettings, default_stages
 
 
-class PipelineError(RuntimeError):
+class PipelineError(TrainerError, RuntimeError):
     """The pipeline cannot run as asked; the message says what to do."""
 
 
 @dataclass
 class PipelineConfig:
+    """One training run's settings. Fields declared with `option` are the user's training options: the CLI,
+    `python -m trainer`, the `retrain` tool and the job runner take their flags and parameters from them."""
+
     home: Path  # the lmm home: runs/ and models/ live under it
-    model: str = DEFAULT_BASE_MODEL  # base model: hub id, local folder or .gguf file
-    stage: str = "both"  # "cpt", "sft" or "both" (SFT then starts from the CPT result)
-    max_steps: int | None = None  # caps the optimizer steps of each stage
+    model: str = option(
+        DEFAULT_BASE_MODEL,
+        "base model: hub id, local folder or .gguf file (default: base_model in config.toml)",
+        configured=True,
+    )
+    stage: Literal["cpt", "sft", "both"] = option(
+        "both", "stages to train: cpt, sft, or both (SFT then starts from the CPT adapter)"
+    )
+    max_steps: int | None = option(
+        None, "cap on the optimizer steps of each stage (a quick refresh)", minimum=1
+    )
+    seq_len: int | None = option(
+        None, "tokens per training sequence in both stages (default: the stage settings', 1024)", minimum=16
+    )
+    eval_limit: int | None = option(
+        100, "held-out pairs to evaluate the new adapter on (default 100)", minimum=1
+    )
+    device: str | None = option(None, "cuda, mps or cpu (default: a GPU when there is one, else the CPU)")
+    fresh: bool = option(
+        False, "start a new run instead of resuming an interrupted one with the same settings"
+    )
     data: DataSettings = field(default_factory=DataSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     stages: dict[str, StageSettings] = field(default_factory=default_stages)
-    eval_limit: int | None = 100  # held-out pairs generated for evaluation (None: all)
     eval_max_new_tokens: int = 128
     keep_versions: int = 5  # adapter versions kept for rollback
-    device: str | None = None  # None: a GPU when there is one, else the CPU
-    resume: bool = True  # continue an interrupted run with the same config
     prepare_only: bool = False  # stop after writing the data
+
+    def stage_settings(self, stage: str) -> StageSettings:
+        """A stage's settings with the run-wide options (max_steps, seq_len) applied."""
+        settings = StageSettings(**asdict(self.stages[stage]))
+        if self.max_steps is not None:
+            settings.max_steps = self.max_steps
+        if self.seq_len is not None:
+            settings.seq_len = self.seq_len
+        return settings
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -61,6 +89,7 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PipelineConfig:
         """The config a run folder's run.json recorded."""
+        d = {k: v for k, v in d.items() if k != "resume"}  # run.json of an older version
         return cls(
             **{
                 **d,
@@ -77,7 +106,7 @@ class PipelineConfig:
 
     def fingerprint(self) -> str:
         d = self.as_dict()
-        for volatile in ("resume", "prepare_only", "eval_limit", "keep_versions", "device"):
+        for volatile in ("fresh", "prepare_only", "eval_limit", "keep_versions", "device"):
             d.pop(volatile)
         return hashlib.blake2b(orjson.dumps(d, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
@@ -108,9 +137,12 @@ def run_pipeline(
 
     `run_dir` names the run folder (else an unfinished run with the same config, else a new one).
     """
-    if cfg.stage not in STAGES:
-        raise PipelineError(f"stage {cfg.stage!r}: choose one of {', '.join(STAGES)}")
+    if cfg.stage not in STAGE_CHOICES:
+        raise PipelineError(f"stage {cfg.stage!r}: choose one of {', '.join(STAGE_CHOICES)}")
     say = log or (lambda _msg: None)
+    if run_dir is not None and cfg.fresh:  # a given run folder, trained afresh: its data stays, its stages go
+        for stage in STAGES:
+            shutil.rmtree(run_dir / stage, ignore_errors=True)
     run_dir = run_dir or _run_dir(cfg)
     status = _read_json(run_dir / "run.json")
     _write_json(
@@ -131,7 +163,7 @@ def run_pipeline(
         raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
     else:
         # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
-        fit = max(300, (cfg.stages["sft"].seq_len - 224) * 3)
+        fit = max(300, (cfg.stage_settings("sft").seq_len - 224) * 3)
         settings = DataSettings(
             **{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)}
         )
@@ -144,12 +176,10 @@ def run_pipeline(
 
     adapter: Path | None = None
     results = {}
-    for stage in ("cpt", "sft"):
+    for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
-        settings = StageSettings(**asdict(cfg.stages[stage]))
-        if cfg.max_steps is not None:
-            settings.max_steps = cfg.max_steps
+        settings = cfg.stage_settings(stage)
         say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples")
         result = train_stage(
             stage,
@@ -254,7 +284,7 @@ def latest_run(home: Path) -> Path | None:
 
 def _run_dir(cfg: PipelineConfig) -> Path:
     last = latest_run(cfg.home)
-    if cfg.resume and last is not None:
+    if not cfg.fresh and last is not None:
         status = _read_json(last / "run.json")
         if status.get("status") != "done" and status.get("fingerprint") == cfg.fingerprint():
             return last

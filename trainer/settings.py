@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+STAGES = ("cpt", "sft")  # the training stages, in the order they run
+STAGE_CHOICES = (*STAGES, "both")  # what a user may ask for: one stage, or both (SFT then starts from CPT)
+
 # All attention and MLP projections of Qwen3, Llama and SmolLM2 (the same names in all three).
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

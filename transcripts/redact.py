@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # An assignment value stops at whitespace, quotes, backslash (JSON escapes),
 # separators and brackets. Its first character also rules out variable references
@@ -252,6 +253,10 @@ def _run(data: bytes) -> tuple[bytes, Counter[str]]:
     return data, counts
 
 
+# A shell command that reads a .env file (`cat .env`, `source .env.local`, `x.env`).
+_ENV_COMMAND = re.compile(r"(?:^|[\s/'\"=])\.env(?:\.[\w.-]+)?\b|\.envrc\b|\w\.env\b")
+
+
 @dataclass
 class Redactor:
     """Stateless apart from compiled patterns (module-level, shared); cheap to build."""
@@ -290,6 +295,72 @@ class Redactor:
             out.append(f"{prefix}{kv.group('lead')}{_ENV_PLACEHOLDER}{cr}")
         redacted, more = self.redact_text("\n".join(out))
         return redacted, counts + more
+
+    def redact_env_reads(
+        self,
+        obj: dict[str, Any],
+        env_tool_ids: set[str],
+        secrets: Counter[str],
+        read_before: Callable[[Any], bool] = lambda _id: False,
+    ) -> bool:
+        """Blank the values of .env files that a tool read, in one transcript record; True if it changed.
+
+        A tool call that reads a .env file (Read of one, or a shell command naming one) adds its id to
+        `env_tool_ids`; a tool result for such a call, or for one `read_before(tool_use_id)` knows from an
+        earlier ingest (results can arrive a batch later), has its text and `toolUseResult` values blanked.
+        """
+        message = obj.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            return False
+        changed = False
+        extra = obj.get("toolUseResult")
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+                inp = block["input"]
+                target = inp.get("file_path") or inp.get("path") or ""
+                command = inp.get("command") or ""
+                if (isinstance(target, str) and is_env_file(target)) or (
+                    isinstance(command, str) and _ENV_COMMAND.search(command)
+                ):
+                    env_tool_ids.add(str(block.get("id")))
+            elif block.get("type") == "tool_result":
+                read_path = (
+                    extra.get("file", {}).get("filePath")
+                    if isinstance(extra, dict) and isinstance(extra.get("file"), dict)
+                    else None
+                )
+                tool_use_id = block.get("tool_use_id")
+                if (
+                    tool_use_id in env_tool_ids
+                    or (isinstance(read_path, str) and is_env_file(read_path))
+                    or read_before(tool_use_id)
+                ):
+                    changed |= self._scrub_env(block, "content", secrets)
+                    if isinstance(extra, dict):
+                        for holder, key in (
+                            (extra.get("file"), "content"),
+                            (extra, "stdout"),
+                            (extra, "content"),
+                        ):
+                            if isinstance(holder, dict):
+                                changed |= self._scrub_env(holder, key, secrets)
+        return changed
+
+    def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
+        value = holder.get(key)
+        if isinstance(value, list):
+            return any([self._scrub_env(b, "text", secrets) for b in value if isinstance(b, dict)])
+        if not isinstance(value, str):
+            return False
+        new, found = self.redact_env_values(value)
+        if new == value:
+            return False
+        holder[key] = new
+        secrets.update(found)
+        return True
 
 
 _ENV_PLACEHOLDER = "[REDACTED:env-value]"

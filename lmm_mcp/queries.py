@@ -1,0 +1,128 @@
+"""Read queries over the store, for the parts that only read: hooks, server, demo, CLI, the trainer's view.
+
+    has_vectors(conn)                            # is any chunk embedded? (else retrieval is BM25 only)
+    current_memories(conn, ("preference",))      # memories in force, most salient first
+    last_session(conn, "/home/me/shop")          # where the last session in a project stopped
+
+The writers own their SQL (`ingest`, `memories`, `embed`, `turns`) and retrieval its ranking queries; every
+other module asks here, so a schema change touches the store side only.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class StoredMemory:
+    category: str
+    text: str
+    project: str | None  # None: a cross-project memory
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
+class LastSession:
+    key: str
+    title: str | None
+    ended_at: str | None
+    last_prompts: list[str]  # the user's last prompts, newest first
+    last_tool_results: list[dict[str, Any]]  # the results in the session's last tool-result turn
+
+
+def has_vectors(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is not None
+
+
+def last_ingest(conn: sqlite3.Connection) -> str | None:
+    """When a transcript was last read (local time, ISO)."""
+    return conn.execute("SELECT max(updated_at) FROM files").fetchone()[0]
+
+
+def memory_counts(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Per category: memories, and how many of them a later one superseded."""
+    rows = conn.execute(
+        "SELECT category, count(*), sum(superseded_by IS NOT NULL) FROM memories GROUP BY category ORDER BY category"
+    )
+    return {cat: {"memories": n, "superseded": sup} for cat, n, sup in rows}
+
+
+def current_memories(conn: sqlite3.Connection, categories: tuple[str, ...]) -> list[StoredMemory]:
+    """Memories in force (not superseded) of these categories, most salient first, then newest."""
+    rows = conn.execute(
+        "SELECT category, text, project, last_seen FROM memories"
+        f" WHERE superseded_by IS NULL AND category IN ({','.join('?' * len(categories))})"
+        " ORDER BY salience DESC, last_seen DESC, key",
+        categories,
+    )
+    return [StoredMemory(*r) for r in rows]
+
+
+def project_paths(project: str) -> list[str]:
+    """A working directory as given and with its symlinks resolved."""
+    variants = [project.rstrip("/") or "/"]
+    real = os.path.realpath(project)
+    if real not in variants:
+        variants.append(real)
+    return variants
+
+
+def within(path: str | None, paths: list[str]) -> bool:
+    """`path` (a memory's or a project's) is one of `paths` or a folder above one of them."""
+    return path is not None and any(p == path or p.startswith(path.rstrip("/") + "/") for p in paths)
+
+
+def last_session(conn: sqlite3.Connection, project: str, *, exclude: str | None = None) -> LastSession | None:
+    """The newest main session in `project` (or a project above it), other than session `exclude`."""
+    paths = project_paths(project)
+    ids = [pid for pid, path in conn.execute("SELECT id, path FROM projects") if within(path, paths)]
+    if not ids:
+        return None
+    row = conn.execute(
+        f"SELECT key, title, ended_at FROM sessions WHERE agent_id IS NULL AND project_id IN ({','.join('?' * len(ids))})"
+        " AND session_id != ? ORDER BY ended_at DESC LIMIT 1",
+        [*ids, exclude or ""],
+    ).fetchone()
+    if row is None:
+        return None
+    key = row[0]
+    prompts = [
+        text
+        for (text,) in conn.execute(
+            "SELECT text FROM turns WHERE session_key = ? AND role = 'user' AND kind = 'prompt'"
+            " ORDER BY id DESC LIMIT 5",
+            (key,),
+        )
+    ]
+    last = conn.execute(
+        "SELECT tool_results FROM turns WHERE session_key = ? AND kind = 'tool_result' ORDER BY id DESC LIMIT 1",
+        (key,),
+    ).fetchone()
+    return LastSession(key, row[1], row[2], prompts, orjson.loads(last[0]) if last else [])
+
+
+def sessions_with_turns(conn: sqlite3.Connection) -> list[tuple[str, str, str | None, str | None]]:
+    """(key, session_id, project path, started_at) of every transcript that holds turns, oldest first."""
+    return conn.execute(
+        "SELECT s.key, s.session_id, p.path, s.started_at FROM sessions s"
+        " LEFT JOIN projects p ON p.id = s.project_id"
+        " WHERE EXISTS (SELECT 1 FROM turns t WHERE t.session_key = s.key) ORDER BY s.started_at, s.key"
+    ).fetchall()
+
+
+def user_prompts(
+    conn: sqlite3.Connection, *, min_chars: int = 12
+) -> list[tuple[str, str, str | None, str | None, str]]:
+    """(session_id, uuid, timestamp, project path, text) of the user's own prompts in main threads, by time."""
+    return conn.execute(
+        "SELECT s.session_id, t.uuid, t.timestamp, p.path, t.text FROM turns t"
+        " JOIN sessions s ON s.key = t.session_key LEFT JOIN projects p ON p.id = s.project_id"
+        " WHERE t.role = 'user' AND t.kind = 'prompt' AND t.is_sidechain = 0 AND length(t.text) >= ?"
+        " ORDER BY t.timestamp",
+        (min_chars,),
+    ).fetchall()
