@@ -1,6 +1,6 @@
 """The store seen as the trainer's `History`: sessions, their text, user prompts, memories and retrieval.
 
-    history = StoreHistory(conn, Retriever(conn, embedder))
+    history = app.history()                  # built in lmm_mcp.app, retrieving as recall does
     manifest = trainer.pairs.build_dataset(history, run_dir / "data", DataSettings())
 
 The trainer never imports `lmm_mcp`; this adapter is how the training data gets the same hybrid retrieval

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from lmm_mcp.config import Config
+from trainer.atomic import read_json, write_json
 from trainer.devices import gpu_visible
 
 
@@ -139,10 +140,10 @@ class Jobs:
                 raise JobError("no retrain job has run yet: call retrain")
             job_id = folders[-1].name
         folder = self.root / job_id
-        meta = _read(folder / "job.json")
+        meta = read_json(folder / "job.json")
         if not meta:
             raise JobError(f"no job {job_id!r}")
-        progress, result = _read(folder / "progress.json"), _read(folder / "result.json")
+        progress, result = read_json(folder / "progress.json"), read_json(folder / "result.json")
         pid = meta.get("pid")
         alive = isinstance(pid, int) and self._alive(pid)
         states = {True: "done", False: "failed", None: "running" if alive else "failed"}
@@ -186,11 +187,11 @@ class Jobs:
         # Reap it when it ends, or it lingers as a zombie that still looks alive to os.kill(pid, 0).
         self._children[proc.pid] = proc
         threading.Thread(target=proc.wait, daemon=True).start()
-        _write(
+        write_json(
             folder / "job.json",
             {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started, "cmd": cmd},
         )
-        _write(self.lock, {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started})
+        write_json(self.lock, {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started})
         return self.get(job_id)
 
     def _alive(self, pid: int) -> bool:
@@ -211,11 +212,11 @@ class Jobs:
 
 
 def write_progress(job_dir: Path, progress: dict[str, Any]) -> None:
-    _write(job_dir / "progress.json", progress)
+    write_json(job_dir / "progress.json", progress)
 
 
 def write_result(job_dir: Path, result: dict[str, Any]) -> None:
-    _write(
+    write_json(
         job_dir / "result.json", {**result, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     )
 
@@ -234,16 +235,3 @@ def _last_error(log: Path) -> str | None:
     except OSError:
         return None
     return lines[-1][-500:] if lines else "the job ended without a result"
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-
-
-def _write(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(orjson.dumps(doc, default=str))
-    tmp.replace(path)

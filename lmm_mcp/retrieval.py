@@ -1,6 +1,6 @@
 """Hybrid retrieval: FTS5 BM25 and embedding cosine, each smoothed over neighbouring chunks, then fused.
 
-    retriever = Retriever(conn, Embedder(cfg.embed_model))
+    retriever = App.open(cfg).retriever()      # built in lmm_mcp.app: hybrid when the store has vectors
     hits = retriever.retrieve("how did we fix the flaky websocket test", k=8, project="/src/app")
 
 BM25 finds the exact identifiers a coding memory lives on (function names, flags, error strings); vectors

@@ -70,7 +70,9 @@ def imports_of(source: str, module: str) -> set[str]:
                 anchor = parts[: max(0, len(parts) - node.level + 1)]
                 base = ".".join(p for p in [*anchor, base] if p)
             found.add(base)
-            found.update(f"{base}.{a.name}" if base else a.name for a in node.names)  # `from lmm_mcp import demo` names a module
+            found.update(
+                f"{base}.{a.name}" if base else a.name for a in node.names
+            )  # `from lmm_mcp import demo` names a module
     return found
 
 

@@ -65,16 +65,20 @@ def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):
     assert lines[0] == FRAME and lines[1].startswith("[1] (")
     assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
     assert any("coupon" in line for line in lines[1:])
-    small = App(cfg, conn).recaller().recall(
-        "KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60
+    small = (
+        App(cfg, conn)
+        .recaller()
+        .recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=60)
     )
     assert len(small.memory) <= 60 * 4 + 1 and len(small.sources) >= 1
 
 
 def test_project_scoping(store):
     cfg, conn = store
-    r = App(cfg, conn).recaller().recall(
-        "SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10
+    r = (
+        App(cfg, conn)
+        .recaller()
+        .recall("SQLAlchemy sessions request scope", project="/srv/api", mode="retrieve", k=10)
     )
     assert r.sources and all(s.project in ("/srv/api", None) for s in r.sources)
     # a folder memory has never seen searches everything

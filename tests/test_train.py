@@ -17,20 +17,11 @@ import torch
 from safetensors.torch import load_file
 
 import trainer.train as train_module
+from trainer.batches import IGNORE_INDEX, collate, encode_sft, pack_cpt
 from trainer.models import chat_prompt, load_model
 from trainer.settings import LoraSettings, Progress, StageSettings
 from trainer.tiny import build_tiny_qwen3
-from trainer.train import (
-    IGNORE_INDEX,
-    StageResult,
-    TrainingError,
-    collate,
-    encode_sft,
-    example_losses,
-    pack_cpt,
-    train_stage,
-    weighted_loss,
-)
+from trainer.train import StageResult, TrainingError, example_losses, train_stage, weighted_loss
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.1)
 SYSTEM = {"role": "system", "content": "You recall the user's coding habits from past sessions."}

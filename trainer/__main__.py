@@ -17,8 +17,10 @@ from pathlib import Path
 import orjson
 
 from trainer import options
+from trainer.atomic import read_json
+from trainer.checkpoint import latest_run
 from trainer.errors import TrainerError
-from trainer.pipeline import PipelineConfig, latest_run, run_pipeline
+from trainer.pipeline import PipelineConfig, run_pipeline
 from trainer.settings import Progress
 
 
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             f"no run folder under {args.home}/runs: run `lmm-mcp train --prepare-only` first", file=sys.stderr
         )
         return 2
-    saved = orjson.loads((run / "run.json").read_bytes()).get("config")
+    saved = read_json(run / "run.json").get("config")
     cfg = (
         PipelineConfig.from_dict({**saved, "home": str(args.home)})
         if saved

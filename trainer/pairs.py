@@ -31,21 +31,20 @@ import random
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
-from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, recall_messages
+from trainer.atomic import write_json, write_jsonl
+from trainer.errors import TrainerError
+from trainer.prompts import ABSTAIN, Passage, fit_passages, prompt_chars, recall_messages
 from transcripts.extraction import Memory
 from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
 
 
-class DataError(ValueError):
+class DataError(TrainerError, ValueError):
     """The history cannot make a training set; the message says what is missing."""
 
 
@@ -191,9 +190,9 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
             "seconds": round(time.perf_counter() - started, 2),
         },
         "val_session_ids": sorted(val_ids),
-        "files": {name: _write_jsonl(out_dir / name, rows) for name, rows in files.items()},
+        "files": {name: write_jsonl(out_dir / name, rows) for name, rows in files.items()},
     }
-    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    write_json(out_dir / "manifest.json", manifest, indent=True)
     if log:
         log(f"data: {counts}")
     return manifest
@@ -281,7 +280,7 @@ def _answer_pair(
             passages[at] = gold_passage
         else:
             passages.insert(at, gold_passage)
-        while len(passages) > 1 and _chars(passages) > settings.max_prompt_chars:
+        while len(passages) > 1 and prompt_chars(passages) > settings.max_prompt_chars:
             drop = max(i for i, p in enumerate(passages) if p is not gold_passage)
             passages.pop(drop)
     gold = [n for n, p in enumerate(passages, 1) if _is_gold(p, m)]
@@ -356,22 +355,6 @@ def _pair(
         passages=[{"n": n, **asdict(p)} for n, p in enumerate(passages, 1)],
         session_id=session_id,
     )
-
-
-def fit_passages(passages: list[Passage], max_chars: int) -> list[Passage]:
-    """The best-ranked passages whose excerpts fit in `max_chars` (always at least one)."""
-    kept: list[Passage] = []
-    for p in passages:
-        if kept and _chars([*kept, p]) > max_chars:
-            break
-        kept.append(p)
-    return kept
-
-
-def _chars(passages: list[Passage]) -> int:
-    return sum(
-        min(len(p.text), PASSAGE_CHARS) + 40 for p in passages
-    )  # 40: the "[n] (session, date, …)" header
 
 
 def memory_passage(m: Memory) -> Passage:
@@ -522,17 +505,3 @@ def _limit(pairs: list[Pair], n: int, rng: random.Random) -> list[Pair]:
     if len(pairs) <= n:
         return pairs
     return rng.sample(pairs, n)
-
-
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    digest, count, size = hashlib.sha256(), 0, 0
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        for row in rows:
-            line = orjson.dumps(row) + b"\n"
-            fh.write(line)
-            digest.update(line)
-            count += 1
-            size += len(line)
-    tmp.replace(path)
-    return {"rows": count, "bytes": size, "sha256": digest.hexdigest()}

@@ -18,19 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from trainer import checkpoint
+from trainer.atomic import read_json
 from trainer.errors import TrainerError
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
 from trainer.pairs import DataSettings, History, build_dataset
 from trainer.settings import STAGE_CHOICES, STAGES, LoraSettings, Progress, StageSettings, default_stages
+
+if TYPE_CHECKING:
+    from trainer.train import StageResult
 
 
 class PipelineError(TrainerError, RuntimeError):
@@ -143,43 +147,71 @@ def run_pipeline(
     if run_dir is not None and cfg.fresh:  # a given run folder, trained afresh: its data stays, its stages go
         for stage in STAGES:
             shutil.rmtree(run_dir / stage, ignore_errors=True)
-    run_dir = run_dir or _run_dir(cfg)
-    status = _read_json(run_dir / "run.json")
-    _write_json(
-        run_dir / "run.json",
-        {
-            **status,
-            "config": cfg.as_dict(),
-            "fingerprint": cfg.fingerprint(),
-            "status": "running",
-            "started": status.get("started") or _now(),
-        },
+    run_dir = run_dir or checkpoint.open_run(cfg.home, cfg.fingerprint(), fresh=cfg.fresh)
+    started = read_json(run_dir / "run.json").get("started") or checkpoint.now()
+    checkpoint.update_run(
+        run_dir, config=cfg.as_dict(), fingerprint=cfg.fingerprint(), status="running", started=started
     )
-    data = run_dir / "data"
-    if (data / "manifest.json").exists():
-        manifest = _read_json(data / "manifest.json")
-        say(f"data: reusing {data}")
-    elif history is None:
-        raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
-    else:
-        # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
-        fit = max(300, (cfg.stage_settings("sft").seq_len - 224) * 3)
-        settings = DataSettings(
-            **{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)}
-        )
-        manifest = build_dataset(history, data, settings, log=say)
+    manifest = _data(cfg, history, run_dir / "data", say)
     metrics: dict[str, Any] = {"data": {"counts": manifest["counts"], "stats": manifest["stats"]}}
     if cfg.prepare_only:
         return PipelineResult(run_dir, None, metrics)
+    results = _train_stages(cfg, run_dir, manifest, metrics, on_progress, say)
+    if not _is_main_process():
+        return PipelineResult(run_dir, None, metrics)
+    adapter = results[-1].adapter_dir
+    say("eval: generating memories for the held-out pairs")
+    metrics["eval"] = evaluate_adapter(
+        cfg, adapter, run_dir / "data" / "sft_val.jsonl", on_progress=on_progress
+    )
+    from trainer.report import write_report
+    from trainer.versions import publish
 
+    report = {**metrics["eval"], "stages": {r.stage: metrics[r.stage] for r in results}}
+    write_report(run_dir / "eval", report, {r.stage: r.history for r in results})
+    version = publish(
+        cfg.home / "models",
+        adapter,
+        config={**cfg.as_dict(), "run": run_dir.name, "data": manifest["counts"]},
+        metrics=metrics,
+        activate=True,
+        keep=cfg.keep_versions,
+    )
+    checkpoint.update_run(run_dir, status="done", finished=checkpoint.now(), adapter_version=version.name)
+    say(f"published adapter version {version.name}")
+    return PipelineResult(run_dir, version.name, metrics)
+
+
+def _data(
+    cfg: PipelineConfig, history: History | None, data: Path, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """The run's training data: reused when the folder holds it, else built from the history."""
+    if (data / "manifest.json").exists():
+        say(f"data: reusing {data}")
+        return read_json(data / "manifest.json")
+    if history is None:
+        raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
+    # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
+    fit = max(300, (cfg.stage_settings("sft").seq_len - 224) * 3)
+    settings = DataSettings(**{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)})
+    return build_dataset(history, data, settings, log=say)
+
+
+def _train_stages(
+    cfg: PipelineConfig,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    metrics: dict[str, Any],
+    on_progress: Callable[[Progress], None] | None,
+    say: Callable[[str], None],
+) -> list[StageResult]:
+    """Train the asked stages in order, each starting from the previous one's adapter."""
     from trainer.train import train_stage  # heavy imports start here
 
-    adapter: Path | None = None
-    results = {}
+    data, adapter, results = run_dir / "data", None, []
     for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
-        settings = cfg.stage_settings(stage)
         say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples")
         result = train_stage(
             stage,
@@ -189,46 +221,15 @@ def run_pipeline(
             val_file=data / f"{stage}_val.jsonl",
             out_dir=run_dir / stage,
             lora=cfg.lora,
-            settings=settings,
+            settings=cfg.stage_settings(stage),
             init_adapter=adapter,
             on_progress=on_progress,
             device=cfg.device,
         )
-        results[stage] = result
+        results.append(result)
         adapter = result.adapter_dir
         metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
-    assert adapter is not None
-
-    if not _is_main_process():
-        return PipelineResult(run_dir, None, metrics)
-    say("eval: generating memories for the held-out pairs")
-    metrics["eval"] = evaluate_adapter(cfg, adapter, data / "sft_val.jsonl", on_progress=on_progress)
-    from trainer.report import write_report
-
-    report = {**metrics["eval"], "stages": {s: metrics[s] for s in results}}
-    write_report(run_dir / "eval", report, {s: r.history for s, r in results.items()})
-
-    from trainer.versions import publish
-
-    version = publish(
-        cfg.home / "models",
-        adapter,
-        config={**cfg.as_dict(), "run": run_dir.name, "data": manifest["counts"]},
-        metrics=metrics,
-        activate=True,
-        keep=cfg.keep_versions,
-    )
-    _write_json(
-        run_dir / "run.json",
-        {
-            **_read_json(run_dir / "run.json"),
-            "status": "done",
-            "finished": _now(),
-            "adapter_version": version.name,
-        },
-    )
-    say(f"published adapter version {version.name}")
-    return PipelineResult(run_dir, version.name, metrics)
+    return results
 
 
 def evaluate_adapter(
@@ -263,7 +264,7 @@ def evaluate_version(
     info = find_version(home / "models", version) if version else active_version(home / "models")
     if info is None:
         raise PipelineError("no trained adapter yet: run `lmm-mcp train` first")
-    run = _read_json(info.path / "run.json")
+    run = read_json(info.path / "run.json")
     pairs = home / "runs" / str(run.get("run", "")) / "data" / "sft_val.jsonl"
     if not run.get("run") or not pairs.exists():
         raise PipelineError(f"the held-out pairs of {info.name} are gone ({pairs}): train a new version")
@@ -277,46 +278,7 @@ def evaluate_version(
     return {**metrics, "version": info.name}
 
 
-def latest_run(home: Path) -> Path | None:
-    runs = sorted((home / "runs").glob("r-*")) if (home / "runs").is_dir() else []
-    return runs[-1] if runs else None
-
-
-def _run_dir(cfg: PipelineConfig) -> Path:
-    last = latest_run(cfg.home)
-    if not cfg.fresh and last is not None:
-        status = _read_json(last / "run.json")
-        if status.get("status") != "done" and status.get("fingerprint") == cfg.fingerprint():
-            return last
-    name = time.strftime("r-%Y%m%d-%H%M%S", time.gmtime())
-    run_dir = cfg.home / "runs" / name
-    n = 1
-    while run_dir.exists():  # two runs in one second
-        n += 1
-        run_dir = cfg.home / "runs" / f"{name}-{n}"
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
 def _is_main_process() -> bool:
     from accelerate import PartialState
 
     return PartialState().is_main_process
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str))
-    tmp.replace(path)

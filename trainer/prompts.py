@@ -85,3 +85,20 @@ def citations(text: str, n_passages: int) -> tuple[list[int], str]:
 
 def is_abstention(text: str) -> bool:
     return text.strip().lower().startswith("no relevant memory")
+
+
+def fit_passages(passages: list[Passage], max_chars: int) -> list[Passage]:
+    """The best-ranked passages whose excerpts fit in `max_chars` (always at least one)."""
+    kept: list[Passage] = []
+    for p in passages:
+        if kept and prompt_chars([*kept, p]) > max_chars:
+            break
+        kept.append(p)
+    return kept
+
+
+def prompt_chars(passages: list[Passage]) -> int:
+    """Characters the excerpts take in a recall prompt, headers included."""
+    return sum(
+        min(len(p.text), PASSAGE_CHARS) + 40 for p in passages
+    )  # 40: the "[n] (session, date, …)" header

@@ -17,7 +17,6 @@ versions but never the active one. No locking: one trainer publishes at a time.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -28,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainer.report import jsonable
+from trainer.atomic import read_json, write_bytes, write_json
+from trainer.errors import TrainerError
 
 VERSIONS = "versions"
 ACTIVE = "ACTIVE"
@@ -39,7 +39,7 @@ _STAMP = "%Y%m%d-%H%M%S"
 _BULKY = frozenset({"by_category", "examples"})  # left out of a listing's metrics summary
 
 
-class VersionError(Exception):
+class VersionError(TrainerError):
     """No such adapter version, or not an adapter folder; the message says what exists or what to pass."""
 
 
@@ -88,8 +88,8 @@ def publish(
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=versions))
     try:
         shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True)
-        _write_json(tmp / RUN_FILE, config)
-        _write_json(tmp / METRICS_FILE, metrics)
+        write_json(tmp / RUN_FILE, config, indent=True)
+        write_json(tmp / METRICS_FILE, metrics, indent=True)
         _fsync_tree(tmp)
         name = _rename_into_place(tmp, versions)
     except BaseException:
@@ -202,7 +202,7 @@ def _number(path: Path) -> int:
 def _info(path: Path, *, active: bool) -> VersionInfo:
     stamp = _NAME.fullmatch(path.name).group(2)
     created = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC).isoformat()
-    run = _read_json(path / RUN_FILE)
+    run = read_json(path / RUN_FILE)
     model = run.get("model")
     return VersionInfo(
         name=path.name,
@@ -210,7 +210,7 @@ def _info(path: Path, *, active: bool) -> VersionInfo:
         created=created,
         active=active,
         base_model=str(model) if model is not None else None,
-        metrics=metrics_summary(_read_json(path / METRICS_FILE)),
+        metrics=metrics_summary(read_json(path / METRICS_FILE)),
     )
 
 
@@ -228,18 +228,6 @@ def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(jsonable(value), indent=2, default=str) + "\n", encoding="utf-8")
-
-
 def _read_active(models_dir: Path) -> str | None:
     try:
         name = (models_dir / ACTIVE).read_text(encoding="utf-8").strip()
@@ -249,18 +237,8 @@ def _read_active(models_dir: Path) -> str | None:
 
 
 def _write_active(models_dir: Path, name: str) -> None:
-    models_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{ACTIVE}-", suffix=".tmp", dir=models_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(name + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, models_dir / ACTIVE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(models_dir)
+    write_bytes(models_dir / ACTIVE, (name + "\n").encode())  # fsynced, then renamed over the old pointer
+    _fsync_dir(models_dir)  # and the rename itself made durable
 
 
 def _fsync_tree(root: Path) -> None:

@@ -1,0 +1,171 @@
+"""Training batches: a stage's JSONL rows turned into token examples, the sampler, and the collate function.
+
+    rows = read_rows(run / "sft_train.jsonl", "training")
+    examples = load_examples("sft", rows, tokenizer, seq_len=1024)   # CPT: packed blocks; SFT: encoded pairs
+    loader = DataLoader(examples, batch_size=4, sampler=EpochOrder(len(examples), seed=0),
+                        collate_fn=partial(collate, pad_id=tokenizer.pad_token_id))
+
+An example is `{"input_ids", "labels", "weight"}`; a label of IGNORE_INDEX is not learned. Importing this
+module does not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trainer.errors import TrainerError
+from trainer.models import chat_prompt
+
+if TYPE_CHECKING:
+    import torch
+
+IGNORE_INDEX = -100  # label of a position that is not learned (prompt, padding): cross_entropy skips it
+
+
+# Here, in the lowest module that raises it, so that train.py can import this one; callers catch it as
+# `trainer.train.TrainingError`.
+class TrainingError(TrainerError, RuntimeError):
+    """A stage cannot train as asked; the message says what to fix."""
+
+
+def read_rows(path: Path, what: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSONL file; `what` ("training" / "validation") names it in errors."""
+    if not path.is_file():
+        raise TrainingError(f"{what} file {path} does not exist: build the stage's data before training")
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise TrainingError(
+                    f"{path} line {n} is not JSON ({error}): rebuild the {what} data"
+                ) from error
+            if not isinstance(row, dict):
+                raise TrainingError(f"{path} line {n} is not a JSON object: rebuild the {what} data")
+            rows.append(row)
+    if not rows:
+        raise TrainingError(f"no {what} examples in {path}: the file is empty; build the stage's data first")
+    return rows
+
+
+def pack_cpt(texts: Iterable[str], tokenizer: Any, seq_len: int) -> list[dict[str, Any]]:
+    """Each text + eos, concatenated and cut into blocks of `seq_len` tokens, labels = input ids.
+
+    The short tail is kept as a block of its own (collate pads it and masks the pads), so a small validation
+    file still gives one block; a tail of one token has nothing to predict and is dropped.
+    """
+    import torch
+
+    eos = _eos_id(tokenizer)
+    stream = array("i")  # 4 bytes a token: a long history packs into MBs, not GBs of Python ints
+    batch: list[str] = []
+
+    def flush() -> None:
+        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            stream.extend(ids)
+            stream.append(eos)
+        batch.clear()
+
+    for text in texts:
+        if text:
+            batch.append(text)
+        if len(batch) >= 1000:
+            flush()
+    if batch:
+        flush()
+    tokens = torch.frombuffer(stream, dtype=torch.int32) if stream else torch.empty(0, dtype=torch.int32)
+    blocks = [tokens[i : i + seq_len] for i in range(0, len(tokens), seq_len)]
+    return [{"input_ids": b, "labels": b, "weight": 1.0} for b in blocks if len(b) >= 2]
+
+
+def encode_sft(row: dict[str, Any], tokenizer: Any, seq_len: int) -> dict[str, Any]:
+    """Prompt (chat template, generation prompt) + target + eos; labels are IGNORE_INDEX on the prompt.
+
+    Prompt and target are tokenized apart, so training sees the target exactly as generation produces it after
+    the prompt. Too long: the prompt loses tokens from its left side (a leading system message is kept when it
+    takes at most half the room); the target is cut only when it alone does not fit.
+    """
+    messages, target = row.get("messages"), row.get("target")
+    if not isinstance(messages, list) or not isinstance(target, str):
+        raise TrainingError(f"SFT row {row.get('id')!r} needs 'messages' (a list) and 'target' (a string)")
+    try:
+        weight = float(row.get("weight", 1.0))
+    except (TypeError, ValueError):
+        weight = math.nan
+    if not math.isfinite(weight) or weight < 0:
+        raise TrainingError(f"SFT row {row.get('id')!r} has weight {row.get('weight')!r}: use a number >= 0")
+
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    prompt = tokenize(chat_prompt(tokenizer, messages, add_generation_prompt=True))
+    answer = [*tokenize(target), _eos_id(tokenizer)][: seq_len - 1]  # one prompt token must precede it
+    room = seq_len - len(answer)
+    if len(prompt) > room:
+        head: list[int] = []
+        if messages and messages[0].get("role") == "system":
+            head = tokenize(chat_prompt(tokenizer, messages[:1], add_generation_prompt=False))
+            if prompt[: len(head)] != head or len(head) > room // 2:
+                head = []
+        prompt = head + prompt[len(prompt) - (room - len(head)) :]
+    return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer, "weight": weight}
+
+
+def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch to its longest example: pads get pad_id, attention 0 and label IGNORE_INDEX."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.as_tensor(e["input_ids"])
+        labels[i, :n] = torch.as_tensor(e["labels"])
+        mask[i, :n] = 1
+    weights = torch.tensor([float(e["weight"]) for e in examples])
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights}
+
+
+def _eos_id(tokenizer: Any) -> int:
+    if tokenizer.eos_token_id is None:
+        raise TrainingError("the tokenizer has no eos token: training needs one to end documents and replies")
+    return tokenizer.eos_token_id
+
+
+def load_examples(
+    stage: str, rows: list[dict[str, Any]], tokenizer: Any, seq_len: int
+) -> list[dict[str, Any]]:
+    """A stage's training examples: packed CPT blocks or encoded SFT pairs."""
+    if stage == "cpt":
+        return pack_cpt((str(r.get("text") or "") for r in rows), tokenizer, seq_len)
+    return [encode_sft(r, tokenizer, seq_len) for r in rows]
+
+
+class EpochOrder:
+    """Sampler: a permutation per epoch from (seed, epoch) alone, so a resume knows the order it left.
+
+    The attribute is `epoch`, not `set_epoch`: accelerate calls `set_epoch` with its own iteration count, which a
+    resumed (skipping) loader starts again at 0.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
