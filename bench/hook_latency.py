@@ -29,9 +29,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import synthetic_queries, write_transcripts
 
+from lmm_mcp.app import App
 from lmm_mcp.config import Config
-from lmm_mcp.ingest import Ingester
-from lmm_mcp.memories import refresh_memories
+from lmm_mcp.queries import memory_counts
 from lmm_mcp.store import connect, stats
 
 
@@ -65,16 +65,11 @@ def fill(root: Path, mb: float, seed: int, projects: int) -> tuple[Config, dict]
     started = time.perf_counter()
     write_transcripts(claude_dir, mb, seed=seed, projects=projects)
     cfg = Config.load(root / "home", claude_dir)
-    conn = connect(cfg.db_path, cfg.busy_timeout_ms)
-    report = Ingester(cfg, conn).ingest()
-    memories = refresh_memories(conn)
-    info = {**stats(conn, cfg.db_path).__dict__, "fill_seconds": round(time.perf_counter() - started, 1)}
-    info["ingest_errors"] = len(report.errors)
-    info["memories_by_category"] = dict(
-        conn.execute("SELECT category, count(*) FROM memories GROUP BY category").fetchall()
-    )
-    conn.close()
-    del memories
+    with App.open(cfg) as app:  # as `lmm-mcp ingest --no-embed` does it
+        report = app.ingest(embed=False)
+        info = {**stats(app.conn, cfg.db_path).__dict__, "fill_seconds": round(time.perf_counter() - started, 1)}
+        info["ingest_errors"] = len(report.errors)
+        info["memories_by_category"] = {c: v["memories"] for c, v in memory_counts(app.conn).items()}
     return cfg, info
 
 

@@ -78,18 +78,14 @@ async def recalls(cfg, queries: list[str], mode: str) -> tuple[list[float], floa
 def build_home(mb: float, seed: int) -> Path:
     from synth import write_transcripts
 
+    from lmm_mcp.app import App
     from lmm_mcp.config import Config
-    from lmm_mcp.ingest import Ingester
-    from lmm_mcp.memories import refresh_memories
-    from lmm_mcp.store import connect
 
     work = Path(tempfile.mkdtemp(prefix="lmm-server-bench-"))
     write_transcripts(work / "projects", mb, seed=seed, projects=6)
     cfg = Config.load(home=work / "home", claude_dir=work / "projects")
-    conn = connect(cfg.db_path)
-    Ingester(cfg, conn).ingest([work / "projects"])
-    refresh_memories(conn)
-    conn.close()
+    with App.open(cfg) as app:
+        app.ingest([work / "projects"], embed=False)
     return cfg.home
 
 

@@ -182,12 +182,8 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from synth import write_transcripts
 
+    from lmm_mcp.app import App
     from lmm_mcp.config import Config
-    from lmm_mcp.history import StoreHistory
-    from lmm_mcp.ingest import Ingester
-    from lmm_mcp.memories import refresh_memories
-    from lmm_mcp.retrieval import Retriever
-    from lmm_mcp.store import connect
     from trainer.pipeline import PipelineConfig, run_pipeline
     from trainer.settings import default_stages
 
@@ -195,9 +191,8 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     write_transcripts(work / "projects", args.mb, seed=0, projects=args.projects)
     cfg = Config.load(home=work / "home", claude_dir=work / "projects")
-    conn = connect(cfg.db_path)
-    Ingester(cfg, conn).ingest([work / "projects"])
-    memories = refresh_memories(conn)
+    app = App.open(cfg)
+    memories = app.ingest([work / "projects"], embed=False).memories
     history_s = time.perf_counter() - t0
     model = build_random_qwen3(work / "qwen3-random") if args.model == "random" else args.model
     stages = default_stages()
@@ -217,7 +212,7 @@ def pipeline_bench(args: argparse.Namespace) -> int:
         torch.cuda.reset_peak_memory_stats()
     t1 = time.perf_counter()
     result = run_pipeline(
-        pipeline, StoreHistory(conn, Retriever(conn)), log=lambda m: print(m, file=sys.stderr)
+        pipeline, app.history(), log=lambda m: print(m, file=sys.stderr)
     )
     pipeline_s = time.perf_counter() - t1
     name = torch.cuda.get_device_name() if cuda else "cpu"

@@ -21,6 +21,7 @@ the next ingest embeds them.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,7 @@ class App:
         if embed:
             from lmm_mcp.embed import embed_pending
 
+            started = time.perf_counter()
             try:
                 report.chunks_embedded = embed_pending(self.conn, self.embedder(), on_embedded)
             except Exception as e:  # BM25 still finds everything; say why vectors lag
@@ -137,4 +139,5 @@ class App:
                 report.errors.append(
                     f"embedding skipped ({report.embed_error}); search uses BM25 until an ingest embeds"
                 )
+            report.embed_seconds = time.perf_counter() - started
         return report

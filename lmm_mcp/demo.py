@@ -129,7 +129,6 @@ def _ingest(app: App, out: _Printer) -> dict[str, Any]:
     from lmm_mcp.samples import samples_path
 
     root = samples_path()
-    started = time.perf_counter()
     report = app.ingest([root])
     memories = report.memories
     assert memories is not None
@@ -143,8 +142,7 @@ def _ingest(app: App, out: _Printer) -> dict[str, Any]:
         out.say(f"   embedding unavailable ({report.embed_error}); continuing with BM25 search only")
     else:
         out.say(
-            f"   {report.chunks_embedded} chunks embedded with {app.cfg.embed_model} "
-            f"({time.perf_counter() - started:.1f}s in all)"
+            f"   {report.chunks_embedded} chunks embedded with {app.cfg.embed_model} ({report.embed_seconds:.1f}s)"
         )
     return {**report.as_dict(), "samples": str(root)}
 

@@ -64,6 +64,7 @@ class IngestReport:
     lines_skipped: int = 0
     secrets_redacted: int = 0
     chunks_embedded: int = 0
+    embed_seconds: float = 0.0
     embed_error: str | None = None  # why embedding failed (the ingest itself stands); see lmm_mcp.app
     memories: MemoryReport | None = None  # the memory refresh that followed (App.ingest)
     errors: list[str] = field(default_factory=list)

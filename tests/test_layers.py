@@ -8,7 +8,7 @@ and functions short enough to read.
 - inside `lmm_mcp`, the store side (`store`, `queries`, `turns`) imports none of the parts built on it, and only
   the CLI imports the server, the demo and the sample scenario;
 - a hook process (a new process on every prompt) imports no torch, transformers, peft or sample data;
-- the parts are built from the config in `lmm_mcp/app.py` only.
+- the parts are built from the config in `lmm_mcp/app.py` only, and SQL stays in the store-side modules.
 
 Every import statement counts, also those inside functions: a lazy import is still a dependency.
 """
@@ -44,6 +44,16 @@ ONLY_FROM = {
     "lmm_mcp.server": ("lmm_mcp.cli",),
     "lmm_mcp.tools": ("lmm_mcp.server",),
     "lmm_mcp.samples.scenario": ("lmm_mcp.demo", "lmm_mcp.samples.build"),
+}
+# The modules that speak SQL: the store side, and the writers and the ranker that own their statements.
+SQL_MODULES = {
+    "lmm_mcp.store",
+    "lmm_mcp.queries",
+    "lmm_mcp.turns",
+    "lmm_mcp.ingest",
+    "lmm_mcp.memories",
+    "lmm_mcp.embed",
+    "lmm_mcp.retrieval",
 }
 # Constructors of the parts: called in the composition root only (the defining module may name them).
 PARTS = ("Ingester", "Embedder", "Retriever", "Recaller", "Jobs", "StoreHistory")
@@ -139,6 +149,18 @@ def test_parts_are_built_in_the_composition_root_only():
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
                 if name in PARTS:
                     found.append(f"{module}:{node.lineno} builds {name}")
+    assert found == []
+
+
+def test_sql_stays_on_the_store_side():
+    """Hooks, server, tools, demo, CLI and recall ask `lmm_mcp.queries`; they write no SQL of their own."""
+    found = []
+    for module, path in _sources():
+        if not module.startswith("lmm_mcp") or module in SQL_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("execute", "executemany"):
+                found.append(f"{module}:{node.lineno}")
     assert found == []
 
 

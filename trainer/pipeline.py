@@ -52,7 +52,7 @@ class PipelineConfig:
         "base model: hub id, local folder or .gguf file (default: base_model in config.toml)",
         configured=True,
     )
-    stage: Literal["cpt", "sft", "both"] = option(
+    stage: Literal[STAGE_CHOICES] = option(  # the Literal of settings.STAGE_CHOICES: one list of stages
         "both", "stages to train: cpt, sft, or both (SFT then starts from the CPT adapter)"
     )
     max_steps: int | None = option(
