@@ -150,3 +150,22 @@ def test_watch_refuses_a_missing_folder(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 2 and b"is not a folder" in proc.stderr
+
+
+def test_an_embedding_failure_is_reported_and_the_batch_still_counts(tmp_path):
+    """The one ingest behaviour (lmm_mcp.app): a model that cannot load costs the vectors, not the ingest."""
+    claude_dir = tmp_path / "projects"
+    shutil.copytree(OWN_FIXTURES / "-srv-api", claude_dir / "-srv-api")
+    base = Config.load(tmp_path / "home", claude_dir)
+    cfg = Config(**{**base.__dict__, "embed_model": str(tmp_path / "no-model-here")})
+    lines: list[str] = []
+    watcher = Watcher(cfg, debounce=0.3, embed=True, log=lines.append)
+    watcher.start()
+    try:
+        assert watcher.wait_idle(60)
+    finally:
+        watcher.stop()
+    assert watcher.batches == 1 and watcher.totals["turns"] > 0 and watcher.totals["errors"] == 1
+    assert "file(s) changed" in lines[0] and "embedding skipped" in lines[0]
+    assert count(cfg.db_path, "SELECT count(*) FROM turns") == watcher.totals["turns"]
+    assert count(cfg.db_path, "SELECT count(*) FROM vectors") == 0
