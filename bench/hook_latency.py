@@ -67,7 +67,10 @@ def fill(root: Path, mb: float, seed: int, projects: int) -> tuple[Config, dict]
     cfg = Config.load(root / "home", claude_dir)
     with App.open(cfg) as app:  # as `lmm-mcp ingest --no-embed` does it
         report = app.ingest(embed=False)
-        info = {**stats(app.conn, cfg.db_path).__dict__, "fill_seconds": round(time.perf_counter() - started, 1)}
+        info = {
+            **stats(app.conn, cfg.db_path).__dict__,
+            "fill_seconds": round(time.perf_counter() - started, 1),
+        }
         info["ingest_errors"] = len(report.errors)
         info["memories_by_category"] = {c: v["memories"] for c, v in memory_counts(app.conn).items()}
     return cfg, info

@@ -211,9 +211,7 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t1 = time.perf_counter()
-    result = run_pipeline(
-        pipeline, app.history(), log=lambda m: print(m, file=sys.stderr)
-    )
+    result = run_pipeline(pipeline, app.history(), log=lambda m: print(m, file=sys.stderr))
     pipeline_s = time.perf_counter() - t1
     name = torch.cuda.get_device_name() if cuda else "cpu"
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
