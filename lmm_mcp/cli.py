@@ -3,6 +3,7 @@
     lmm-mcp ingest [PATH ...] [--claude-dir DIR] [--no-embed] [--json]
     lmm-mcp search QUERY [--k N] [--project P] [--since 7d] [--json] | --queries FILE
     lmm-mcp status [--json]
+    lmm-mcp memories [--project P] [--category C] [--all] [--json]
     lmm-mcp train [training options: --stage, --model, --max-steps, --seq-len, --eval-limit, --device, --fresh]
                   [--prepare-only] [--json]
     lmm-mcp eval [--version V] [--limit N] [--json]
@@ -90,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", parents=[common], help="what the store holds")
     p.set_defaults(run=cmd_status)
+
+    p = sub.add_parser("memories", parents=[common], help="list the memories extracted from your sessions")
+    p.add_argument(
+        "--project", help="only this project's memories: a path (folders under it too) or a folder name"
+    )
+    p.add_argument("--category", help="only this category (preference, decision, project_fact, ...)")
+    p.add_argument("--all", action="store_true", help="also the memories a later one superseded")
+    p.set_defaults(run=cmd_memories)
 
     p = sub.add_parser(
         "train", parents=[common], help="train the memory model on the store (CPT, SFT, eval, new adapter)"
@@ -204,6 +213,26 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     doc = {"home": str(cfg.home), **s.__dict__}
     text = "\n".join(f"{k:>17}: {v}" for k, v in doc.items())
     _emit(args, doc, text)
+    return 0
+
+
+def cmd_memories(cfg: Config, args: argparse.Namespace) -> int:
+    from lmm_mcp import queries
+    from lmm_mcp.store import project_paths_named
+
+    with App.open(cfg) as app:
+        paths = project_paths_named(app.conn, args.project) if args.project else None
+        rows = queries.list_memories(
+            app.conn, projects=paths, category=args.category, include_superseded=args.all
+        )
+    lines = []
+    for m in rows:
+        when = (m["last_seen"] or "")[:10] or "undated"
+        where = (m["project"] or "all projects").rstrip("/").rsplit("/", 1)[-1]
+        lines.append(f"[{m['category']}] {where} {when}: {' '.join(m['text'].split())}")
+        if m["superseded_by"]:
+            lines.append(f"    superseded by: {' '.join(m['superseded_by']['text'].split())}")
+    _emit(args, {"memories": rows}, "\n".join(lines) or "no memories (yet): run `lmm-mcp ingest`")
     return 0
 
 

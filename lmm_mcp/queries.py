@@ -63,6 +63,41 @@ def current_memories(conn: sqlite3.Connection, categories: tuple[str, ...]) -> l
     return [StoredMemory(*r) for r in rows]
 
 
+def list_memories(
+    conn: sqlite3.Connection,
+    *,
+    projects: list[str] | None = None,
+    category: str | None = None,
+    include_superseded: bool = False,
+) -> list[dict[str, Any]]:
+    """Stored memories, most salient first: key, category, text, project, sources, when last seen, and the
+    memory that superseded each one (key and text), if any. `projects`: only memories of these project paths."""
+    where, args = [], []
+    if not include_superseded:
+        where.append("m.superseded_by IS NULL")
+    if category:
+        where.append("m.category = ?")
+        args.append(category)
+    if projects is not None:
+        where.append(f"m.project IN ({','.join('?' * len(projects))})" if projects else "0")
+        args.extend(projects)
+    rows = conn.execute(
+        "SELECT m.key, m.category, m.text, m.project, m.salience, m.last_seen, m.sources, m.superseded_by, n.text"
+        " FROM memories m LEFT JOIN memories n ON n.key = m.superseded_by"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + " ORDER BY m.salience DESC, m.last_seen DESC, m.key",
+        args,
+    )
+    keys = ("key", "category", "text", "project", "salience", "last_seen", "sources", "superseded_by")
+    out = []
+    for r in rows:
+        d = dict(zip(keys, r[:8], strict=True))
+        d["sources"] = orjson.loads(d["sources"])
+        d["superseded_by"] = {"key": r[7], "text": r[8]} if r[7] else None
+        out.append(d)
+    return out
+
+
 def project_paths(project: str) -> list[str]:
     """A working directory as given and with its symlinks resolved."""
     variants = [project.rstrip("/") or "/"]

@@ -298,5 +298,14 @@ def resolve_projects(conn: sqlite3.Connection, project: str) -> list[int]:
     return [r[0] for r in rows]
 
 
+def project_paths_named(conn: sqlite3.Connection, project: str) -> list[str]:
+    """The stored project paths a user's `--project` names (see resolve_projects)."""
+    ids = resolve_projects(conn, project)
+    if not ids:
+        return []
+    rows = conn.execute(f"SELECT path FROM projects WHERE id IN ({','.join('?' * len(ids))})", ids)
+    return [r[0] for r in rows]
+
+
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

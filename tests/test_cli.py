@@ -100,3 +100,43 @@ def test_recall_from_the_shell(tmp_path):
     assert doc["mode_used"] == "retrieve" and doc["sources"]
     assert {"n", "session_id", "uuid", "timestamp", "project", "snippet", "score"} <= set(doc["sources"][0])
     assert "coupon" in doc["memory"]
+
+
+def test_memories_lists_by_project_and_category_with_what_superseded_them(tmp_path):
+    from lmm_mcp.samples import samples_path
+
+    home = str(tmp_path / "home")
+    cli("ingest", "--home", home, "--claude-dir", str(samples_path()), "--no-embed", "--json")
+    everything = one_json(cli("memories", "--home", home, "--all", "--json"))["memories"]
+    current = one_json(cli("memories", "--home", home, "--json"))["memories"]
+    assert len(current) < len(everything) and all(m["superseded_by"] is None for m in current)
+    for m in everything:
+        assert {"key", "category", "text", "project", "sources", "superseded_by"} <= set(m)
+        assert m["sources"] and all("session_id" in s and "uuid" in s for s in m["sources"])
+
+    api = one_json(cli("memories", "--home", home, "--project", "tasklane-api", "--all", "--json"))[
+        "memories"
+    ]
+    assert api and {m["project"] for m in api} == {"/home/dev/code/tasklane-api"}
+    decisions = one_json(
+        cli(
+            "memories",
+            "--home",
+            home,
+            "--project",
+            "tasklane-api",
+            "--category",
+            "decision",
+            "--all",
+            "--json",
+        )
+    )["memories"]
+    old = [m for m in decisions if m["superseded_by"]]
+    assert decisions and all(m["category"] == "decision" for m in decisions)
+    assert any("SQLite" in m["text"] and "PostgreSQL" in m["superseded_by"]["text"] for m in old)
+
+    text = cli("memories", "--home", home, "--category", "decision", "--all").stdout.decode()
+    assert "superseded by: Decision for tasklane-api: PostgreSQL" in text
+    assert one_json(cli("memories", "--home", home, "--project", "no-such-project", "--json")) == {
+        "memories": []
+    }
