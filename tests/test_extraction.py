@@ -538,7 +538,17 @@ def test_own_fixture_shop_session():
     (turns,) = session_turns(path)
     assert turns[0].uuid == "u-1"  # the walk crossed the progress record between u-2 and a-4
     memories = extract_session(turns)
-    assert {m.category for m in memories} == {"preference", "decision", "error_fix", "code_knowledge"}
+    assert {m.category for m in memories} == {
+        "preference",
+        "decision",
+        "error_fix",
+        "code_knowledge",
+        "project_fact",  # "We use pytest ...": the test runner, stated in conversation
+        "session",
+    }
+    (summary,) = of(memories, "session")
+    assert summary.text.startswith("Session of 2026-10-01 in shop: asked “The checkout test fails with a KeyError")
+    assert "Changed shop/pricing.py" in summary.text and "Outcome: Fixed: apply_discount" in summary.text
     (ep,) = of(memories, "error_fix")
     assert (
         "`pytest -x tests/test_checkout.py` failed with KeyError: 'coupon'; fixed by editing shop/pricing.py"

@@ -31,21 +31,41 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from transcripts.conversation import Draft, content_words, keywords_of, prompt_drafts, reply_drafts
+from transcripts.conversation import (
+    Draft,
+    clean_prompt,
+    content_words,
+    keywords_of,
+    prompt_drafts,
+    reply_drafts,
+)
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
+from transcripts.profile import project_profiles
 from transcripts.redact import Redactor
+from transcripts.stack import stack_drafts
+from transcripts.summary import session_draft
 from transcripts.tool_use import code_text, describe_action, layout_text, project_name, slug, tool_drafts
 from transcripts.wording import jaccard
 
-CATEGORIES = ("preference", "decision", "project_fact", "error_fix", "code_knowledge", "correction")
+CATEGORIES = (
+    "preference",
+    "decision",
+    "project_fact",
+    "error_fix",
+    "code_knowledge",
+    "correction",
+    "session",  # one summary per session (transcripts.summary)
+    "profile",  # one per project, over all its sessions (project_profiles)
+)
 # Per-session caps keep a 3 MB session to tens of memories; the most salient are kept.
 CAPS = {
     "preference": 15,
     "decision": 10,
     "correction": 10,
     "error_fix": 10,
-    "project_fact": 15,
+    "project_fact": 30,
     "code_knowledge": 25,
+    "session": 1,
 }
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
@@ -127,6 +147,7 @@ def combine(per_session: Iterable[list[Memory]]) -> list[Memory]:
     re-extracted alone.
     """
     memories = merge_memories([m for ms in per_session for m in ms])
+    memories += project_profiles(memories)
     newest = max((_epoch(m.time) for m in memories), default=0.0)
     for m in memories:  # recent knowledge is likelier to be current; old knowledge fades to 80%, never away
         age_days = max(0.0, newest - _epoch(m.time)) / 86400
@@ -150,6 +171,7 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
             if turn.text and not turn.is_sidechain:
                 last_reply = turn.text
                 found += ((f, turn) for f in reply_drafts(turn.text, name=name, prev_prompt=last_prompt))
+                found += ((f, turn) for f in stack_drafts(clean_prompt(turn.text), name=name, by_user=False))
             after_assistant = True
         elif turn.role == "user" and turn.kind == "prompt" and not turn.is_sidechain:
             # Sub-agent prompts are the assistant's words, not the user's: never preferences.
@@ -157,8 +179,12 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
                 turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
             )
             found += ((f, turn) for f in facts)
+            found += ((f, turn) for f in stack_drafts(clean_prompt(turn.text), name=name))
             actions, last_prompt, after_assistant = [], turn.text, False
     found += ((f, f.turns[0]) for f in tool_drafts(turns, cwd) if f.turns)
+    summary = session_draft(turns, cwd)
+    if summary is not None and summary.turns:
+        found.append((summary, summary.turns[0]))
     redactor = Redactor()
     memories = [_memory(f, turn, cwd, redactor) for f, turn in found]
     return _cap(merge_memories(memories))
@@ -218,6 +244,7 @@ def merge_memories(memories: list[Memory]) -> list[Memory]:
             by_key[m.key] = m
     merged = _fold_near(list(by_key.values()))
     _supersede([m for m in merged if m.category == "decision"])
+    _supersede([m for m in merged if m.category == "project_fact" and m.attrs.get("choice")])
     return merged
 
 
@@ -324,10 +351,14 @@ def _replaces(new: Memory, old: Memory) -> bool:
     choice = new.attrs.get("choice")
     if not choice or choice == old.attrs.get("choice"):
         return False
+    if new.attrs.get("replaces") and new.attrs["replaces"] == old.attrs.get("choice"):
+        return True
     topic = new.attrs.get("topic")
-    return bool(topic and topic == old.attrs.get("topic")) or (
-        bool(new.attrs.get("replaces")) and new.attrs.get("replaces") == old.attrs.get("choice")
-    )
+    if not topic or topic != old.attrs.get("topic"):
+        return False
+    # A decision on a topic replaces the last one; a stack fact only when said as a change ("we moved to X"):
+    # "SQLite in the tests" beside "PostgreSQL in production" is two facts, not a replacement.
+    return new.category == "decision" or bool(new.attrs.get("changed"))
 
 
 def _epoch(ts: str) -> float:
