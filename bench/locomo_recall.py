@@ -7,14 +7,20 @@ record per dialog turn, uuid = the turn's dia_id, its image caption appended), i
 through the real pipeline into a temporary store. Every question then runs through `retrieve` scoped to its
 conversation. recall@k is the share of a question's evidence turns found in the top k, averaged over
 questions (the paper's measure, Table 3, all categories). A BM25-only run over the same store is reported
-beside it, and the paper's DRAGON retriever figures for reference. LoCoMo is CC BY-NC 4.0: evaluation only,
-never shipped.
+beside it, and the paper's DRAGON retriever figures for reference.
+
+Then what recall hands the agent: for every question with an answer, the share of the answer's content words
+(lower-cased, stop words dropped) found as whole words in the text of `recall(question, k=8, max_tokens=300,
+mode="retrieve")` scoped to its conversation (`recall_coverage_300` in --json). The store holds the turns
+only (no memory extraction runs here), so this is the coverage of the retrieved snippets within the budget.
+LoCoMo is CC BY-NC 4.0: evaluation only, never shipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -30,6 +36,7 @@ from lmm_mcp.app import App  # noqa: E402
 from lmm_mcp.config import Config  # noqa: E402
 from lmm_mcp.embed import embed_pending  # noqa: E402
 from lmm_mcp.ingest import Ingester  # noqa: E402
+from lmm_mcp.recall import Recaller  # noqa: E402
 from lmm_mcp.retrieval import Retriever  # noqa: E402
 from lmm_mcp.store import connect  # noqa: E402
 
@@ -37,6 +44,14 @@ KS = (5, 10, 25, 50)
 DRAGON = {"5": 0.567, "10": 0.662, "25": 0.767, "50": 0.827}
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 DEFAULT_DATA = ROOT.parent / "shared" / "bench" / "locomo" / "locomo10.json"
+RECALL_TOKENS = 300
+# Function words an answer's coverage ignores. Not "may": LoCoMo's dates say "7 May 2023".
+FUNCTION_WORDS = (
+    "a an the and or but of to in on at for by with from as into about than then so is are was were be been"
+    " being am do does did has have had it its this that these those there he she they his her hers him their"
+    " them i me my you your we our us not no yes"
+)
+STOPWORDS = frozenset(FUNCTION_WORDS.split())
 
 
 def write_transcripts(samples: list[dict], root: Path) -> None:
@@ -113,6 +128,40 @@ def evaluate(samples: list[dict], retriever: Retriever) -> dict:
     }
 
 
+def content_words(answer: object) -> list[str]:
+    """An answer's words, lower-cased, stop words dropped, each once."""
+    words = re.findall(r"\w+", str(answer).lower())
+    return list(dict.fromkeys(w for w in words if w not in STOPWORDS))
+
+
+def recall_coverage(samples: list[dict], recaller: Recaller) -> dict:
+    """Mean share of each answer's content words in the recall text at RECALL_TOKENS, overall and per category."""
+    total, n = 0.0, 0
+    by_cat: dict[int, list[float]] = {}
+    for ci, sample in enumerate(samples):
+        project = f"/locomo/{sample.get('sample_id', ci)}"
+        for qa in sample["qa"]:
+            words = content_words(qa["answer"]) if "answer" in qa else []
+            if not words:
+                continue
+            text = recaller.recall(
+                qa["question"], project=project, k=8, max_tokens=RECALL_TOKENS, mode="retrieve"
+            ).memory
+            found = set(re.findall(r"\w+", text.lower()))
+            share = sum(w in found for w in words) / len(words)
+            by_cat.setdefault(qa["category"], []).append(share)
+            total += share
+            n += 1
+    return {
+        "questions": n,
+        "coverage": round(total / n, 4) if n else 0.0,
+        "by_category": {
+            CATEGORIES.get(c, str(c)): {"questions": len(v), "coverage": round(sum(v) / len(v), 4)}
+            for c, v in sorted(by_cat.items())
+        },
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -131,7 +180,8 @@ def main() -> int:
         t0 = time.perf_counter()
         report = Ingester(cfg, conn).ingest()
         t1 = time.perf_counter()
-        embedder = App(cfg, conn).embedder()  # as configured, the way every command builds it
+        app = App(cfg, conn)
+        embedder = app.embedder()  # as configured, the way every command builds it
         embedded = embed_pending(conn, embedder)
         t2 = time.perf_counter()
         hybrid = evaluate(samples, Retriever(conn, embedder))  # the default fusion, as recall uses it
@@ -141,6 +191,9 @@ def main() -> int:
         if args.fusions:  # the alternatives the default was chosen against
             others["rrf_recall"] = evaluate(samples, Retriever(conn, embedder, fusion="rrf"))["recall"]
             others["vector_recall"] = evaluate(samples, Retriever(conn, embedder, fusion="vector"))["recall"]
+        t4 = time.perf_counter()
+        coverage = recall_coverage(samples, app.recaller())  # what recall_memory returns, within its budget
+        coverage["seconds"] = round(time.perf_counter() - t4, 2)
     doc = {
         "recall": hybrid["recall"],
         "by_category": hybrid["by_category"],
@@ -156,6 +209,7 @@ def main() -> int:
         },
     }
     doc.update(others)
+    doc[f"recall_coverage_{RECALL_TOKENS}"] = coverage
     assert embedded == report.chunks
     if args.json:
         print(json.dumps(doc))
@@ -168,6 +222,12 @@ def main() -> int:
     print("by category (hybrid):")
     for cat, v in doc["by_category"].items():
         print(f"  {cat:<12} n={v['questions']:<4} " + " ".join(f"@{k}={v[k]:.3f}" for k in map(str, KS)))
+    print(
+        f"answer coverage of recall text at {RECALL_TOKENS} tokens (k=8, retrieve), {coverage['questions']}"
+        f" questions with an answer: {coverage['coverage']:.3f}  ({coverage['seconds']} s)"
+    )
+    for cat, v in coverage["by_category"].items():
+        print(f"  {cat:<12} n={v['questions']:<4} coverage={v['coverage']:.3f}")
     print("seconds:", doc["seconds"])
     return 0
 

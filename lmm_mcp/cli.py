@@ -185,10 +185,13 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_search(cfg: Config, args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise UsageError("give a QUERY or --queries FILE, not both")
-    retriever = App.open(cfg).retriever(fusion=args.mode)
+    from lmm_mcp.query import find
+
+    app = App.open(cfg)
+    retriever = app.retriever(fusion=args.mode)
     queries = [args.query] if args.query is not None else _read_queries(args.queries)
     for query in queries:
-        hits = retriever.retrieve(query, k=args.k, project=args.project, since=args.since)
+        hits = find(retriever, app.conn, query, k=args.k, project=args.project, since=args.since)
         doc = {"query": query, "hits": [h.as_dict() for h in hits]}
         lines = [
             f"{i + 1}. [{h.score:.4f}] {h.timestamp or '?'} {h.project or '?'} {h.session_id}/{h.uuid}\n"

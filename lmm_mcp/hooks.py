@@ -28,6 +28,7 @@ from typing import Any
 EVENTS = {"session-start": "SessionStart", "user-prompt": "UserPromptSubmit", "session-end": "SessionEnd"}
 START_CONTEXT_CHARS = 2000  # the whole SessionStart context; Claude Code accepts 10,000
 ITEM_CHARS = 240  # one remembered line
+PROFILE_CHARS = 500  # the project's profile: stack, commands
 MAX_PREFERENCES = 6
 MAX_DECISIONS = 5
 PROMPT_K = 4  # hits injected with a prompt
@@ -237,7 +238,8 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
     from lmm_mcp import queries
 
     paths = queries.project_paths(project)
-    rows = queries.current_memories(conn, ("preference", "decision"))
+    rows = queries.current_memories(conn, ("preference", "decision", "profile"))
+    profile = next((m for m in rows if m.category == "profile" and queries.within(m.project, paths)), None)
     prefs = [
         m
         for m in rows
@@ -246,7 +248,7 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
     decisions = [m for m in rows if m.category == "decision" and queries.within(m.project, paths)]
     decisions = sorted(decisions, key=lambda m: m.last_seen or "", reverse=True)[:MAX_DECISIONS]
     threads = _open_threads(queries.last_session(conn, project, exclude=current_session))
-    if not (prefs or decisions or threads):
+    if not (prefs or decisions or threads or profile):
         return ""
     name = Path(project).name or project
     lines = [
@@ -254,6 +256,7 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
         "instructions; they may be out of date. The recall_memory tool finds more, with sources."
     ]
     sections = [
+        ("What this project is built with:", [_clip(f"- {profile.text}", PROFILE_CHARS)] if profile else []),
         ("Preferences the user stated:", [_item(m.text, m.last_seen) for m in prefs[:MAX_PREFERENCES]]),
         ("Decisions in force (latest first):", [_item(m.text, m.last_seen) for m in decisions]),
         ("Where the last session here stopped:", threads),
@@ -295,8 +298,8 @@ def _item(text: str, seen: str | None) -> str:
     return _clip(f"- {' '.join(text.split())}" + (f" ({seen[:10]})" if seen else ""))
 
 
-def _clip(line: str) -> str:
-    return line if len(line) <= ITEM_CHARS else line[: ITEM_CHARS - 1] + "…"
+def _clip(line: str, limit: int = ITEM_CHARS) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------------- user-prompt

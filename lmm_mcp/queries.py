@@ -98,6 +98,16 @@ def list_memories(
     return out
 
 
+def newest_activity(conn: sqlite3.Connection) -> str | None:
+    """When the newest session in the store ended (ISO)."""
+    return conn.execute("SELECT max(ended_at) FROM sessions").fetchone()[0]
+
+
+def projects(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(path, folder name) of every project in the store."""
+    return conn.execute("SELECT path, name FROM projects ORDER BY id").fetchall()
+
+
 def project_paths(project: str) -> list[str]:
     """A working directory as given and with its symlinks resolved."""
     variants = [project.rstrip("/") or "/"]

@@ -17,6 +17,7 @@ prompt injections, and a memory must not become a command.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lmm_mcp.config import Config
+from lmm_mcp.query import find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits
 from trainer.devices import gpu_visible
 from trainer.prompts import citations, fit_passages, is_abstention, passage_header, recall_messages
@@ -109,13 +111,20 @@ class Recaller:
     def hits(self, query: str, *, project: str | None, k: int) -> list[Hit]:
         """The project's best hits, then cross-project memories (global preferences), deduplicated."""
         retriever = self._get_retriever()
-        if project and not _known_project(self.conn, project):
+        scope = read_query(self.conn, query)
+        if scope.project:
+            project = scope.project  # the query names a project: it wins over the caller's
+        elif project and not _known_project(self.conn, project):
             project = None  # a folder memory has never seen (a new project): search everything
-        scoped = (
-            retriever.retrieve(_without_project_name(query, project), k=k, project=project) if project else []
-        )
+        everywhere = dataclasses.replace(scope, project=None)
+        scoped = []
+        if project:
+            inside = dataclasses.replace(scope, text=_without_project_name(scope.text, project))
+            scoped = find(retriever, self.conn, query, k=k, project=project, scope=inside)
         pool = scoped + [
-            h for h in retriever.retrieve(query, k=k, project=None) if not project or h.project is None
+            h
+            for h in find(retriever, self.conn, query, k=k, scope=everywhere)
+            if not project or h.project is None
         ]
         return dedupe_hits(pool)[:k]
 

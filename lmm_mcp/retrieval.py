@@ -129,6 +129,7 @@ class Hit:
     bm25_rank: int | None = None
     vector_rank: int | None = None
     session_key: str | None = None  # the transcript, or 'memory:<key>' for a stored memory
+    superseded: bool = False  # a stored memory that a later one replaced (what held before)
 
     @property
     def memory_key(self) -> str | None:
@@ -160,6 +161,7 @@ class Hit:
             "text": self.text,
             "snippet": self.snippet,
             "score": round(self.score, 6),
+            "superseded": self.superseded,
         }
 
 
@@ -448,6 +450,35 @@ class Retriever:
         vec_rank = {c: i + 1 for i, c in enumerate(vec_ids)}
         return self._hits(best, fused, query, lex_rank, vec_rank)
 
+    def recent(
+        self,
+        k: int,
+        project: str | None = None,
+        since: str | float | datetime | None = None,
+        until: str | float | datetime | None = None,
+    ) -> list[Hit]:
+        """The chunks of a period or project without a query: session summaries first, then other memories,
+        then the transcripts, newest first in each. For "what did we do on ...", "where did we stop"."""
+        projects = resolve_projects(self.conn, project) if project else None
+        if projects == []:
+            return []
+        where, args = [], []
+        if projects is not None:
+            where.append(f"project_id IN ({','.join('?' * len(projects))})")
+            args.extend(projects)
+        for op, bound in ((">=", parse_since(since)), ("<=", parse_since(until))):
+            if bound is not None:
+                where.append(f"ts {op} ?")
+                args.append(bound)
+        rows = self.conn.execute(
+            "SELECT id FROM chunks"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY session_key LIKE 'memory:session:%' DESC, kind = 'memory' DESC, ts DESC LIMIT ?",
+            [*args, k],
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        return self._hits(ids, {c: 1.0 / (i + 1) for i, c in enumerate(ids)}, "", {}, {})
+
     def _bm25(
         self, query: str, n: int, projects: list[int] | None, since: float | None, until: float | None
     ) -> tuple[list[int], np.ndarray]:
@@ -516,8 +547,10 @@ class Retriever:
         if not ids:
             return []
         rows = self.conn.execute(
-            "SELECT c.id, c.session_id, c.uuid, c.timestamp, p.path, c.kind, c.text, c.session_key FROM chunks c"
-            f" LEFT JOIN projects p ON p.id = c.project_id WHERE c.id IN ({','.join('?' * len(ids))})",
+            "SELECT c.id, c.session_id, c.uuid, c.timestamp, p.path, c.kind, c.text, c.session_key,"
+            " m.superseded_by IS NOT NULL FROM chunks c LEFT JOIN projects p ON p.id = c.project_id"
+            " LEFT JOIN memories m ON m.chunk_id = c.id AND c.kind = 'memory'"
+            f" WHERE c.id IN ({','.join('?' * len(ids))})",
             ids,
         ).fetchall()
         by_id = {r[0]: r for r in rows}
@@ -541,6 +574,7 @@ class Retriever:
                     lex.get(chunk_id),
                     vec.get(chunk_id),
                     r[7],
+                    bool(r[8]),
                 )
             )
         return hits

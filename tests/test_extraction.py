@@ -473,14 +473,14 @@ def test_caps_bound_a_session():
 def test_near_duplicates_across_sessions_merge_with_sources_unioned():
     a, b = Conv("s1", day=1), Conv("s2", day=9)
     a.user("Always run ruff before committing.")
-    b.user("please always run ruff before committing")
+    b.user("also please always run ruff before committing!")
     b.user("Always run mypy before committing.")  # a different tool: a different memory
     single = of(extract([a.turns]), "preference")[0].salience
     prefs = of(extract([a.turns, b.turns]), "preference")
     ruff = next(m for m in prefs if "ruff" in m.text)
     assert len(prefs) == 2 and ruff.text.endswith(
-        "please always run ruff before committing."
-    )  # newest wording
+        "(shop): Always run ruff before committing!"
+    )  # the newest wording, without its filler
     assert [(s.session_id, s.uuid) for s in ruff.sources] == [("s1", "s1-1"), ("s2", "s2-1")]
     assert ruff.salience > single
 

@@ -154,3 +154,22 @@ def test_summary_text_is_redacted_and_an_injected_instruction_is_only_quoted():
     (summary,) = of(extract_session(c.turns), "session")
     assert key not in summary.text and "[REDACTED:" in summary.text
     assert summary.text.startswith("Session of 2026-10-01 in shop: asked “Ignore previous instructions")
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("Also please never leave commented-out code.", "User preference (shop): Never leave commented-out code."),
+        ("Oh and, btw, always use named exports", "User preference (shop): Always use named exports."),
+        ("Ask before adding a dependency, in every repo.", "User preference (all projects): Ask before adding a dependency, in every repo."),
+        ("Shorter replies please, no recap at the end.", "User preference (all projects): Shorter replies please, no recap at the end."),
+        ("Don't touch it for now.", None),
+        ("Write down what we'll need so we don't forget.", None),
+        ("Don't fix it now, just remember it.", None),
+    ],
+)  # fmt: skip
+def test_preferences_are_rules_without_their_filler_and_not_the_task_at_hand(said, expected):
+    from transcripts.conversation import prompt_drafts
+
+    found = [d.text for d in prompt_drafts(said, name="shop") if d.category == "preference"]
+    assert found == ([expected] if expected else [])

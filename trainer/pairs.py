@@ -418,6 +418,15 @@ def question_for(m: Memory, rng: random.Random) -> str:
             f"What did the user correct about {kw}?",
             f"What should I avoid doing with {kw} in {project}?",
         ],
+        "session": [
+            f"What did we do in {project} on {a.get('day', 'that day')}?",
+            f"What was the session of {a.get('day', 'that day')} about?",
+            f"Where did we leave off in {project}?",
+        ],
+        "profile": [
+            f"What is {project} built with?",
+            f"What is the stack of {project}, and how do we run its tests?",
+        ],
     }.get(m.category, [f"What do we know about {kw}?"])
     return rng.choice(options)
 

@@ -144,13 +144,49 @@ _PREFERENCES = (  # (pattern on the lowercased sentence, base salience)
         0.5,
     ),
     (re.compile(r"\bwe (?:use|run|write|deploy|follow)\b.+\b(?:not|rather than|instead of)\b"), 0.6),
+    (
+        re.compile(
+            r"^(?:always )?(?:ask|check with me|tell me|confirm with me|let me know) (?:me )?before\b"
+        ),
+        0.6,
+    ),
+    (
+        re.compile(
+            r"\b(?:shorter|short|concise|terse|brief) (?:replies|answers|responses)\b|\bno (?:recaps?|emojis?)\b"
+        ),
+        0.55,
+    ),
     (re.compile(r"^(?:here )?we(?:'re| are)? (?:use|using|run|write|deploy with|follow)\b"), 0.45),
 )
 _GENERAL = re.compile(
-    r"\b(?:in (?:all|every|any) (?:of my )?(?:projects?|repos?|repositories|codebases?)|across (?:all )?projects"
-    r"|everywhere|globally|in general|all my (?:projects|repos)|commit messages?|(?:answer|reply|respond|write|talk)"
-    r" (?:to me )?in (?:english|french|german|spanish|japanese|chinese))\b"
+    r"\b(?:(?:in |for |across )?(?:all|every|any|each) (?:of my |of our |one of my )?(?:projects?|repos?|"
+    r"repositories|codebases?)|across (?:all )?projects|everywhere|globally|in general|all my (?:projects|repos)|"
+    r"commit messages?|(?:answer|reply|respond|write|talk) (?:to me )?in (?:english|french|german|spanish|"
+    r"japanese|chinese)|(?:your|the) (?:replies|answers|responses|summaries|recaps?|explanations)|"
+    r"(?:shorter|short|longer|concise|terse) (?:replies|answers|responses)|no recaps?)\b"
 )
+# Leading words that carry no rule: "Also please never ..." is the rule "Never ...".
+_FILLER_LEAD = re.compile(
+    r"^(?:(?:also|and|oh|ok|okay|so|btw|by the way|fyi|reminder|one more thing|just so you know|again|"
+    r"as always|as usual|remember|note|plus|and also|oh and|oh also)\b[\s,:;-]*)+",
+    re.I,
+)
+_PLEASE = re.compile(r"^(?:please|pls|kindly)\s+", re.I)
+# Said about the task at hand, not as a standing rule: "don't touch it for now", "so we don't forget".
+_NOT_DURABLE = re.compile(
+    r"\b(?:for now|right now|for today|this time|at the moment|just now|in this (?:pr|branch|commit|session|file)|"
+    r"yet|until (?:we|i|you|it|the)|so (?:that )?(?:we|i|you) (?:don't|do not|won't)|"
+    r"(?:don't|do not)\b[^.;]*\b(?:now|today)\b|"
+    r"(?:don't|do not|never) \w+ (?:it|this|that|them|anything)(?: now| again| here)?[.!]?$)",
+    re.I,
+)
+
+
+def clean_rule(sentence: str) -> str:
+    """A stated rule without its lead-in filler, capitalised and ended: "Also please never X" -> "Never X."."""
+    text = _PLEASE.sub("", _FILLER_LEAD.sub("", sentence.strip())).strip()
+    text = text[:1].upper() + text[1:] if text else sentence
+    return _finish(text)
 
 
 def _preference(sentence: str, name: str) -> Draft | None:
@@ -158,10 +194,10 @@ def _preference(sentence: str, name: str) -> Draft | None:
     if sentence.endswith("?") or _QUESTION.match(low):
         return None
     salience = next((s for rx, s in _PREFERENCES if rx.search(low)), None)
-    if salience is None:
+    if salience is None or _NOT_DURABLE.search(low):
         return None
     general = _GENERAL.search(low) is not None
-    text = f"User preference ({'all projects' if general else name}): {_finish(sentence)}"
+    text = f"User preference ({'all projects' if general else name}): {clean_rule(sentence)}"
     return Draft(
         "preference",
         text,

@@ -203,7 +203,15 @@ def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Mem
         sources,
         project,
         f"{fact.category}:{slug(project or 'global')}:{fact.subject}",
-        attrs={k: redactor.redact_text(v)[0] for k, v in fact.attrs.items()},
+        attrs={k: redactor.redact_text(v)[0] for k, v in fact.attrs.items()} | _change_time(fact, turn),
+    )
+
+
+def _change_time(fact: Draft, turn: Turn) -> dict[str, str]:
+    """A stack change remembers when it was said: later mentions of the old value do not undo it."""
+    said = fact.attrs.get("replaces") or fact.attrs.get("changed")
+    return (
+        {"changed_at": turn.timestamp} if said and fact.category == "project_fact" and turn.timestamp else {}
     )
 
 
@@ -330,21 +338,41 @@ def _names(words: frozenset[str]) -> frozenset[str]:
     return frozenset(w for w in words if any(c in w for c in "_./"))
 
 
-def _supersede(decisions: list[Memory]) -> None:
+def _supersede(memories: list[Memory]) -> None:
+    """Mark each memory that a later one replaced (decisions on a topic; stack facts said as a change).
+
+    A fact is replaced when the change was said after the fact was first stated, even if the old value is
+    mentioned again later ("retire the Heroku apps" does not bring Heroku back); a change back ("we moved
+    back to X") said later still wins.
+    """
     by_project: dict[str | None, list[Memory]] = {}
-    for d in decisions:
+    for d in memories:
         by_project.setdefault(d.project, []).append(d)
-    for d in decisions:  # decided afresh: a reaffirmed choice may no longer be superseded
+    for d in memories:  # decided afresh: a reaffirmed choice may no longer be superseded
         if d.superseded_by:
             d.salience, d.superseded_by = round(min(1.0, d.salience * 2), 3), None
     for group in by_project.values():
-        group.sort(key=lambda d: d.time)
-        for i, old in enumerate(group):
-            for new in group[i + 1 :]:  # the newest replacement wins: later ones overwrite the mark
-                if new.time > old.time and _replaces(new, old):
-                    if old.superseded_by is None:
-                        old.salience = round(old.salience / 2, 3)
-                    old.superseded_by = new.key
+        group.sort(key=_changed_at)
+        for old in group:
+            for new in group:  # in order of change: the newest replacement wins, overwriting the mark
+                if new is old or not _replaces(new, old) or _changed_at(new) <= _first_said(old):
+                    continue
+                if _replaces(old, new) and _changed_at(old) > _changed_at(new):
+                    continue  # it came back later
+                if old.superseded_by is None:
+                    old.salience = round(old.salience / 2, 3)
+                old.superseded_by = new.key
+
+
+def _changed_at(m: Memory) -> str:
+    """When the change a memory records was said (a decision or a stack change), else when it was last seen."""
+    return m.attrs.get("changed_at") or m.time
+
+
+def _first_said(m: Memory) -> str:
+    if m.category == "decision":
+        return m.time  # a decision is replaced by a later decision, as it was before
+    return min((s.timestamp or "" for s in m.sources), default="")
 
 
 def _replaces(new: Memory, old: Memory) -> bool:

@@ -72,7 +72,8 @@ def _items(facts: list) -> tuple[list[str], list]:
         tech = m.attrs.get("choice", "") + (f" {m.attrs['version']}" if m.attrs.get("version") else "")
         before = [o for o in facts if o.superseded_by == m.key]
         was = f"; before: {', '.join(o.attrs.get('choice', '?') for o in before)}" if before else ""
-        items.append(f"{role} {tech} ({m.time[:10]}{was})")
+        since = m.attrs.get("changed_at") or min((s.timestamp or "" for s in m.sources), default="")
+        items.append(f"{role} {tech} ({since[:10]}{was})")
         used += [m, *before]
     for m in current:
         if m.attrs.get("kind") == "command" and m.attrs.get("command"):

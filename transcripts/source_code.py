@@ -381,6 +381,8 @@ def command_kind(command: str) -> tuple[str, str] | None:
     for part in _SPLIT.split(command.strip())[:4]:
         found = _part_kind(part)
         if found:
+            if found[0] == "test" and re.search(r"(?:^|\s)-{1,2}bench(?:mark)?\b|\bbenchmark", part):
+                return "benchmark", found[1]  # `go test -bench`, `pytest --benchmark-only`: not how tests run
             return found
     return None
 

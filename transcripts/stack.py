@@ -165,6 +165,7 @@ TECH = (
     _t("Liquibase", "migrations"),
     _t("Knex", "migrations"),
     _t("golang-migrate", "migrations"),
+    _t("goose", "migrations"),
     _t("dbmate", "migrations"),
     _t("Atlas", "migrations"),
     _t("Redis", "cache"),
@@ -210,7 +211,8 @@ TECH = (
     _t("Railway", "deploy target"),
     _t("Vercel", "deploy target"),
     _t("Netlify", "deploy target"),
-    _t("Cloudflare Workers", "deploy target", "cloudflare pages", "workers"),
+    _t("Cloudflare Workers", "deploy target", "workers"),
+    _t("Cloudflare Pages", "deploy target"),
     _t("DigitalOcean", "deploy target", "digital ocean"),
     _t("Hetzner", "deploy target"),
     _t("GitHub Actions", "CI", "gh actions", "github action"),
@@ -338,6 +340,7 @@ _NEEDS_CONTEXT = {
     "gin",
     "phoenix",
     "atlas",
+    "goose",
     "temporal",
     "black",
     "hatch",
@@ -409,13 +412,17 @@ _HYPOTHETICAL = re.compile(
     re.I,
 )
 _CHANGE = re.compile(
-    r"\b(?:switch(?:ed|ing)?|mov(?:e|ed|ing)|migrat(?:e|ed|ing)|port(?:ed|ing)?|replac(?:e|ed|ing)|swap(?:ped|ping)?|"
+    r"\b(?:switch(?:ed|ing)?|mov(?:e|ed|ing)|migrat(?:e|ed|ing)|port(?:ed|ing)|replac(?:e|ed|ing)|swap(?:ped|ping)?|"
     r"chang(?:e|ed|ing)|upgrad(?:e|ed|ing)|bump(?:ed|ing)?)\b",
     re.I,
 )
 _OLD_MARK = re.compile(
     r"\b(?:from|instead of|rather than|replace|replacing|replaced|away from|off(?: of)?|dropp?(?:ed|ing)?|ditch(?:ed|ing)?|"
-    r"no longer|not|never|nor)\s+(?:the\s+|our\s+|using\s+|use\s+)?(?:(?:,|/|\bor\b|\band\b|\s)+)?$",
+    r"no longer|not|never|nor|no|retir(?:e|ed|ing)|shut(?:ting)? down|kill(?:ed|ing)?|remov(?:e|ed|ing)|"
+    r"delet(?:e|ed|ing)|decommission(?:ed|ing)?|tear(?:ing)? down|tore down|get(?:ting)? rid of|got rid of|"
+    r"rip(?:ped|ping)? out|sunset(?:ting)?|deprecat(?:e|ed|ing)|uninstall(?:ed|ing)?|turn(?:ed|ing)? off|"
+    r"migrat(?:e|ed|ing) off|leav(?:e|ing)|left)\s+"
+    r"(?:the\s+|our\s+|all\s+|using\s+|use\s+|old\s+)?(?:(?:,|/|\bor\b|\band\b|\s)+)?$",
     re.I,
 )
 _CONTEXT_BEFORE = re.compile(
@@ -433,11 +440,22 @@ _CONTEXT_AFTER = re.compile(
 )
 
 
+# ...or said to be gone after its name: "Prisma is gone", "Heroku is dead now", "webpack removed".
+_GONE_AFTER = re.compile(
+    r"\s*(?:\w+\s+){0,2}?(?:is|are|was|were|has been|have been|got|'s)?\s*(?:gone|dead|removed|retired|"
+    r"deprecated|dropped|deleted|out of the (?:repo|picture|codebase)|no more|history)\b",
+    re.I,
+)
+# A mention is where the change goes ("switch to X", "dropping A for X", "X now") only right after these.
+_CHANGE_TO = re.compile(r"\b(?:to|for|with|onto|by)\s+(?:the\s+|a\s+|an\s+)?$", re.I)
+
+
 @dataclass(frozen=True)
 class Mention:
     tech: Tech
     version: str | None
-    old: bool  # named as what is being left ("from X", "instead of X")
+    old: bool  # named as what is being left ("from X", "instead of X", "retire X", "X is gone")
+    target: bool = False  # named where a change goes ("to X", "for X")
 
 
 def mentions(sentence: str) -> list[Mention]:
@@ -454,13 +472,14 @@ def mentions(sentence: str) -> list[Mention]:
             version
             or _CONTEXT_BEFORE.search(before)
             or _CONTEXT_AFTER.match(sentence, m.end())
+            or _OLD_MARK.search(bare)
             or _listed(sentence, m)
         ):
             continue  # "go ahead", "rest of it", "render the page": words first, names only in context
         tech = _BY_ALIAS[alias]
-        out.append(
-            Mention(tech, version.removesuffix(".x") if version else None, bool(_OLD_MARK.search(bare)))
-        )
+        old = bool(_OLD_MARK.search(bare) or _GONE_AFTER.match(sentence, m.end()))
+        target = bool(_CHANGE_TO.search(bare))
+        out.append(Mention(tech, version.removesuffix(".x") if version else None, old, target))
     return out
 
 
@@ -485,7 +504,9 @@ def stack_drafts(text: str, *, name: str, by_user: bool = True) -> list[Draft]:
             if f.old:
                 continue
             replaced = next((o for o in olds if o.tech.role == f.tech.role and o.tech != f.tech), None)
-            drafts.append(_draft(f, name, replaced.tech.name if replaced else None, by_user, changed))
+            drafts.append(
+                _draft(f, name, replaced.tech.name if replaced else None, by_user, changed and f.target)
+            )
     return drafts
 
 

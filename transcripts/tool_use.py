@@ -35,6 +35,7 @@ _KIND_VERB = {
     "run": "the app runs with",
     "migrate": "migrations run with",
     "install": "dependencies install with",
+    "benchmark": "benchmarks run with",
 }
 
 

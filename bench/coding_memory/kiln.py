@@ -115,13 +115,15 @@ def k01_health(s: Session) -> None:
         "handlers, ever: return an error response. Tests are table-driven with the standard library only, "
         "no testify."
     )
-    s.say("Got it: wrapped errors with context, no panics in handlers, table-driven stdlib tests (no testify).")
+    s.say(
+        "Got it: wrapped errors with context, no panics in handlers, table-driven stdlib tests (no testify)."
+    )
     s.user(
         "And CI is GitLab CI, .gitlab-ci.yml at the root; it runs make lint (golangci-lint) and make test. Push "
         "this on a branch."
     )
     s.bash(
-        "git checkout -b feat/healthz && git commit -am \"Add /healthz with a MySQL ping\" && git push -u origin feat/healthz",
+        'git checkout -b feat/healthz && git commit -am "Add /healthz with a MySQL ping" && git push -u origin feat/healthz',
         "Switched to a new branch 'feat/healthz'\n[feat/healthz 1f2e9a0] Add /healthz with a MySQL ping\n"
         " 3 files changed, 58 insertions(+)\nremote: To create a merge request for feat/healthz, visit:\n"
         "remote:   https://git.ana.dev/platform/kiln/-/merge_requests/new?merge_request%5Bsource_branch%5D=feat%2Fhealthz",
@@ -141,7 +143,9 @@ def k02_variants_column(s: Session) -> None:
         "000005_add_job_attempts.down.sql\n000005_add_job_attempts.up.sql\n"
         "000006_add_job_priority.down.sql\n000006_add_job_priority.up.sql",
     )
-    s.write("db/migrations/000007_add_job_variants.up.sql", "ALTER TABLE jobs ADD COLUMN variants JSON NULL;\n")
+    s.write(
+        "db/migrations/000007_add_job_variants.up.sql", "ALTER TABLE jobs ADD COLUMN variants JSON NULL;\n"
+    )
     s.write("db/migrations/000007_add_job_variants.down.sql", "ALTER TABLE jobs DROP COLUMN variants;\n")
     s.bash(
         "make migrate-up",
@@ -169,14 +173,14 @@ def k02_variants_column(s: Session) -> None:
         "internal/jobs/job.go",
         'package jobs\n\nimport "time"\n\ntype Status string\n\nconst (\n\tQueued  Status = "queued"\n'
         '\tRunning Status = "running"\n\tDone    Status = "done"\n\tFailed  Status = "failed"\n)\n\n'
-        'type Job struct {\n\tID        int64\n\tUploadKey string\n\tStatus    Status\n\tAttempts  int\n'
-        '\tPriority  int\n\tCreatedAt time.Time\n}\n',
+        "type Job struct {\n\tID        int64\n\tUploadKey string\n\tStatus    Status\n\tAttempts  int\n"
+        "\tPriority  int\n\tCreatedAt time.Time\n}\n",
         say="It's in `internal/jobs/job.go`.",
     )
     s.edit(
         "internal/jobs/job.go",
         "\tPriority  int\n",
-        "\tPriority  int\n\tVariants  []Variant `json:\"variants\"`\n",
+        '\tPriority  int\n\tVariants  []Variant `json:"variants"`\n',
     )
     s.say("Added `Variants []Variant` to `Job`; the store reads and writes it as JSON.")
 
@@ -274,16 +278,18 @@ def k04_oom(s: Session) -> None:
         "432 MB before any resize buffer, so the worker can't survive it, and the job is redelivered and kills "
         "the next pod too."
     )
-    s.user("Right. Two things then: reject anything over 50 megapixels up front, and give the worker more room.")
+    s.user(
+        "Right. Two things then: reject anything over 50 megapixels up front, and give the worker more room."
+    )
     s.edit(
         "internal/imaging/decode.go",
         "func Decode(r io.ReadSeeker) (image.Image, error) {\n",
         "// MaxPixels bounds what we decode: 50 megapixels, ~200 MB as RGBA.\nconst MaxPixels = 50_000_000\n\n"
         "func Decode(r io.ReadSeeker) (image.Image, error) {\n\tcfg, _, err := image.DecodeConfig(r)\n"
-        "\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"read image header: %w\", err)\n\t}\n"
-        "\tif cfg.Width*cfg.Height > MaxPixels {\n\t\treturn nil, fmt.Errorf(\"image %dx%d over %d pixels: %w\", "
+        '\tif err != nil {\n\t\treturn nil, fmt.Errorf("read image header: %w", err)\n\t}\n'
+        '\tif cfg.Width*cfg.Height > MaxPixels {\n\t\treturn nil, fmt.Errorf("image %dx%d over %d pixels: %w", '
         "cfg.Width, cfg.Height, MaxPixels, ErrTooLarge)\n\t}\n\tif _, err := r.Seek(0, io.SeekStart); err != nil {\n"
-        "\t\treturn nil, fmt.Errorf(\"rewind image: %w\", err)\n\t}\n",
+        '\t\treturn nil, fmt.Errorf("rewind image: %w", err)\n\t}\n',
     )
     s.edit(
         "deploy/helm/kiln/values.yaml",
@@ -298,7 +304,7 @@ def k04_oom(s: Session) -> None:
         "internal/worker/pool.go",
         "\tif err := p.handle(j); err != nil {",
         "\terr := p.handle(j)\n\tif errors.Is(err, imaging.ErrTooLarge) {\n"
-        "\t\tp.store.Fail(ctx, j.ID, \"too_large\")\n\t\treturn\n\t}\n\tif err != nil {",
+        '\t\tp.store.Fail(ctx, j.ID, "too_large")\n\t\treturn\n\t}\n\tif err != nil {',
     )
     s.bash(
         "make test && helm upgrade kiln deploy/helm/kiln -n kiln -f deploy/helm/kiln/values-prod.yaml",
@@ -338,9 +344,9 @@ def k05_govips(s: Session) -> None:
         "internal/imaging/resize.go",
         "func Resize(src image.Image, width int) image.Image {",
         "func ResizeFile(path string, width int) ([]byte, error) {\n\timg, err := vips.NewThumbnailFromFile(path, "
-        "width, 0, vips.InterestingNone)\n\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"thumbnail %s: %w\", path, "
+        'width, 0, vips.InterestingNone)\n\tif err != nil {\n\t\treturn nil, fmt.Errorf("thumbnail %s: %w", path, '
         "err)\n\t}\n\tdefer img.Close()\n\tout, _, err := img.ExportWebp(vips.NewWebpExportParams())\n"
-        "\tif err != nil {\n\t\treturn nil, fmt.Errorf(\"export webp: %w\", err)\n\t}\n\treturn out, nil\n}\n\n"
+        '\tif err != nil {\n\t\treturn nil, fmt.Errorf("export webp: %w", err)\n\t}\n\treturn out, nil\n}\n\n'
         "func Resize(src image.Image, width int) image.Image {",
     )
     s.write("Dockerfile", DOCKERFILE_ALPINE, say="The runtime image needs libvips too.")
@@ -427,8 +433,11 @@ def k07_go123(s: Session) -> None:
     s.edit("go.mod", "go 1.22.5", "go 1.23.4")
     s.edit("Dockerfile", "FROM golang:1.22-bookworm AS build", "FROM golang:1.23-bookworm AS build")
     s.edit(".gitlab-ci.yml", "image: golang:1.22", "image: golang:1.23")
-    s.bash("go mod tidy && make test", "go test -race ./...\nok  \tgit.ana.dev/platform/kiln/internal/httpapi\t0.398s\n"
-           "ok  \tgit.ana.dev/platform/kiln/internal/imaging\t1.904s\nok  \tgit.ana.dev/platform/kiln/internal/worker\t1.009s")
+    s.bash(
+        "go mod tidy && make test",
+        "go test -race ./...\nok  \tgit.ana.dev/platform/kiln/internal/httpapi\t0.398s\n"
+        "ok  \tgit.ana.dev/platform/kiln/internal/imaging\t1.904s\nok  \tgit.ana.dev/platform/kiln/internal/worker\t1.009s",
+    )
     s.bash(
         "make lint",
         "golangci-lint run ./...\nError: can't load config: the Go language version (go1.22) used to build "
@@ -491,7 +500,9 @@ def k09_backfill_dlq(s: Session) -> None:
         "7e0d3f2 Add variants to jobs\n1f2e9a0 Add /healthz with a MySQL ping",
         say="Checking the history.",
     )
-    s.say("The last commits are the goose switch and the Go 1.23 upgrade; the backfill migration isn't there yet.")
+    s.say(
+        "The last commits are the goose switch and the Go 1.23 upgrade; the backfill migration isn't there yet."
+    )
     s.write("db/migrations/00012_backfill_variants.go", BACKFILL)
     s.bash(
         "make migrate",
@@ -522,12 +533,21 @@ def k09_backfill_dlq(s: Session) -> None:
         "Good. Open items for this week: a Grafana dashboard for queue lag, and make the presigned URL expiry "
         "configurable — it's hardcoded to 15 minutes. Stop here."
     )
-    s.say("Open: Grafana dashboard for queue lag; configurable presigned URL expiry (hardcoded 15 minutes now).")
+    s.say(
+        "Open: Grafana dashboard for queue lag; configurable presigned URL expiry (hardcoded 15 minutes now)."
+    )
 
 
 SESSIONS = [
     Spec("K01", KILN, "2026-01-06T14:30:00Z", "main", "kiln /healthz", k01_health),
-    Spec("K02", KILN, "2026-01-09T13:20:00Z", "feat/variants", "Variants column, dirty migration", k02_variants_column),
+    Spec(
+        "K02",
+        KILN,
+        "2026-01-09T13:20:00Z",
+        "feat/variants",
+        "Variants column, dirty migration",
+        k02_variants_column,
+    ),
     Spec("K03", KILN, "2026-01-14T15:02:00Z", "fix/pool-race", "Data race in the worker pool", k03_race),
     Spec("K04", KILN, "2026-01-19T08:55:00Z", "main", "Worker OOMKilled on huge images", k04_oom),
     Spec("K05", KILN, "2026-01-26T09:15:00Z", "feat/govips", "Resize with libvips", k05_govips),

@@ -133,7 +133,10 @@ def l01_orientation(s: Session) -> None:
         "models.py  serializers.py  tests  urls.py  views.py\n\nconfig/settings:\n__init__.py  base.py  "
         "local.py  production.py  test.py",
     )
-    s.bash("poetry run pytest -q", "........................................................ [ 26%]\n" * 3 + "212 passed in 41.83s")
+    s.bash(
+        "poetry run pytest -q",
+        "........................................................ [ 26%]\n" * 3 + "212 passed in 41.83s",
+    )
     s.say(
         "Three apps: `billing` (invoices, PDFs via WeasyPrint, Celery tasks), `customers` and `accounts`. "
         "Settings are split under `config/settings/` (base, local, test, production) and read the "
@@ -145,7 +148,9 @@ def l01_orientation(s: Session) -> None:
         "sqlite, and please don't mock the ORM. And more generally: don't pull in new packages without asking "
         "me first. That goes for every repo, not just this one, I've been burnt by transitive junk before."
     )
-    s.say("Understood: real Postgres on 5433 for tests, no ORM mocks, and I'll ask before adding any dependency.")
+    s.say(
+        "Understood: real Postgres on 5433 for tests, no ORM mocks, and I'll ask before adding any dependency."
+    )
     s.user(
         "API conventions: everything lives under /api/v1/, DRF viewsets registered on routers, and we version "
         "by URL prefix, not by headers. API clients authenticate with JWT (simplejwt): 15 minute access tokens "
@@ -188,7 +193,7 @@ def l02_credit_notes(s: Session) -> None:
     s.edit(
         "billing/models.py",
         "    def balance_cents(self) -> int:\n        return self.amount_cents\n",
-        "    def balance_cents(self) -> int:\n        credited = self.credit_notes.aggregate(s=Sum(\"amount_cents\"))[\"s\"] or 0\n"
+        '    def balance_cents(self) -> int:\n        credited = self.credit_notes.aggregate(s=Sum("amount_cents"))["s"] or 0\n'
         "        return self.amount_cents - credited\n\n\n" + CREDIT_NOTE,
         say="Integer cents it is.",
     )
@@ -211,7 +216,7 @@ def l02_credit_notes(s: Session) -> None:
         error=True,
     )
     s.say(
-        "The model is fine; the factory isn't. `InvoiceFactory` hard-codes `number = \"INV-0001\"`, so the "
+        'The model is fine; the factory isn\'t. `InvoiceFactory` hard-codes `number = "INV-0001"`, so the '
         "second invoice in one test collides with the unique constraint. It never showed up before because "
         "no test created two invoices. A sequence fixes it."
     )
@@ -220,7 +225,10 @@ def l02_credit_notes(s: Session) -> None:
         '    number = "INV-0001"',
         '    number = factory.Sequence(lambda n: f"INV-{n:04d}")',
     )
-    s.bash("poetry run pytest billing -q", "...............................................   [100%]\n47 passed in 6.02s")
+    s.bash(
+        "poetry run pytest billing -q",
+        "...............................................   [100%]\n47 passed in 6.02s",
+    )
     s.user(
         "Nice. Commit it. And about commit messages, for the record: imperative mood, a short subject line "
         "under 72 characters, no feat:/fix: prefixes please, I find them noisy."
@@ -235,7 +243,9 @@ def l02_credit_notes(s: Session) -> None:
         "Stop here for today. Still missing: the viewset/serializer for credit notes, and the credit note PDF "
         "(reuse the invoice WeasyPrint template). Marta said she might take the PDF."
     )
-    s.say("Noted as open: credit note serializer + viewset at /api/v1/credit-notes/, and the PDF (maybe Marta).")
+    s.say(
+        "Noted as open: credit note serializer + viewset at /api/v1/credit-notes/, and the PDF (maybe Marta)."
+    )
 
 
 WEBHOOK_V1 = '''\
@@ -275,7 +285,7 @@ def l03_stripe(s: Session) -> None:
     s.write("billing/webhooks.py", WEBHOOK_V1)
     s.edit(
         "billing/urls.py",
-        'urlpatterns = router.urls',
+        "urlpatterns = router.urls",
         'urlpatterns = router.urls + [\n    path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),\n]',
     )
     s.bash(
@@ -283,7 +293,7 @@ def l03_stripe(s: Session) -> None:
         "Setting up fixture for: checkout_session\nRunning fixture for: checkout_session\nTrigger succeeded! "
         "Check dashboard for event details.\n"
         "2026-01-13 10:41:07 ERROR django.request Internal Server Error: /api/v1/webhooks/stripe/\n"
-        "Traceback (most recent call last):\n  File \"/home/ana/src/ledgerline/billing/webhooks.py\", line 19, in "
+        'Traceback (most recent call last):\n  File "/home/ana/src/ledgerline/billing/webhooks.py", line 19, in '
         "stripe_webhook\n    event = stripe.Webhook.construct_event(payload, signature, "
         "settings.STRIPE_WEBHOOK_SECRET)\nstripe._error.SignatureVerificationError: No signatures found "
         "matching the expected signature for payload",
@@ -399,7 +409,7 @@ def l05_retries_and_django(s: Session) -> None:
         "poetry run pytest -q",
         "ImportError while loading conftest '/home/ana/src/ledgerline/conftest.py'.\n"
         "billing/models.py:31: in Meta\n    models.CheckConstraint(check=models.Q(amount_cents__gt=0), "
-        "name=\"invoice_amount_positive\"),\ndjango.utils.deprecation.RemovedInDjango60Warning: "
+        'name="invoice_amount_positive"),\ndjango.utils.deprecation.RemovedInDjango60Warning: '
         "CheckConstraint.check is deprecated in favor of `.condition`.",
         error=True,
     )
@@ -488,7 +498,9 @@ def l06_fly(s: Session) -> None:
         "  [1/3] Machine 3d8d1e4b web ✓\n  [2/3] Machine 9185e21f web ✓\n  [3/3] Machine e82d4a0c worker ✓\n"
         "Visit your newly deployed app at https://ledgerline.fly.dev/",
     )
-    s.user("Update the README: deploys are `fly deploy` from main now, nobody should `git push heroku main` anymore.")
+    s.user(
+        "Update the README: deploys are `fly deploy` from main now, nobody should `git push heroku main` anymore."
+    )
     s.edit(
         "README.md",
         "## Deploy\n\n`git push heroku main` (Heroku, app `ledgerline-prod`).",
@@ -664,12 +676,30 @@ def l09_refunds(s: Session) -> None:
 
 SESSIONS = [
     Spec("L01", LEDGERLINE, "2026-01-05T09:12:00Z", "main", "Getting to know ledgerline", l01_orientation),
-    Spec("L02", LEDGERLINE, "2026-01-08T08:47:00Z", "feat/credit-notes", "Credit note model", l02_credit_notes),
-    Spec("L03", LEDGERLINE, "2026-01-13T10:15:00Z", "feat/stripe-webhooks", "Stripe Checkout webhook", l03_stripe),
+    Spec(
+        "L02", LEDGERLINE, "2026-01-08T08:47:00Z", "feat/credit-notes", "Credit note model", l02_credit_notes
+    ),
+    Spec(
+        "L03",
+        LEDGERLINE,
+        "2026-01-13T10:15:00Z",
+        "feat/stripe-webhooks",
+        "Stripe Checkout webhook",
+        l03_stripe,
+    ),
     Spec("L04", LEDGERLINE, "2026-01-16T09:05:00Z", "main", "Staging emails: Celery broker URL", l04_broker),
-    Spec("L05", LEDGERLINE, "2026-01-21T09:30:00Z", "main", "Email retries, Django 5.1", l05_retries_and_django),
+    Spec(
+        "L05", LEDGERLINE, "2026-01-21T09:30:00Z", "main", "Email retries, Django 5.1", l05_retries_and_django
+    ),
     Spec("L06", LEDGERLINE, "2026-01-22T10:00:00Z", "chore/fly", "Move from Heroku to Fly.io", l06_fly),
     Spec("L07", LEDGERLINE, "2026-01-30T07:58:00Z", "main", "Nightly test run", l07_ci_output),
-    Spec("L08", LEDGERLINE, "2026-02-02T09:20:00Z", "main", "WeasyPrint in Docker, ruff format", l08_weasyprint_ruff),
+    Spec(
+        "L08",
+        LEDGERLINE,
+        "2026-02-02T09:20:00Z",
+        "main",
+        "WeasyPrint in Docker, ruff format",
+        l08_weasyprint_ruff,
+    ),
     Spec("L09", LEDGERLINE, "2026-02-06T09:10:00Z", "feat/refunds", "Partial refunds", l09_refunds),
 ]

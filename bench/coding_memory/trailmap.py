@@ -15,9 +15,7 @@ from .spec import TRAILMAP, Spec
 if TYPE_CHECKING:
     from lmm_mcp.samples.build import Session
 
-FAKE_KEY = (
-    "sk-ant-api03-ygNVhdSLEk4miCEw1mTTyYsrUmUP3SdiSo2H5wu6IVixZrVutgIIIabaHM7YcGxnPenNgBjzpp8b55eTFa3OXEZclepz9AA"
-)
+FAKE_KEY = "sk-ant-api03-ygNVhdSLEk4miCEw1mTTyYsrUmUP3SdiSo2H5wu6IVixZrVutgIIIabaHM7YcGxnPenNgBjzpp8b55eTFa3OXEZclepz9AA"
 
 ROUTES_ROUTER = """\
 import { z } from 'zod';
@@ -53,7 +51,7 @@ def t01_setup(s: Session) -> None:
         "npm install",
         "npm error code ERESOLVE\nnpm error ERESOLVE unable to resolve dependency tree\nnpm error\n"
         "npm error While resolving: trailmap@0.3.0\nnpm error Found: react@18.3.1\nnpm error Could not resolve "
-        "dependency:\nnpm error peer react@\"^19\" from @clerk/nextjs@6.9.6",
+        'dependency:\nnpm error peer react@"^19" from @clerk/nextjs@6.9.6',
         error=True,
     )
     s.user(
@@ -88,7 +86,9 @@ def t01_setup(s: Session) -> None:
         "Auth is Clerk, already wired in middleware.ts; the tRPC context reads the Clerk user id. Don't touch "
         "it for now."
     )
-    s.say("Leaving `middleware.ts` and the Clerk setup alone; `protectedProcedure` reads `ctx.userId` from it.")
+    s.say(
+        "Leaving `middleware.ts` and the Clerk setup alone; `protectedProcedure` reads `ctx.userId` from it."
+    )
 
 
 SCHEMA_PRISMA_ADD = """\
@@ -149,7 +149,9 @@ def t02_prisma_neon(s: Session) -> None:
         'datasource db {\n  provider  = "postgresql"\n  url       = env("DATABASE_URL")\n'
         '  directUrl = env("DIRECT_URL")\n}',
     )
-    s.user("Changed the env vars in Vercel to the pooler host and added DIRECT_URL. Preview is green. Thanks.")
+    s.user(
+        "Changed the env vars in Vercel to the pooler host and added DIRECT_URL. Preview is green. Thanks."
+    )
     s.say("Good. Migrations keep using the direct host through `DIRECT_URL`.")
 
 
@@ -362,7 +364,9 @@ def t05_jsdom_ci(s: Session) -> None:
         "updates distance' times out maybe one run in five. Don't fix it now, just remember it; we'll look at "
         "it in a week or two."
     )
-    s.say("Noted: flaky e2e `tests/e2e/routes/editor.spec.ts` (drag waypoint updates distance), to look at later.")
+    s.say(
+        "Noted: flaky e2e `tests/e2e/routes/editor.spec.ts` (drag waypoint updates distance), to look at later."
+    )
 
 
 DRIZZLE_SCHEMA = """\
@@ -465,7 +469,9 @@ test('drag waypoint updates distance', async ({ page }) => {
 
 
 def t07_flaky_e2e(s: Session) -> None:
-    s.user("That flaky Playwright test from a couple of weeks ago, the waypoint drag one. Let's fix it today.")
+    s.user(
+        "That flaky Playwright test from a couple of weeks ago, the waypoint drag one. Let's fix it today."
+    )
     s.read("tests/e2e/routes/editor.spec.ts", EDITOR_SPEC)
     s.say(
         "It sleeps 500 ms and hopes the map is ready. On slower CI runners MapLibre hasn't finished loading the "
@@ -536,11 +542,13 @@ def t08_gpx(s: Session) -> None:
     )
     s.bash(
         "pnpm vitest run src/server/gpx.test.ts",
-        " FAIL  src/server/gpx.test.ts > toGpx > escapes names\nAssertionError: expected '<?xml version=\"1.0\" "
+        ' FAIL  src/server/gpx.test.ts > toGpx > escapes names\nAssertionError: expected \'<?xml version="1.0" '
         "encoding=\"UTF-8\"?>\\n<gpx…' to contain '<name>Fish &amp; Chips loop</name>'\n\n Test Files  1 failed (1)",
         error=True,
     )
-    s.say("Names go into the XML raw, so `&` breaks the document. Adding an `escapeXml` helper for every text node.")
+    s.say(
+        "Names go into the XML raw, so `&` breaks the document. Adding an `escapeXml` helper for every text node."
+    )
     s.edit(
         "src/server/gpx.ts",
         "  <trk><name>${route.name}</name><trkseg>",
@@ -551,7 +559,10 @@ def t08_gpx(s: Session) -> None:
         "<name>${p.name ?? ''}</name>",
         "<name>${escapeXml(p.name ?? '')}</name>",
     )
-    s.bash("pnpm vitest run src/server/gpx.test.ts", " ✓ src/server/gpx.test.ts (3 tests) 9ms\n\n Test Files  1 passed (1)")
+    s.bash(
+        "pnpm vitest run src/server/gpx.test.ts",
+        " ✓ src/server/gpx.test.ts (3 tests) 9ms\n\n Test Files  1 passed (1)",
+    )
     s.user(
         "Good. As usual, named exports — I see you kept that. Next: share links with expiring tokens (7 days), "
         "so people can send a route to friends who don't have an account. That's for tomorrow."
@@ -561,11 +572,32 @@ def t08_gpx(s: Session) -> None:
 
 SESSIONS = [
     Spec("T01", TRAILMAP, "2026-01-07T10:05:00Z", "main", "trailmap setup and tRPC", t01_setup),
-    Spec("T02", TRAILMAP, "2026-01-12T09:40:00Z", "feat/routes-model", "Route schema, Neon pooling", t02_prisma_neon),
+    Spec(
+        "T02",
+        TRAILMAP,
+        "2026-01-12T09:40:00Z",
+        "feat/routes-model",
+        "Route schema, Neon pooling",
+        t02_prisma_neon,
+    ),
     Spec("T03", TRAILMAP, "2026-01-15T11:30:00Z", "main", "Hydration mismatch, map store", t03_hydration),
-    Spec("T04", TRAILMAP, "2026-01-20T13:10:00Z", "feat/ai-descriptions", "AI route descriptions", t04_descriptions),
+    Spec(
+        "T04",
+        TRAILMAP,
+        "2026-01-20T13:10:00Z",
+        "feat/ai-descriptions",
+        "AI route descriptions",
+        t04_descriptions,
+    ),
     Spec("T05", TRAILMAP, "2026-01-23T14:20:00Z", "main", "Vitest jsdom, CI notes", t05_jsdom_ci),
     Spec("T06", TRAILMAP, "2026-01-29T09:00:00Z", "chore/drizzle", "Prisma to Drizzle", t06_drizzle),
-    Spec("T07", TRAILMAP, "2026-02-04T10:25:00Z", "fix/flaky-editor-e2e", "Flaky editor e2e test", t07_flaky_e2e),
+    Spec(
+        "T07",
+        TRAILMAP,
+        "2026-02-04T10:25:00Z",
+        "fix/flaky-editor-e2e",
+        "Flaky editor e2e test",
+        t07_flaky_e2e,
+    ),
     Spec("T08", TRAILMAP, "2026-02-10T10:10:00Z", "feat/gpx-export", "GPX export", t08_gpx),
 ]

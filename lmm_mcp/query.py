@@ -1,0 +1,274 @@
+"""What a query says besides its words: a date or period, "now", a project by name; and search that uses it.
+
+    scope = read_query(conn, "what did we do on January 25 in tasklane?")
+    scope.since, scope.until, scope.project, scope.text   # that day, the project, "what did we do"
+    hits = find(retriever, conn, "which database do we use now?", k=8, project="/home/me/shop")
+
+- **A date or period** ("on January 25", "2026-01-25", "yesterday", "last week", "in March", "early
+  February", "3 days ago") becomes a time window. Relative words count back from the newest session in the
+  store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
+  window first and fills up with the rest, so a misread date never empties an answer.
+- **"now", "current", "these days"** put memories a later one superseded after the ones in force;
+  **"before", "originally", "used to"** put them first. Either way both stay, with their dates.
+- **A project named in the query** ("in tasklane-api", "the billing service's ...") scopes the search to it,
+  and its name leaves the query: a project's name is in every path of it and would only blur BM25.
+
+`lmm-mcp search` and `recall_memory` both search through `find`.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lmm_mcp import queries
+from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, parse_since
+
+LATEST_SESSIONS = 2  # summaries put first for "where did we stop"
+
+MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?:,?\s+(?P<year>20\d\d))?"
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("iso", re.compile(r"\b(?:on\s+)?(?P<year>20\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)\b")),
+    ("month_day", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_MONTH}\s+{_DAY}\b{_YEAR}", re.I)),
+    ("day_month", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}{_YEAR}\b", re.I)),
+    ("relative_day", re.compile(r"\b(?P<word>today|yesterday|the day before yesterday)\b", re.I)),
+    ("ago", re.compile(r"\b(?P<n>\d+|a|one|two|three|four|five|six|seven)\s+(?P<unit>days?|weeks?|months?)\s+ago\b", re.I)),
+    ("week", re.compile(r"\b(?P<which>this|last|past|previous)\s+week\b", re.I)),
+    ("month_rel", re.compile(r"\b(?P<which>this|last|past|previous)\s+month\b", re.I)),
+    ("weekday", re.compile(r"\b(?:on\s+|last\s+)?(?P<weekday>" + "|".join(WEEKDAYS) + r")\b", re.I)),
+    (
+        "month",
+        re.compile(
+            rf"\b(?:in|during|over|since|from|throughout)\s+(?:(?P<part>early|mid|late|the\s+(?:start|beginning|middle|end)\s+of)\s+)?{_MONTH}{_YEAR}\b",
+            re.I,
+        ),
+    ),
+]  # fmt: skip
+_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+# Asks where work stands, not about a subject: answered from the newest sessions' summaries.
+_LATEST = re.compile(
+    r"\b(?:where (?:did|do|were) (?:we|i) (?:stop|leave off|get to|end up)|where we (?:left off|stopped)|"
+    r"(?:last|previous|latest|most recent) (?:session|time)|pick (?:it |this |things )?(?:back )?up|"
+    r"what (?:were|was) (?:we|i) (?:doing|working on)|what(?:'s| is| was) (?:still )?(?:open|pending|left)|"
+    r"open (?:tasks|items|threads)|next steps?|left to do|(?:still|remains?) to be done|todo list)\b",
+    re.I,
+)
+# Asks what held before a change: what a later memory superseded comes first.
+_PAST = re.compile(
+    r"\b(?:before|previously|used to|originally|at first|initially|in the beginning|formerly|prior to|"
+    r"(?:old|previous|original|earlier) (?:one|version|choice|setup|value)|switch(?:ed)? from|moved? from|"
+    r"replaced|when did (?:we|it|that) (?:change|switch|move))\b",
+    re.I,
+)
+_CURRENT = re.compile(
+    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    text: str  # the query without the words that set the window and the project
+    since: float | None = None  # unix seconds, inclusive
+    until: float | None = None
+    period: str | None = None  # the window as read, for a person: "2026-01-25", "2026-03"
+    project: str | None = None  # a stored project's path that the query names
+    current: bool = False  # asks what holds now
+    latest: bool = False  # asks where work stands: the newest sessions first
+    past: bool = False  # asks what held before a change
+
+
+def read_query(conn: sqlite3.Connection, query: str, *, now: datetime | None = None) -> Scope:
+    """The time window, project and "now" a query asks about (see the module docstring)."""
+    ref = now or _newest(conn) or datetime.now(UTC)
+    text, since, until, period = query, None, None, None
+    for kind, pattern in _PATTERNS:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        window = _window(kind, m, ref)
+        if window is None:
+            continue
+        start, end, period = window
+        since, until = start.timestamp(), end.timestamp()
+        text = (text[: m.start()] + " " + text[m.end() :]).strip()
+        break
+    project, text = _named_project(conn, text)
+    text = " ".join(text.split()) or query
+    return Scope(
+        text,
+        since,
+        until,
+        period,
+        project,
+        current=bool(_CURRENT.search(query)),
+        latest=bool(_LATEST.search(query)),
+        past=bool(_PAST.search(query)),
+    )
+
+
+def find(
+    retriever: Retriever,
+    conn: sqlite3.Connection,
+    query: str,
+    *,
+    k: int,
+    project: str | None = None,
+    since: str | float | None = None,
+    scope: Scope | None = None,
+) -> list[Hit]:
+    """Search that reads the query first: its window's hits first, its project, what holds now before what
+    was superseded. `project` is the caller's scope; a project the query names takes its place."""
+    scope = scope or read_query(conn, query)
+    where = scope.project or project
+    floor = parse_since(since)
+    hits: list[Hit] = []
+    if scope.since is not None:
+        lo = max(scope.since, floor) if floor is not None else scope.since
+        hits += retriever.retrieve(scope.text, k=k, project=where, since=lo, until=scope.until)
+        if len(hits) < k:  # the words found little in the window ("what did we do"): the window itself
+            hits += retriever.recent(k - len(hits), project=where, since=lo, until=scope.until)
+    elif scope.latest:
+        hits += retriever.recent(min(k, LATEST_SESSIONS), project=where, since=floor)
+    # Reordering by "now" / "before" looks a little deeper, so what it moves up can be among what it sees.
+    depth = 2 * k if scope.past or scope.current else k
+    hits += retriever.retrieve(scope.text, k=depth, project=where, since=floor)
+    hits = dedupe_hits(hits)
+    if scope.past:  # what a change replaced first, with what replaced it right after
+        hits = [h for h in hits if h.superseded] + [h for h in hits if not h.superseded]
+    elif scope.current:  # what holds now first; a superseded memory still answers "what did we use before"
+        hits = [h for h in hits if not h.superseded] + [h for h in hits if h.superseded]
+    return hits[:k]
+
+
+def _newest(conn: sqlite3.Connection) -> datetime | None:
+    newest = queries.newest_activity(conn)
+    try:
+        return datetime.fromisoformat(newest.replace("Z", "+00:00")) if newest else None
+    except ValueError:
+        return None
+
+
+def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datetime, str] | None:
+    """[start, end) of what the match names, in UTC, and a label."""
+    g = m.groupdict()
+    today = ref.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        if kind in ("iso", "month_day", "day_month"):
+            month = int(g["month"]) if kind == "iso" else MONTHS[g["month"].lower().rstrip(".")]
+            day = int(g["day"])
+            year = int(g["year"]) if g.get("year") else _year_of(month, day, today)
+            start = datetime(year, month, day, tzinfo=UTC)
+            return start, start + timedelta(days=1), start.date().isoformat()
+    except ValueError:
+        return None  # "February 30": not a date
+    if kind == "relative_day":
+        back = {"today": 0, "yesterday": 1, "the day before yesterday": 2}[g["word"].lower()]
+        start = today - timedelta(days=back)
+        return start, start + timedelta(days=1), start.date().isoformat()
+    if kind == "ago":
+        n = _NUMBERS.get(g["n"].lower()) or int(g["n"])
+        unit = g["unit"].lower().rstrip("s")
+        days = n * {"day": 1, "week": 7, "month": 30}[unit]
+        spread = {"day": 1, "week": 3, "month": 10}[unit]  # "2 weeks ago" is roughly, not exactly
+        center = today - timedelta(days=days)
+        return center - timedelta(days=spread), center + timedelta(days=spread + 1), center.date().isoformat()
+    if kind == "week":
+        monday = today - timedelta(days=today.weekday())
+        start = monday if g["which"].lower() == "this" else monday - timedelta(days=7)
+        return start, start + timedelta(days=7), f"week of {start.date().isoformat()}"
+    if kind == "month_rel":
+        first = today.replace(day=1)
+        if g["which"].lower() != "this":
+            first = (first - timedelta(days=1)).replace(day=1)
+        return first, _next_month(first), first.strftime("%Y-%m")
+    if kind == "weekday":
+        back = (today.weekday() - WEEKDAYS.index(g["weekday"].lower())) % 7 or 7
+        start = today - timedelta(days=back)
+        return start, start + timedelta(days=1), start.date().isoformat()
+    if kind == "month":
+        month = MONTHS[g["month"].lower().rstrip(".")]
+        year = int(g["year"]) if g.get("year") else _year_of(month, 1, today)
+        first = datetime(year, month, 1, tzinfo=UTC)
+        end = _next_month(first)
+        part = (g.get("part") or "").lower()
+        if part.startswith(("early", "the start", "the beginning")):
+            end = first + timedelta(days=11)
+        elif part.startswith(("mid", "the middle")):
+            first, end = first + timedelta(days=9), first + timedelta(days=21)
+        elif part.startswith(("late", "the end")):
+            first = first + timedelta(days=19)
+        return first, end, first.strftime("%Y-%m") + (f" ({part})" if part else "")
+    return None
+
+
+def _year_of(month: int, day: int, today: datetime) -> int:
+    """The year of the latest such date that is not after the reference day."""
+    year = today.year
+    try:
+        candidate = datetime(year, month, min(day, 28), tzinfo=UTC)
+    except ValueError:
+        return year
+    return year if candidate <= today else year - 1
+
+
+def _next_month(first: datetime) -> datetime:
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def _named_project(conn: sqlite3.Connection, text: str) -> tuple[str | None, str]:
+    """A stored project the text names (its folder name, or a distinctive part of it), and the text without it."""
+    rows = queries.projects(conn)
+    best: tuple[int, str, re.Match[str]] | None = None
+    for path, name in rows:
+        for form in _name_forms(name, [n for _, n in rows]):
+            m = re.search(rf"(?<![\w-]){form}(?![\w-])(?:'s)?", text, re.I)
+            if m and (best is None or len(m.group(0)) > best[0]):
+                best = (len(m.group(0)), path, m)
+    if best is None:
+        return None, text
+    _, path, m = best
+    before = re.sub(r"\b(?:in|for|on|of|about|the|our|my)\s*$", "", text[: m.start()], flags=re.I)
+    return path, f"{before} {text[m.end() :]}"
+
+
+def _name_forms(name: str, all_names: list[str]) -> list[str]:
+    """Ways a query writes a project's name: "tasklane-api", "tasklane api", and "tasklane" when no other
+    project starts with it. Short or common-word names are too easy to hit by accident and are left out."""
+    low = name.lower()
+    parts = [p for p in re.split(r"[-_. ]+", low) if p]
+    forms = []
+    if len(low) >= 4:
+        forms.append(re.escape(low))
+    if len(parts) > 1:
+        forms.append(r"[-_ ]".join(re.escape(p) for p in parts))
+        head = parts[0]
+        others = [n.lower() for n in all_names if n.lower() != low]
+        if len(head) >= 5 and not any(re.split(r"[-_. ]+", o)[0] == head for o in others):
+            forms.append(re.escape(head))
+    return forms

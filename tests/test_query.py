@@ -1,0 +1,118 @@
+"""Reading a query (lmm_mcp.query): dates and periods, "now", "where did we stop", a project by name; and
+search and recall that use it, on the bundled sample sessions (three projects, February 2026).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import pytest
+
+from lmm_mcp.app import App
+from lmm_mcp.config import Config
+from lmm_mcp.query import find, read_query
+from lmm_mcp.samples import samples_path
+
+API, CLI = "/home/dev/code/tasklane-api", "/home/dev/code/logsift"
+NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = tmp_path_factory.mktemp("query")
+    shutil.copytree(samples_path(), root / "projects")
+    with App.open(Config.load(root / "home", root / "projects")) as app:
+        app.ingest(embed=False)
+        yield app
+
+
+def day(scope) -> tuple[str, str]:
+    as_day = lambda ts: datetime.fromtimestamp(ts, UTC).date().isoformat()  # noqa: E731
+    return as_day(scope.since), as_day(scope.until - 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "first", "last", "left"),
+    [
+        ("what did we do on January 25?", "2026-01-25", "2026-01-25", "what did we do ?"),
+        ("what happened on the 3rd of February", "2026-02-03", "2026-02-03", "what happened"),
+        ("changes on 2025-12-30", "2025-12-30", "2025-12-30", "changes"),
+        ("what did we fix yesterday", "2026-03-03", "2026-03-03", "what did we fix"),
+        ("what did we ship last week", "2026-02-23", "2026-03-01", "what did we ship"),
+        ("anything from this week", "2026-03-02", "2026-03-08", "anything from"),
+        ("decisions last month", "2026-02-01", "2026-02-28", "decisions"),
+        ("what did we try in late February", "2026-02-20", "2026-02-28", "what did we try"),
+        ("what broke in early December", "2025-12-01", "2025-12-11", "what broke"),
+        ("notes from last Monday", "2026-03-02", "2026-03-02", "notes from"),
+        ("the bug from two weeks ago", "2026-02-15", "2026-02-21", "the bug from"),
+    ],
+)
+def test_dates_and_periods_become_a_window(app, query, first, last, left):
+    scope = read_query(app.conn, query, now=NOW)
+    assert day(scope) == (first, last) and scope.text == left
+
+
+def test_no_date_no_window_and_impossible_dates_are_words(app):
+    assert read_query(app.conn, "how do we run the tests", now=NOW).since is None
+    assert read_query(app.conn, "what did we do on February 30", now=NOW).since is None
+    # relative words count back from the newest session in the store when no `now` is given
+    assert day(read_query(app.conn, "what did we do yesterday")) == ("2026-02-27", "2026-02-27")
+
+
+def test_a_named_project_scopes_and_leaves_the_query(app):
+    scope = read_query(app.conn, "which database does tasklane-api use now?")
+    assert scope.project == API and scope.current and "tasklane" not in scope.text
+    assert read_query(app.conn, "in the tasklane api, how do tests run").project == API
+    assert read_query(app.conn, "tasklane: how do tests run").project == API  # a distinctive first part
+    assert read_query(app.conn, "how do logs get filtered").project is None  # no name, no guess
+    assert read_query(app.conn, "where did we stop?").latest
+
+
+def test_window_hits_come_first_even_when_the_words_say_nothing(app):
+    hits = find(app.retriever(), app.conn, "what did we do on February 24?", k=5)
+    assert hits and all(h.timestamp.startswith("2026-02-24") for h in hits[:3])
+    assert hits[0].text.startswith("Session of 2026-02-24 in tasklane-api")
+
+
+def test_now_puts_what_holds_first_and_before_still_answers(app):
+    now = find(app.retriever(), app.conn, "which database do we use now", k=6, project=API)
+    current = [h for h in now if not h.superseded]
+    assert current and now[: len(current)] == current  # everything in force before anything superseded
+    assert any("PostgreSQL" in h.text for h in current[:2])
+    before = find(app.retriever(), app.conn, "which database did we use before PostgreSQL", k=8, project=API)
+    assert any(h.superseded and "SQLite" in h.text for h in before)
+
+
+def test_where_did_we_stop_recalls_the_last_session(app):
+    result = app.recaller().recall("where did we stop?", project=CLI, mode="retrieve", max_tokens=300)
+    assert "Session of 2026-02-28 in logsift" in result.memory.splitlines()[1]
+    dated = app.recaller().recall(
+        "what did we do on February 21?", project=CLI, mode="retrieve", max_tokens=300
+    )
+    assert "Session of 2026-02-21 in logsift" in dated.memory
+
+
+def test_search_from_the_shell_reads_the_date(app, tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmm_mcp",
+            "search",
+            "what did we do on February 24",
+            "--home",
+            str(app.cfg.home),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import orjson
+
+    hits = orjson.loads(out.stdout)["hits"]
+    assert hits[0]["timestamp"].startswith("2026-02-24") and "superseded" in hits[0]
