@@ -8,7 +8,7 @@ through `App.ingest` (with embeddings unless `--no-embed`). Then 176 questions a
 (`bench/coding_memory/questions.jsonl`: stack, architecture, preferences, error fixes, facts that changed,
 where work stopped, questions that need several sessions, and questions the history cannot answer) are run:
 
-- search: session hit@1 and hit@5 of `retrieve(question, k=5, project=...)`; a hit counts when its session
+- search: session hit@1 and hit@5 of `lmm_mcp.query.find(question, k=5, project=...)` (as `lmm-mcp search`); a hit counts when its session
   (a memory's newest source, for a memory) is one of the question's evidence sessions;
 - recall: answer-term coverage of `recall(..., k=8, mode="retrieve")` text at 300 and 1,500 tokens, i.e. the
   share of the question's answer terms found in it (case-insensitive, whole words);
@@ -47,6 +47,7 @@ from lmm_mcp import queries  # noqa: E402
 from lmm_mcp.app import App  # noqa: E402
 from lmm_mcp.chunking import turn_text  # noqa: E402
 from lmm_mcp.config import Config  # noqa: E402
+from lmm_mcp.query import find  # noqa: E402
 from lmm_mcp.retrieval import fts_query  # noqa: E402
 from lmm_mcp.store import stats  # noqa: E402
 from lmm_mcp.turns import load_session_turns  # noqa: E402
@@ -197,7 +198,8 @@ def score(
         s.base_found_anything |= bool(context)
     if q.category == "unanswerable":
         return s, texts
-    sessions = [h.session_id for h in app.retriever().retrieve(q.question, k=5, project=q.project)]
+    # what `lmm-mcp search` does: the query read first (its dates, project, now / before), then retrieval
+    sessions = [h.session_id for h in find(app.retriever(), app.conn, q.question, k=5, project=q.project)]
     s.hit1 = float(bool(sessions[:1]) and sessions[0] in evidence)
     s.hit5 = float(any(sid in evidence for sid in sessions))
     base = [row[1] for row in baseline.search(q.question, q.project, 5)]

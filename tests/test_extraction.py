@@ -547,7 +547,9 @@ def test_own_fixture_shop_session():
         "session",
     }
     (summary,) = of(memories, "session")
-    assert summary.text.startswith("Session of 2026-10-01 in shop: asked “The checkout test fails with a KeyError")
+    assert summary.text.startswith(
+        "Session of 2026-10-01 in shop: asked “The checkout test fails with a KeyError"
+    )
     assert "Changed shop/pricing.py" in summary.text and "Outcome: Fixed: apply_discount" in summary.text
     (ep,) = of(memories, "error_fix")
     assert (
