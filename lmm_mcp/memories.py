@@ -157,15 +157,15 @@ def _write_memories(conn: sqlite3.Connection, merged: list[Memory], report: Memo
 
 
 def _insert_chunk(conn: sqlite3.Connection, m: Memory) -> int:
-    newest = max(m.sources, key=lambda s: s.timestamp or "") if m.sources else None
-    text = m.text if not m.superseded_by else f"{m.text} (superseded by a later decision)"
+    cited = m.cited()
+    text = m.text if not m.superseded_by else f"{m.text} (superseded by a later one)"
     return conn.execute(
         "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind, text, ctx)"
         " VALUES (NULL, ?, ?, ?, ?, ?, ?, 'memory', ?, ?)",
         (
             f"memory:{m.key}",
-            newest.session_id if newest else "",
-            newest.uuid if newest else "",
+            cited.session_id if cited else "",
+            cited.uuid if cited else "",
             project_id(conn, m.project) if m.project else None,
             m.time or None,
             _epoch(m.time),

@@ -358,12 +358,12 @@ def _pair(
 
 
 def memory_passage(m: Memory) -> Passage:
-    newest = max(m.sources, key=lambda s: s.timestamp or "") if m.sources else None
+    cited = m.cited()  # the source recall names for this memory (lmm_mcp.memories stores the same)
     return Passage(
         text=m.text,
-        session_id=newest.session_id if newest else "",
-        uuid=newest.uuid if newest else "",
-        timestamp=newest.timestamp if newest else None,
+        session_id=cited.session_id if cited else "",
+        uuid=cited.uuid if cited else "",
+        timestamp=m.time or None,
         project=m.project,
         kind="memory",
         memory_key=m.key,

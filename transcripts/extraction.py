@@ -97,6 +97,18 @@ class Memory:
         """When it was last seen (ISO timestamps compare as strings)."""
         return max((s.timestamp or "" for s in self.sources), default="")
 
+    def cited(self) -> Source | None:
+        """The one source a search hit of this memory names: where a fact, preference or decision was first
+        said (where a stack change was said, for a change), and a profile where the project was first described;
+        the newest for what accumulates (an episode, a file's code)."""
+        if not self.sources:
+            return None
+        if self.category in ("project_fact", "preference", "decision", "correction", "profile"):
+            changed = self.attrs.get("changed_at")
+            at_change = [s for s in self.sources if changed and s.timestamp == changed]
+            return at_change[0] if at_change else min(self.sources, key=lambda s: s.timestamp or "")
+        return max(self.sources, key=lambda s: s.timestamp or "")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
