@@ -170,7 +170,7 @@ def _insert_chunk(conn: sqlite3.Connection, m: Memory) -> int:
             m.time or None,
             _epoch(m.time),
             text,
-            " ".join(m.keywords),
+            " ".join([*m.keywords, m.attrs.get("terms", "")]).strip(),  # asked-with words, beside the text
         ),
     ).lastrowid
 

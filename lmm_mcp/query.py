@@ -54,6 +54,7 @@ _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?:,?\s+(?P<year>20\d\d))?"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("iso", re.compile(r"\b(?:on\s+)?(?P<year>20\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)\b")),
+    ("week_of", re.compile(rf"\b(?:in\s+|during\s+)?the\s+week\s+of\s+(?:the\s+)?{_MONTH}\s+{_DAY}\b{_YEAR}", re.I)),
     ("month_day", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_MONTH}\s+{_DAY}\b{_YEAR}", re.I)),
     ("day_month", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}{_YEAR}\b", re.I)),
     ("relative_day", re.compile(r"\b(?P<word>today|yesterday|the day before yesterday)\b", re.I)),
@@ -75,7 +76,8 @@ _LATEST = re.compile(
     r"\b(?:where (?:did|do|were) (?:we|i) (?:stop|leave off|get to|end up)|where we (?:left off|stopped)|"
     r"(?:last|previous|latest|most recent) (?:session|time)|pick (?:it |this |things )?(?:back )?up|"
     r"what (?:were|was) (?:we|i) (?:doing|working on)|what(?:'s| is| was) (?:still )?(?:open|pending|left)|"
-    r"open (?:tasks|items|threads)|next steps?|left to do|(?:still|remains?) to be done|todo list)\b",
+    r"open (?:tasks|items|threads)|next steps?|left to do|(?:still|remains?) to be done|todo list|"
+    r"what(?:'s| is| comes) next|what now|where (?:do|does) (?:it|this|that|things) stand|where are we)\b",
     re.I,
 )
 # Asks what held before a change: what a later memory superseded comes first.
@@ -153,17 +155,106 @@ def find(
         hits += retriever.retrieve(scope.text, k=k, project=where, since=lo, until=scope.until)
         if len(hits) < k:  # the words found little in the window ("what did we do"): the window itself
             hits += retriever.recent(k - len(hits), project=where, since=lo, until=scope.until)
-    elif scope.latest:
+    elif scope.latest and not _has_subject(scope.text):  # "where did we stop?": the newest sessions
         hits += retriever.recent(min(k, LATEST_SESSIONS), project=where, since=floor)
-    # Reordering by "now" / "before" looks a little deeper, so what it moves up can be among what it sees.
-    depth = 2 * k if scope.past or scope.current else k
-    hits += retriever.retrieve(scope.text, k=depth, project=where, since=floor)
-    hits = dedupe_hits(hits)
+    newest_first = scope.current or scope.latest  # "now", or "where did we leave <subject>"
+    # Reordering looks a little deeper, so what it moves up can be among what it sees.
+    depth = 2 * k if scope.past or newest_first else k
+    found = dedupe_hits(retriever.retrieve(scope.text, k=depth, project=where, since=floor))
+    if newest_first and not scope.past:
+        found = _by_recency(found)
+    hits = dedupe_hits(hits + found)
     if scope.past:  # what a change replaced first, with what replaced it right after
         hits = [h for h in hits if h.superseded] + [h for h in hits if not h.superseded]
     elif scope.current:  # what holds now first; a superseded memory still answers "what did we use before"
         hits = [h for h in hits if not h.superseded] + [h for h in hits if h.superseded]
     return hits[:k]
+
+
+def _by_recency(hits: list[Hit]) -> list[Hit]:
+    """Relevance, then recency, as equal halves: both scaled to [0, 1] over these hits."""
+    if len(hits) < 2:
+        return hits
+    scores = [h.score for h in hits]
+    times = [_epoch(h.timestamp) for h in hits]
+    lo, hi, first, last = min(scores), max(scores), min(times), max(times)
+    spread, span = (hi - lo) or 1.0, (last - first) or 1.0
+    rank = {id(h): (h.score - lo) / spread + (t - first) / span for h, t in zip(hits, times, strict=True)}
+    return sorted(hits, key=lambda h: -rank[id(h)])
+
+
+def _has_subject(text: str) -> bool:
+    """Words left beyond the question's frame: "where did we leave the flaky e2e test" has a subject."""
+    left = _LATEST.sub(" ", text)
+    words = [w for w in re.findall(r"[a-z0-9][\w.-]+", left.lower()) if w not in _FRAME_WORDS]
+    return len(words) >= 2
+
+
+_FRAME_WORDS = frozenset(
+    [
+        "what",
+        "whats",
+        "where",
+        "when",
+        "which",
+        "who",
+        "how",
+        "did",
+        "do",
+        "does",
+        "we",
+        "i",
+        "you",
+        "us",
+        "our",
+        "my",
+        "the",
+        "a",
+        "an",
+        "on",
+        "in",
+        "of",
+        "this",
+        "that",
+        "it",
+        "is",
+        "are",
+        "was",
+        "were",
+        "to",
+        "for",
+        "with",
+        "about",
+        "so",
+        "far",
+        "now",
+        "here",
+        "there",
+        "project",
+        "repo",
+        "session",
+        "sessions",
+        "work",
+        "working",
+        "things",
+        "thing",
+        "stuff",
+        "left",
+        "leave",
+        "stop",
+        "stopped",
+        "status",
+        "state",
+        "up",
+    ]
+)
+
+
+def _epoch(timestamp: str | None) -> float:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() if timestamp else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _newest(conn: sqlite3.Connection) -> datetime | None:
@@ -179,6 +270,12 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
     g = m.groupdict()
     today = ref.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
+        if kind == "week_of":
+            month, day = MONTHS[g["month"].lower().rstrip(".")], int(g["day"])
+            year = int(g["year"]) if g.get("year") else _year_of(month, day, today)
+            start = datetime(year, month, day, tzinfo=UTC)
+            start -= timedelta(days=start.weekday())
+            return start, start + timedelta(days=7), f"week of {start.date().isoformat()}"
         if kind in ("iso", "month_day", "day_month"):
             month = int(g["month"]) if kind == "iso" else MONTHS[g["month"].lower().rstrip(".")]
             day = int(g["day"])

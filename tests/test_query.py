@@ -116,3 +116,26 @@ def test_search_from_the_shell_reads_the_date(app, tmp_path):
 
     hits = orjson.loads(out.stdout)["hits"]
     assert hits[0]["timestamp"].startswith("2026-02-24") and "superseded" in hits[0]
+
+
+def test_week_of_a_date_and_whats_next(app):
+    scope = read_query(app.conn, "which test did we postpone in the week of February 19?", now=NOW)
+    assert day(scope) == ("2026-02-16", "2026-02-22") and scope.text == "which test did we postpone ?"
+    assert read_query(app.conn, "what's next on this project?").latest
+
+
+def test_now_prefers_the_newer_of_two_relevant_hits(app):
+    """'these days' ranks by relevance and recency together: the change session's memory beats the
+    older session where the old setup was described."""
+    hits = find(app.retriever(), app.conn, "which database do we use these days", k=3, project=API)
+    assert hits[0].timestamp >= "2026-02-24" and "PostgreSQL" in hits[0].text
+
+
+def test_a_stack_fact_is_found_by_the_words_people_ask_with(app):
+    """'hosting', 'caching', 'schema changes': the role's words are indexed beside the memory."""
+    with_terms = app.conn.execute(
+        "SELECT ctx FROM chunks WHERE kind = 'memory' AND text LIKE '%as its database%'"
+    ).fetchall()
+    assert with_terms and all("datastore" in ctx for (ctx,) in with_terms)
+    hits = find(app.retriever(), app.conn, "what datastore backs the API", k=3, project=API)
+    assert any("as its database" in h.text for h in hits)

@@ -64,6 +64,37 @@ ROLES = {
 }
 
 
+# Words people ask with for each role ("where is it hosted?" for a deploy target): indexed beside the memory
+# (not in its text), so a question in other words still finds it.
+ROLE_TERMS = {
+    "language": "language written programming version",
+    "web framework": "web framework backend server api http",
+    "frontend framework": "frontend ui client web app framework",
+    "mobile framework": "mobile app ios android",
+    "database": "database db datastore data storage stored sql",
+    "ORM": "orm models schema database access queries",
+    "migrations": "migrations migration schema changes database",
+    "cache": "cache caching cached",
+    "queue": "queue jobs background workers broker messages async tasks",
+    "search": "search indexing full-text",
+    "object storage": "storage files uploads blobs images",
+    "infrastructure": "infrastructure containers infra production runs",
+    "deploy target": "hosting hosted host deploy deployed deployment production platform",
+    "CI": "ci pipeline continuous integration checks builds",
+    "test runner": "tests testing test runner unit e2e end-to-end",
+    "package manager": "packages dependencies install package manager",
+    "linter": "lint linter linting format formatter formatting style",
+    "authentication": "auth authentication login sign-in users sessions tokens",
+    "payments": "payments billing checkout subscriptions charges",
+    "API style": "api style endpoints",
+    "state management": "state store client state data fetching",
+    "styling": "styling css styles design",
+    "monitoring": "monitoring observability metrics errors logging alerts tracing",
+    "email": "email mail notifications",
+    "bundler": "bundler bundle build",
+}
+
+
 @dataclass(frozen=True)
 class Tech:
     name: str  # as a memory writes it
@@ -516,7 +547,7 @@ def _draft(f: Mention, name: str, replaces: str | None, by_user: bool, changed: 
     text = role.template.format(project=name, tech=tech)
     if replaces:
         text = text[:-1] + (f" (moved from {replaces})." if changed else f" (rather than {replaces}).")
-    attrs = {"kind": "stack", "role": role.name, "choice": f.tech.name}
+    attrs = {"kind": "stack", "role": role.name, "choice": f.tech.name, "terms": ROLE_TERMS[role.name]}
     if role.single:
         attrs["topic"] = f"stack-{role.name}"
     if changed:  # said as a change: it replaces whatever the role held before (transcripts.extraction)
