@@ -6,6 +6,8 @@ Generates a realistic transcript tree (bench/synth.py), then times, each on a fr
   orjson      read every line and orjson.loads it: the floor any JSONL reader pays
   parse       our parser alone (transcripts.parse), no redaction, no store
   ingest      the full ingest: redact, parse, archive, store, FTS5 index (no embeddings)
+  memories    the memory refresh that follows (extraction of every session, merge, profiles), timed apart;
+              `lmm-mcp ingest --no-embed` does both: its MB/s is reported as ingest+memories
   ingest+emb  the same plus all-MiniLM-L6-v2 embeddings of every new chunk, on a smaller tree
 """
 
@@ -77,6 +79,18 @@ def full_ingest(root: Path, home: Path, embed: bool) -> tuple[float, dict]:
     }
 
 
+def memory_refresh(home: Path) -> tuple[float, int]:
+    """Extract and merge the memories of an ingested store, as `App.ingest` does after the ingest."""
+    from lmm_mcp.memories import refresh_memories
+
+    conn = connect(home / "store.db")
+    t0 = time.perf_counter()
+    report = refresh_memories(conn)
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed, report.memories
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=100, help="size of the generated tree (default 100)")
@@ -98,6 +112,9 @@ def main() -> int:
         results["parse"] = {"seconds": round(t, 2), "mb_s": round(mb / t, 1)}
         t, info = full_ingest(root, tmp_path / "home-plain", embed=False)
         results["ingest"] = {"seconds": round(t, 2), "mb_s": round(mb / t, 1), **info}
+        m, memories = memory_refresh(tmp_path / "home-plain")
+        results["memories"] = {"seconds": round(m, 2), "mb_s": round(mb / m, 1), "memories": memories}
+        results["ingest+memories"] = {"seconds": round(t + m, 2), "mb_s": round(mb / (t + m), 1)}
 
         small_root = tmp_path / "small"
         small = synth.write_transcripts(small_root, args.embed_mb, seed=2)
