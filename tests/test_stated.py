@@ -173,3 +173,23 @@ def test_preferences_are_rules_without_their_filler_and_not_the_task_at_hand(sai
 
     found = [d.text for d in prompt_drafts(said, name="shop") if d.category == "preference"]
     assert found == ([expected] if expected else [])
+
+
+def test_notes_keep_specific_statements_and_skip_narration_hedges_and_requests():
+    from transcripts.notes import note_drafts
+
+    reply = (
+        "Let me check the worker logs first. Access tokens live 15 minutes and refresh tokens 7 days, "
+        "both signed with `JWT_SIGNING_KEY`. Failed jobs go to `kiln.jobs.dlq` after 5 attempts. "
+        "Maybe we could cache the thumbnails? It works now."
+    )
+    texts = [d.text for d in note_drafts(reply, name="kiln")]
+    assert texts == [
+        "In kiln: Access tokens live 15 minutes and refresh tokens 7 days, both signed with `JWT_SIGNING_KEY`.",
+        "In kiln: Failed jobs go to `kiln.jobs.dlq` after 5 attempts.",
+    ]
+    # a user's request is the session's ask or a decision, not a note; a statement is a note
+    said = "Use psycopg 3 for the driver. The staging database is at `db.internal:5432` since Monday."
+    assert [d.text for d in note_drafts(said, name="api", by_user=True)] == [
+        "In api: The staging database is at `db.internal:5432` since Monday."
+    ]

@@ -39,6 +39,7 @@ from transcripts.conversation import (
     prompt_drafts,
     reply_drafts,
 )
+from transcripts.notes import note_drafts
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
 from transcripts.profile import project_profiles
 from transcripts.redact import Redactor
@@ -63,7 +64,7 @@ CAPS = {
     "decision": 10,
     "correction": 10,
     "error_fix": 10,
-    "project_fact": 30,
+    "project_fact": 40,  # stack facts, commands, package files, notes
     "code_knowledge": 25,
     "session": 1,
 }
@@ -183,7 +184,9 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
             if turn.text and not turn.is_sidechain:
                 last_reply = turn.text
                 found += ((f, turn) for f in reply_drafts(turn.text, name=name, prev_prompt=last_prompt))
-                found += ((f, turn) for f in stack_drafts(clean_prompt(turn.text), name=name, by_user=False))
+                said = clean_prompt(turn.text)
+                found += ((f, turn) for f in stack_drafts(said, name=name, by_user=False))
+                found += ((f, turn) for f in note_drafts(said, name=name))
             after_assistant = True
         elif turn.role == "user" and turn.kind == "prompt" and not turn.is_sidechain:
             # Sub-agent prompts are the assistant's words, not the user's: never preferences.
@@ -191,7 +194,9 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
                 turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
             )
             found += ((f, turn) for f in facts)
-            found += ((f, turn) for f in stack_drafts(clean_prompt(turn.text), name=name))
+            said = clean_prompt(turn.text)
+            found += ((f, turn) for f in stack_drafts(said, name=name))
+            found += ((f, turn) for f in note_drafts(said, name=name, by_user=True))
             actions, last_prompt, after_assistant = [], turn.text, False
     found += ((f, f.turns[0]) for f in tool_drafts(turns, cwd) if f.turns)
     summary = session_draft(turns, cwd)

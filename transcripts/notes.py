@@ -1,0 +1,102 @@
+"""Notes: the specific statements of how a project works, kept as said ("Access tokens live 15 minutes").
+
+    note_drafts("Failed jobs go to `kiln.jobs.dlq` after 5 attempts. Let me check the logs.", name="kiln")
+    # -> [Draft("project_fact", "In kiln: Failed jobs go to `kiln.jobs.dlq` after 5 attempts.", ...)]
+
+Conversation carries details no rule names in advance: token lifetimes, where an endpoint lives, what a
+queue is called, why a check failed and what fixed it. A note is a declarative sentence from a reply or a
+prompt that names something specific (a backticked name, a path, a dotted or snake_case identifier, an
+environment variable, a number with a unit) and reads as a statement about the project: not a question, not
+a hedge ("maybe", "we could"), not the assistant narrating its next step ("Let me check…", "I'll run…").
+The most specific few per turn are kept. No model, no API.
+"""
+
+from __future__ import annotations
+
+import re
+
+from transcripts.conversation import Draft, keywords_of, sentences, subject_of
+
+MAX_PER_TURN = 4
+MIN_CHARS, MAX_CHARS = 30, 260
+
+_SPECIFIC = re.compile(
+    r"`[^`\n]{2,80}`"  # a backticked name or command
+    r"|(?<![\w/])/[\w.-]+/[\w./{}:-]*"  # a URL path or absolute path: /api/v1/webhooks/
+    r"|\b[\w-]+/[\w.-]+\.\w{1,5}\b"  # a relative file path: src/app.py
+    r"|\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b"  # snake_case
+    r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b"  # AN_ENV_VAR
+    r"|\b[a-z]+(?:\.[a-z_]+){2,}\b"  # dotted.names.like.this
+    r"|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b"  # camelCase, PascalCase
+    r"|\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds?|minutes?|mins?|hours?|h|days?|weeks?|months?|years?|kb|mb|gb|"
+    r"tb|px|megapixels?|mp|%|percent|rps|req/s|attempts?|retries|times|workers?|replicas?|cents?|usd|eur)\b",
+    re.I,
+)
+_NARRATION = re.compile(
+    r"^(?:let me|let's|i'll|i will|i'm going to|i am going to|now i|next,? i|first,? i|i need to|i should|"
+    r"i'd|i would|i can|i could|checking|looking|running|reading|searching|trying|let us|here's|here is|"
+    r"ok|okay|sure|great|done\.?$|got it|thanks|perfect|good|yes|no,|now let|i see|i think|i found|i've|"
+    r"i have|we can|we could|you can|you could|would you|should i|shall i|do you|can you|could you)\b",
+    re.I,
+)
+_HEDGE = re.compile(
+    r"\b(?:maybe|might|perhaps|probably|possibly|not sure|i think|i guess|i believe|seems?|appears?|"
+    r"could be|would be|should we|what if|if you want|alternatively|option|options|either|whether)\b",
+    re.I,
+)
+_STATEMENT = re.compile(
+    r"\b(?:is|are|was|were|has|have|lives?|goes|go|runs?|uses?|stores?|sends?|keeps?|expires?|lasts?|valid|"
+    r"handled?|retries|retried|fails?|failed|means|returns?|reads?|writes?|calls?|points?|holds?|gets?|"
+    r"caps?|capped|limits?|limited|requires?|needs?|signs?|verif(?:y|ies|ied)|marks?|moved?|lands?|"
+    r"because|since|so that|fixed|caused|came from|comes from|defined|configured|set to|defaults? to)\b",
+    re.I,
+)
+# A request, not a statement: the user's imperatives are decisions, preferences or the session's ask.
+_IMPERATIVE = re.compile(
+    r"^(?:please |pls |no,? |also,? |and |now |then |ok,? |okay,? )*(?:use|add|make|run|fix|don't|do not|do|"
+    r"keep|switch|change|remove|write|create|update|implement|put|move|try|check|set|let's|lets|go|stop|"
+    r"start|rename|delete|drop|bump|upgrade|replace|refactor|split|merge|commit|push|open|install|build|"
+    r"deploy|test|prepare|ship|avoid|never|always|remember|note|think|look|read|review|help|explain|show|"
+    r"tell|give|can|could|would|should|will|i said|i want|i'd like|we need)\b",
+    re.I,
+)
+_LEAD_FILLER = re.compile(
+    r"^(?:so|also|and|but|note|fyi|btw|ok|okay|right|yes|yep|basically|in short)\b[\s,:;-]*", re.I
+)
+
+
+def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
+    """The specific statements in one prompt or reply, most specific first, at most MAX_PER_TURN."""
+    found: list[tuple[int, str]] = []
+    for s in sentences(text, limit=60):
+        s = _LEAD_FILLER.sub("", s).strip()
+        if (
+            not (MIN_CHARS <= len(s) <= MAX_CHARS)
+            or s.endswith((":", "?"))
+            or s.startswith(("|", "+", "-", "#"))
+        ):
+            continue
+        if _NARRATION.match(s) or _HEDGE.search(s) or not _STATEMENT.search(s):
+            continue
+        if by_user and _IMPERATIVE.match(s):
+            continue
+        specifics = len(_SPECIFIC.findall(s))
+        if specifics:
+            found.append((specifics, s))
+    found.sort(key=lambda x: -x[0])
+    drafts = []
+    for specifics, s in found[:MAX_PER_TURN]:
+        first = s.split(" ", 1)[0]
+        sentence = s[:1].upper() + s[1:] if first.isalpha() and first.islower() else s  # not `tasklane-api`
+        sentence = sentence if sentence.endswith((".", "!")) else sentence + "."
+        drafts.append(
+            Draft(
+                "project_fact",
+                f"In {name}: {sentence}",
+                f"note-{subject_of(sentence)}",
+                min(0.5, (0.3 if by_user else 0.25) + 0.05 * specifics),
+                keywords=keywords_of(sentence, limit=8),
+                attrs={"kind": "note"},
+            )
+        )
+    return drafts
