@@ -51,7 +51,8 @@ def refresh_memories(
     pending: list[tuple[str, int, bytes]] = []
     for key, turns in stale:
         found = extract_session(load_session_turns(conn, key))
-        pending.append((key, turns, orjson.dumps([m.as_dict() for m in found])))
+        # orjson writes dataclasses as `asdict` would, ~10x faster (Memory.from_dict reads them back)
+        pending.append((key, turns, orjson.dumps(found)))
         if len(pending) >= WRITE_BATCH:
             _write_extractions(conn, pending)
             pending = []

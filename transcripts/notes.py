@@ -68,6 +68,8 @@ _LEAD_FILLER = re.compile(
 def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
     """The specific statements in one prompt or reply, most specific first, at most MAX_PER_TURN."""
     found: list[tuple[int, str]] = []
+    if not _SPECIFIC.search(text):  # nothing specific anywhere: no sentence of it can be a note
+        return []
     for s in sentences(text, limit=60):
         s = _LEAD_FILLER.sub("", s).strip()
         if (

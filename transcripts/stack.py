@@ -424,6 +424,9 @@ _ALIAS = re.compile(
     + r")(?:(?:[\s@v-]*|\s+to\s+v?)(\d+(?:\.\d+){0,2}(?:\.x)?))?(?![\w@/-]|\.\w)",
     re.I,
 )
+# The first word of every alias: a cheap test of whether a text can name a technology at all.
+_WORDS = re.compile(r"[a-z0-9#][\w.#+/-]*")
+_FIRST_WORDS = frozenset(w.rstrip(".") for alias in _BY_ALIAS for w in _WORDS.findall(alias)[:1])
 # A sentence states a fact about the project when it says how it is built or what it uses.
 _STATES = re.compile(
     r"\b(?:use[sd]?|using|runs? (?:on|in|with)|running (?:on|in)|built (?:on|with|in)|build (?:it )?(?:on|with|in)|"
@@ -523,6 +526,10 @@ def _listed(sentence: str, m: re.Match[str]) -> bool:
 def stack_drafts(text: str, *, name: str, by_user: bool = True) -> list[Draft]:
     """The stack facts a prompt (`by_user`) or a reply states, one Draft per technology and role."""
     drafts: list[Draft] = []
+    if not _FIRST_WORDS & {
+        w.rstrip(".") for w in _WORDS.findall(text.lower())
+    }:  # most turns name no technology: a set
+        return drafts  # lookup instead of the big pattern on every sentence
     for sentence in sentences(text):
         if sentence.rstrip().endswith("?") or _HYPOTHETICAL.search(sentence):
             continue
