@@ -12,10 +12,11 @@ facts in force: a superseded fact appears only as the "before" of the one that r
 from __future__ import annotations
 
 from transcripts.stack import ROLES
-from transcripts.tool_use import project_name, slug
+from transcripts.tool_use import project_name, short, slug
 
 PROFILE_CHARS = 1_100  # a profile fits a 300-token recall with room to spare
 MAX_SOURCES = 16
+MAX_COMMANDS = 5  # a profile names the usual commands; the rest are memories of their own
 _ROLE_ORDER = {name: i for i, name in enumerate(ROLES)}
 
 
@@ -75,10 +76,12 @@ def _items(facts: list) -> tuple[list[str], list]:
         since = m.attrs.get("changed_at") or min((s.timestamp or "" for s in m.sources), default="")
         items.append(f"{role} {tech} ({since[:10]}{was})")
         used += [m, *before]
-    for m in current:
-        if m.attrs.get("kind") == "command" and m.attrs.get("command"):
-            items.append(f"{m.attrs.get('command_kind', 'command')}: `{m.attrs['command']}` ({m.time[:10]})")
-            used.append(m)
+    commands = [m for m in current if m.attrs.get("kind") == "command" and m.attrs.get("command")]
+    for m in sorted(commands, key=lambda m: -m.salience)[:MAX_COMMANDS]:  # the usual ones, briefly
+        items.append(
+            f"{m.attrs.get('command_kind', 'command')}: `{short(m.attrs['command'], 60)}` ({m.time[:10]})"
+        )
+        used.append(m)
     for m in current:
         if m.attrs.get("kind") == "manifest" and m.attrs.get("path"):
             items.append(f"package file {m.attrs['path']} ({m.time[:10]})")
