@@ -193,3 +193,22 @@ def test_notes_keep_specific_statements_and_skip_narration_hedges_and_requests()
     assert [d.text for d in note_drafts(said, name="api", by_user=True)] == [
         "In api: The staging database is at `db.internal:5432` since Monday."
     ]
+
+
+def test_a_fix_by_command_and_the_stated_cause_are_part_of_the_episode():
+    c = Conv()
+    c.tool("Bash", {"command": "fly deploy"}, "Error: release command failed: exit code 1", error=True)
+    c.say("The image builds; the release command fails because the app has no `DATABASE_URL` yet.")
+    c.tool("Bash", {"command": "fly logs --app shop"}, "...")  # only looks: not a fix
+    c.tool("Bash", {"command": "fly postgres attach shop-db --app shop"}, "Postgres cluster attached")
+    c.tool("Bash", {"command": "fly deploy"}, "v2 deployed successfully")
+    (ep,) = of(extract_session(c.turns), "error_fix")
+    assert "`fly deploy` failed with" in ep.text
+    assert (
+        "fixed by running `fly postgres attach shop-db --app shop`." in ep.text and "fly logs" not in ep.text
+    )
+    assert (
+        "Why: The image builds; the release command fails because the app has no `DATABASE_URL` yet."
+        in ep.text
+    )
+    assert ep.text.endswith("`fly deploy` passed afterwards.")

@@ -108,6 +108,8 @@ class _Episode:
     failed: Turn
     fixes: list[tuple[str, str]] = field(default_factory=list)  # (relative path, change)
     fix_turn: Turn | None = None
+    commands: list[str] = field(default_factory=list)  # commands that changed something before the rerun
+    why: str = ""  # the assistant's own account of the cause or the fix, when it gave one
 
 
 @dataclass
@@ -131,6 +133,10 @@ class _Walk:
         self.last: Turn | None = None
 
     def turn(self, turn: Turn) -> None:
+        if self.episodes and turn.role == "assistant" and turn.text:
+            why = _explanation(turn.text)
+            for ep in self.episodes.values():
+                ep.why = ep.why or why
         for call in turn.tool_calls:
             self.calls[call.id] = (call, turn)
         for result in turn.tool_results:
@@ -216,16 +222,24 @@ class _Walk:
             cmd = short(re.sub(r"^\s*cd\s+\S+\s*&&\s*", "", command), 120)
             self.commands.setdefault(kind, []).append((cmd, call_turn))
         ep = self.episodes.pop(family, None)
-        if ep and ep.fixes:
+        if ep and (ep.fixes or ep.commands):
             self._episode(ep, (command, call_turn))
+        elif not _looks_only(command):  # `fly postgres attach`, `pnpm install`: may be what fixes it
+            for open_ep in self.episodes.values():
+                open_ep.commands.append(short(command, 80))
+                open_ep.fix_turn = open_ep.fix_turn or call_turn
 
     def _episode(self, ep: _Episode, verified: tuple[str, Turn] | None) -> None:
         files = list(dict.fromkeys(p for p, _ in ep.fixes))
         change = next((c for _, c in ep.fixes if c), "")
-        text = (
-            f"In {self.name}, `{ep.command}` failed with {ep.error}; fixed by editing {', '.join(files[:4])}"
-        )
-        text += f" ({change})." if change else "."
+        how = []
+        if ep.commands:
+            how.append("running " + ", ".join(f"`{c}`" for c in list(dict.fromkeys(ep.commands))[-2:]))
+        if files:
+            how.append(f"editing {', '.join(files[:4])}" + (f" ({change})" if change else ""))
+        text = f"In {self.name}, `{ep.command}` failed with {ep.error}; fixed by {' and '.join(how)}."
+        if ep.why:
+            text += f" Why: {ep.why}"
         if verified:
             text += f" `{short(verified[0], 80)}` passed afterwards."
         turns = [ep.failed, *([ep.fix_turn] if ep.fix_turn else []), *([verified[1]] if verified else [])]
@@ -235,7 +249,9 @@ class _Walk:
             *files[:3],
             (error_name.group(1) or error_name.group(2)) if error_name else "",
         ]
-        subject = f"{slug(re.sub(r'[0-9]+', '', ep.error))[:60]}:{slug(files[0])}"
+        subject = (
+            f"{slug(re.sub(r'[0-9]+', '', ep.error))[:60]}:{slug(files[0] if files else ep.commands[-1])}"
+        )
         attrs = {
             "command": ep.command,
             "error": ep.error,
@@ -253,6 +269,64 @@ class _Walk:
         attrs = {"kind": "manifest", "path": rel, "language": facts.language}
         self._add("project_fact", f"{self.name} ({rel}): {facts.summary()}.", f"manifest:{slug(rel)}", 0.55,
                   keywords, attrs, [turn])  # fmt: skip
+
+
+# Commands that only look: they fix nothing.
+_READ_ONLY = re.compile(
+    r"^\s*(?:cd\s+\S+\s*&&\s*)?(?:ls|cat|grep|rg|find|head|tail|echo|pwd|which|env|printenv|wc|less|more|tree|"
+    r"stat|file|du|df|ps|top|whoami|date|sed\s+-n|awk|jq|curl\s+-s|git\s+(?:status|log|diff|show|branch|blame|"
+    r"remote)|docker\s+(?:ps|logs|images)|kubectl\s+(?:get|describe|logs))\b"
+)
+_READ_VERBS = frozenset(
+    [
+        "logs",
+        "log",
+        "status",
+        "show",
+        "list",
+        "ls",
+        "get",
+        "describe",
+        "info",
+        "inspect",
+        "version",
+        "help",
+        "--help",
+        "--version",
+        "-h",
+        "diff",
+        "top",
+        "ps",
+        "whoami",
+        "config",
+        "view",
+        "check-config",
+        "doctor",
+    ]
+)
+
+
+def _looks_only(command: str) -> bool:
+    """A command that reads or reports (`ls`, `git status`, `fly logs`, `kubectl get`): it changes nothing."""
+    if _READ_ONLY.match(command):
+        return True
+    tokens = re.sub(r"^\s*cd\s+\S+\s*&&\s*", "", command).split()
+    return any(t in _READ_VERBS for t in tokens[1:3])
+
+
+_CAUSE = re.compile(
+    r"\b(?:because|caused by|the (?:problem|issue|cause|culprit|bug|error) (?:was|is)|root cause|turn(?:s|ed) out|"
+    r"the fix (?:was|is)|fixed (?:it )?by|was missing|wasn't set|isn't set|needs? to be|had to|is why|that's why)\b",
+    re.I,
+)
+
+
+def _explanation(text: str) -> str:
+    """The first sentence of a reply that says what caused a failure or what fixed it, trimmed."""
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+        if _CAUSE.search(sentence) and not sentence.endswith("?") and len(sentence) >= 20:
+            return short(sentence, 200)
+    return ""
 
 
 def render_def(d: Definition) -> str:
