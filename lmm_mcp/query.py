@@ -8,7 +8,8 @@
   February", "3 days ago") becomes a time window. Relative words count back from the newest session in the
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
   window first and fills up with the rest, so a misread date never empties an answer.
-- **"now", "current", "these days"** put memories a later one superseded after the ones in force;
+- **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
+  memories a later one superseded after the ones in force (the change is the newest memory of it);
   **"before", "originally", "used to"** put them first. Either way both stay, with their dates.
 - **A project named in the query** ("in tasklane-api", "the billing service's ...") scopes the search to it,
   and its name leaves the query: a project's name is in every path of it and would only blur BM25.
@@ -83,12 +84,12 @@ _LATEST = re.compile(
 # Asks what held before a change: what a later memory superseded comes first.
 _PAST = re.compile(
     r"\b(?:before|previously|used to|originally|at first|initially|in the beginning|formerly|prior to|"
-    r"(?:old|previous|original|earlier) (?:one|version|choice|setup|value)|switch(?:ed)? from|moved? from|"
-    r"replaced|when did (?:we|it|that) (?:change|switch|move))\b",
+    r"(?:old|previous|original|earlier) (?:one|version|choice|setup|value)|switch(?:ed)? from|moved? from)\b",
     re.I,
 )
 _CURRENT = re.compile(
-    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more)\b",
+    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more|"
+    r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump))\b",
     re.I,
 )
 

@@ -139,3 +139,10 @@ def test_a_stack_fact_is_found_by_the_words_people_ask_with(app):
     assert with_terms and all("datastore" in ctx for (ctx,) in with_terms)
     hits = find(app.retriever(), app.conn, "what datastore backs the API", k=3, project=API)
     assert any("as its database" in h.text for h in hits)
+
+
+def test_when_did_we_switch_finds_the_change_not_the_old_value(app):
+    scope = read_query(app.conn, "when did we switch the database?")
+    assert scope.current and not scope.past
+    hits = find(app.retriever(), app.conn, "when did we switch the database?", k=3, project=API)
+    assert not hits[0].superseded and hits[0].timestamp.startswith("2026-02-24")
