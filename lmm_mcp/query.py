@@ -108,12 +108,13 @@ class Scope:
 
 def read_query(conn: sqlite3.Connection, query: str, *, now: datetime | None = None) -> Scope:
     """The time window, project and "now" a query asks about (see the module docstring)."""
-    ref = now or _newest(conn) or datetime.now(UTC)
+    ref = now
     text, since, until, period = query, None, None, None
     for kind, pattern in _PATTERNS:
         m = pattern.search(text)
         if m is None:
             continue
+        ref = ref or _newest(conn) or datetime.now(UTC)  # read only when the query names a time
         window = _window(kind, m, ref)
         if window is None:
             continue

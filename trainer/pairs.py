@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from trainer.atomic import write_json, write_jsonl
 from trainer.errors import TrainerError
 from trainer.prompts import ABSTAIN, Passage, fit_passages, prompt_chars, recall_messages
+from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
 
@@ -75,30 +76,6 @@ class History(Protocol):
     def retrieve(
         self, query: str, *, k: int, project: str | None, until: str | None = None
     ) -> list[Passage]: ...
-
-
-@dataclass
-class DataSettings:
-    val_share: float = 0.15  # share of sessions, the newest, held out for validation
-    k: int = 6  # excerpts per SFT input, at most
-    max_prompt_chars: int = (
-        2_400  # excerpt characters per input: ~1k tokens with the rules, question and target
-    )
-    max_per_memory: int = 3  # pairs per memory (near-duplicate memories count as one)
-    prompts_per_memory: int = 2  # of those, how many may come from later user prompts
-    abstain_share: float = 0.15  # abstain pairs, as a share of the answer pairs
-    near_dup: float = 0.7  # Jaccard of target words at which two memories are one for balancing
-    max_train_pairs: int = 20_000
-    max_val_pairs: int = 400
-    min_train_pairs: int = 8
-    min_val_pairs: int = 2
-    max_doc_chars: int = (
-        200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
-    )
-    seed: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

@@ -30,10 +30,18 @@ from trainer.atomic import read_json
 from trainer.errors import TrainerError
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
-from trainer.pairs import DataSettings, History, build_dataset
-from trainer.settings import STAGE_CHOICES, STAGES, LoraSettings, Progress, StageSettings, default_stages
+from trainer.settings import (
+    STAGE_CHOICES,
+    STAGES,
+    DataSettings,
+    LoraSettings,
+    Progress,
+    StageSettings,
+    default_stages,
+)
 
 if TYPE_CHECKING:
+    from trainer.pairs import History
     from trainer.train import StageResult
 
 
@@ -189,6 +197,8 @@ def _data(
     if (data / "manifest.json").exists():
         say(f"data: reusing {data}")
         return read_json(data / "manifest.json")
+    from trainer.pairs import build_dataset  # the extraction rules load here, not when a server starts
+
     if history is None:
         raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
     # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
