@@ -5,7 +5,8 @@
     hits = find(retriever, conn, "which database do we use now?", k=8, project="/home/me/shop")
 
 - **A date or period** ("on January 25", "2026-01-25", "yesterday", "last week", "in March", "early
-  February", "3 days ago") becomes a time window. Relative words count back from the newest session in the
+  February", "3 days ago", "the last week of January", "between mid-January and early February") becomes
+  a time window. Relative words count back from the newest session in the
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
   window first and fills up with the rest, so a misread date never empties an answer.
 - **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
@@ -53,9 +54,21 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?:,?\s+(?P<year>20\d\d))?"
+_PART = r"(?P<part>early|mid|late|the\s+(?:start|beginning|middle|end)\s+of)"
+_MONTH_PART = rf"(?:{_PART}[\s-]+)?{_MONTH}{_YEAR}"  # "mid-January", "the end of March 2026"
+# The dates a range ("between mid-January and early February", "from Jan 20 to Feb 2") joins.
+_POINTS: list[tuple[str, re.Pattern[str]]] = [
+    ("iso", re.compile(r"(?P<year>20\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)")),
+    ("month_day", re.compile(rf"{_MONTH}\s+{_DAY}{_YEAR}", re.I)),
+    ("day_month", re.compile(rf"(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}{_YEAR}", re.I)),
+    ("month", re.compile(_MONTH_PART, re.I)),
+]
+_BARE_POINT = "|".join(re.sub(r"\(\?P<\w+>", "(?:", p.pattern) for _, p in _POINTS)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("range", re.compile(rf"\b(?:between|from)\s+(?P<a>{_BARE_POINT})\s+(?:and|to|until|till|through)\s+(?P<b>{_BARE_POINT})\b", re.I)),
     ("iso", re.compile(r"\b(?:on\s+)?(?P<year>20\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)\b")),
     ("week_of", re.compile(rf"\b(?:in\s+|during\s+)?the\s+week\s+of\s+(?:the\s+)?{_MONTH}\s+{_DAY}\b{_YEAR}", re.I)),
+    ("nth_of", re.compile(rf"\b(?:in\s+|during\s+|over\s+)?the\s+(?P<nth>first|second|third|fourth|last|final)\s+(?P<unit>week|half)\s+of\s+{_MONTH}{_YEAR}\b", re.I)),
     ("month_day", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_MONTH}\s+{_DAY}\b{_YEAR}", re.I)),
     ("day_month", re.compile(rf"\b(?:on\s+)?(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}{_YEAR}\b", re.I)),
     ("relative_day", re.compile(r"\b(?P<word>today|yesterday|the day before yesterday)\b", re.I)),
@@ -63,14 +76,11 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("week", re.compile(r"\b(?P<which>this|last|past|previous)\s+week\b", re.I)),
     ("month_rel", re.compile(r"\b(?P<which>this|last|past|previous)\s+month\b", re.I)),
     ("weekday", re.compile(r"\b(?:on\s+|last\s+)?(?P<weekday>" + "|".join(WEEKDAYS) + r")\b", re.I)),
-    (
-        "month",
-        re.compile(
-            rf"\b(?:in|during|over|since|from|throughout)\s+(?:(?P<part>early|mid|late|the\s+(?:start|beginning|middle|end)\s+of)\s+)?{_MONTH}{_YEAR}\b",
-            re.I,
-        ),
-    ),
+    # a bare month name needs a preposition or a part: "may" and "mar" are words too
+    ("month", re.compile(rf"\b(?:(?:in|during|over|since|from|throughout|around|by|until|at)\s+)?{_PART}[\s-]+{_MONTH}{_YEAR}\b", re.I)),
+    ("month", re.compile(rf"\b(?:in|during|over|since|from|throughout)\s+{_MONTH}{_YEAR}\b", re.I)),
 ]  # fmt: skip
+_NTH = {"first": 0, "second": 1, "third": 2, "fourth": 3}
 _NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
 # Asks where work stands, not about a subject: answered from the newest sessions' summaries.
 _LATEST = re.compile(
@@ -271,6 +281,29 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
     """[start, end) of what the match names, in UTC, and a label."""
     g = m.groupdict()
     today = ref.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "range":
+        first, last = _point(g["a"], ref), _point(g["b"], ref)
+        if first is None or last is None:
+            return None
+        start, end = first[0], last[1]
+        if start >= end:  # "from December 20 to January 5" read in January: the start is last year's
+            start = start.replace(year=start.year - 1)
+        return start, end, f"{start.date().isoformat()} to {(end - timedelta(days=1)).date().isoformat()}"
+    if kind == "nth_of":
+        month = MONTHS[g["month"].lower().rstrip(".")]
+        first = datetime(int(g["year"]) if g.get("year") else _year_of(month, 1, today), month, 1, tzinfo=UTC)
+        end = _next_month(first)
+        size = 7 if g["unit"].lower() == "week" else (end - first).days // 2
+        nth = g["nth"].lower()
+        start = (
+            end - timedelta(days=size)
+            if nth in ("last", "final")
+            else first + timedelta(days=size * _NTH[nth])
+        )
+        if start >= end:  # "the third half of"
+            return None
+        end = min(end, start + timedelta(days=size)) if nth in _NTH else end
+        return start, end, f"{start.date().isoformat()} ({nth} {g['unit'].lower()})"
     try:
         if kind == "week_of":
             month, day = MONTHS[g["month"].lower().rstrip(".")], int(g["day"])
@@ -323,6 +356,16 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
         elif part.startswith(("late", "the end")):
             first = first + timedelta(days=19)
         return first, end, first.strftime("%Y-%m") + (f" ({part})" if part else "")
+    return None
+
+
+def _point(text: str, ref: datetime) -> tuple[datetime, datetime] | None:
+    """The window of one end of a range: a day, or a month or part of one."""
+    for kind, pattern in _POINTS:
+        m = pattern.fullmatch(text.strip())
+        if m:
+            window = _window(kind, m, ref)
+            return (window[0], window[1]) if window else None
     return None
 
 

@@ -46,6 +46,17 @@ def day(scope) -> tuple[str, str]:
         ("what broke in early December", "2025-12-01", "2025-12-11", "what broke"),
         ("notes from last Monday", "2026-03-02", "2026-03-02", "notes from"),
         ("the bug from two weeks ago", "2026-02-15", "2026-02-21", "the bug from"),
+        (
+            "what did we work on in the last week of January?",
+            "2026-01-25",
+            "2026-01-31",
+            "what did we work on ?",
+        ),
+        ("notes from the first week of February", "2026-02-01", "2026-02-07", "notes from"),
+        ("upgrades between mid-January and early February", "2026-01-10", "2026-02-11", "upgrades"),
+        ("fixes from Jan 20 to Feb 2, 2026", "2026-01-20", "2026-02-02", "fixes"),
+        ("what changed over the second half of February", "2026-02-15", "2026-02-28", "what changed"),
+        ("anything around mid-February", "2026-02-10", "2026-02-21", "anything"),
     ],
 )
 def test_dates_and_periods_become_a_window(app, query, first, last, left):
