@@ -63,6 +63,14 @@ def current_memories(conn: sqlite3.Connection, categories: tuple[str, ...]) -> l
     return [StoredMemory(*r) for r in rows]
 
 
+def memory_attrs(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[str, str]]:
+    """The attributes of these memories, by key."""
+    rows = conn.execute(
+        f"SELECT key, attrs FROM memories WHERE key IN ({','.join('?' * len(keys))})", keys
+    ).fetchall()
+    return {key: orjson.loads(attrs or "{}") for key, attrs in rows}
+
+
 def list_memories(
     conn: sqlite3.Connection,
     *,

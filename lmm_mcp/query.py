@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from lmm_mcp import queries
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, parse_since
+from transcripts.conversation import content_words
 
 LATEST_SESSIONS = 2  # summaries put first for "where did we stop"
 
@@ -180,7 +181,25 @@ def find(
         hits = [h for h in hits if h.superseded] + [h for h in hits if not h.superseded]
     elif scope.current:  # what holds now first; a superseded memory still answers "what did we use before"
         hits = [h for h in hits if not h.superseded] + [h for h in hits if h.superseded]
-    return hits[:k]
+    return _cite_items(conn, hits[:k], scope.text)
+
+
+def _cite_items(conn: sqlite3.Connection, hits: list[Hit], text: str) -> list[Hit]:
+    """A profile hit names the session of the item the query asks about ("where does it deploy?": where the
+    deploy target was said), not where the project was first described (`transcripts.profile`)."""
+    keys = [h.memory_key for h in hits if h.memory_key and h.memory_key.startswith("profile:")]
+    if not keys:
+        return hits
+    attrs, asked = queries.memory_attrs(conn, keys), content_words(text)
+    out = []
+    for h in hits:
+        lines = attrs.get(h.memory_key or "", {}).get("item_sources", "")
+        items = [line.split("\t", 3) for line in lines.splitlines() if line.count("\t") >= 3]
+        best = max(items, key=lambda item: len(asked & content_words(item[3])), default=None)
+        if best and asked & content_words(best[3]):
+            h = replace(h, session_id=best[0], uuid=best[1], timestamp=best[2] or h.timestamp)
+        out.append(h)
+    return out
 
 
 def _by_recency(hits: list[Hit]) -> list[Hit]:

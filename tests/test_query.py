@@ -157,3 +157,17 @@ def test_when_did_we_switch_finds_the_change_not_the_old_value(app):
     assert scope.current and not scope.past
     hits = find(app.retriever(), app.conn, "when did we switch the database?", k=3, project=API)
     assert not hits[0].superseded and hits[0].timestamp.startswith("2026-02-24")
+
+
+def test_a_profile_hit_names_the_session_of_the_item_asked_about(app):
+    """The tasklane-api profile was first described on Feb 2; its linter was set up on Feb 9. A search
+    about the linter that finds the profile names the Feb 9 session, and the item's turn."""
+    hits = find(app.retriever(), app.conn, "tasklane-api profile linter", k=10)
+    (profile,) = [h for h in hits if (h.memory_key or "").startswith("profile:")]
+    (first_described,) = app.conn.execute(
+        "SELECT session_id FROM chunks WHERE session_key = ?", (f"memory:{profile.memory_key}",)
+    ).fetchone()
+    assert "linter Ruff" in profile.text
+    assert profile.timestamp.startswith("2026-02-09") and profile.session_id != first_described
+    said = app.conn.execute("SELECT text FROM chunks WHERE uuid = ? AND kind != 'memory'", (profile.uuid,))
+    assert any("ruff" in text.lower() for (text,) in said)

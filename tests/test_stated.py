@@ -38,6 +38,17 @@ def texts(sentence: str, name: str = "shop") -> list[str]:
         ("Auth is JWT in an httpOnly cookie; payments go through Stripe.", ["shop authenticates users with JWT.", "shop takes payments through Stripe."]),
         ("The backend is written in Go 1.22 and deploys to Fly.io via GitHub Actions.", ["shop is written in Go 1.22.", "shop deploys to Fly.io.", "shop runs CI on GitHub Actions."]),
         ("Bumped Django to 5.1 yesterday.", ["shop uses Django 5.1 as its web framework."]),
+        (
+            "Go 1.22, MySQL 8 for job metadata, S3 for the uploaded images, and NATS as the job queue.",
+            [
+                "shop is written in Go 1.22.",
+                "shop uses MySQL 8 as its database (for job metadata).",
+                "shop stores files in Amazon S3 (for uploaded images).",
+                "shop runs background jobs and queues on NATS.",
+            ],
+        ),
+        ("We're on Prisma for now.", ["shop talks to its database through Prisma."]),
+        ("We're dropping Prisma for Drizzle.", ["shop talks to its database through Drizzle (moved from Prisma)."]),
     ],
 )  # fmt: skip
 def test_stack_facts_stated_in_many_ways(said, expected):
@@ -88,6 +99,18 @@ def test_a_change_supersedes_the_old_fact_and_the_profile_keeps_both_dates():
     assert "migrations Aerich (2026-10-20; before: Alembic)" in profile.text
     assert "ORM SQLAlchemy 2 (2026-10-03)" in profile.text
     assert {s.session_id for s in profile.sources} == {"s1", "s2"}  # each item traceable to its session
+
+
+def test_a_fact_said_again_briefly_keeps_its_version_and_purpose():
+    merged = combine(
+        [
+            _session(Conv("s1", day=3), ("user", "Go 1.22, MySQL 8 for job metadata, NATS as the job queue.")),
+            _session(Conv("s2", day=9), ("user", "The store tests use MySQL, through testcontainers.")),
+        ]
+    )
+    (mysql,) = [m for m in of(merged, "project_fact") if m.attrs.get("choice") == "MySQL"]
+    assert mysql.text == "shop uses MySQL 8 as its database (for job metadata)."
+    assert {s.session_id for s in mysql.sources} == {"s1", "s2"}
 
 
 def test_two_values_of_one_role_without_a_change_both_stay():

@@ -43,7 +43,7 @@ from transcripts.notes import note_drafts
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
 from transcripts.profile import project_profiles
 from transcripts.redact import Redactor
-from transcripts.stack import stack_drafts
+from transcripts.stack import stack_drafts, stack_text
 from transcripts.summary import session_draft
 from transcripts.tool_use import code_text, describe_action, layout_text, project_name, slug, tool_drafts
 from transcripts.wording import jaccard
@@ -307,6 +307,8 @@ def _fold(into: Memory, other: Memory) -> None:
         into.text = code_text(
             name, into.attrs.get("path", ""), verb, defs, "" if defs else into.attrs.get("change", "")
         )
+    elif into.attrs.get("kind") == "stack":
+        into.text = stack_text(name, into.attrs)
     elif into.attrs.get("kind") == "layout":
         dirs = sorted(_union(new_attrs.get("dirs", ""), old_attrs.get("dirs", "")))
         into.attrs["dirs"] = "\n".join(dirs)

@@ -11,7 +11,9 @@ facts in force: a superseded fact appears only as the "before" of the one that r
 
 from __future__ import annotations
 
-from transcripts.stack import ROLES
+from typing import Any
+
+from transcripts.stack import ROLE_TERMS, ROLES
 from transcripts.tool_use import project_name, short, slug
 
 PROFILE_CHARS = 1_100  # a profile fits a 300-token recall with room to spare
@@ -30,9 +32,10 @@ def project_profiles(memories: list) -> list:
             by_project.setdefault(m.project, []).append(m)
     out = []
     for project, facts in sorted(by_project.items()):
-        items, used = _items(facts)
-        if not items:
+        cited, used = _items(facts)
+        if not cited:
             continue
+        items = [item for item, _ in cited]
         name = project_name(project)
         text = f"Project profile of {name}: " + "; ".join(items)
         if len(text) > PROFILE_CHARS:
@@ -54,14 +57,33 @@ def project_profiles(memories: list) -> list:
                 sources[:MAX_SOURCES],
                 project,
                 f"profile:{slug(project)}:profile",
-                attrs={"kind": "profile", "items": str(len(items))},
+                attrs={
+                    "kind": "profile",
+                    "items": str(len(items)),
+                    "item_sources": _item_sources(cited, text),
+                },
             )
         )
     return out
 
 
-def _items(facts: list) -> tuple[list[str], list]:
-    """The profile's items in a stable order (stack by role, then commands, then manifests), and their memories."""
+def _item_sources(cited: list[tuple[str, Any]], text: str) -> str:
+    """One line per item the text holds: the session and turn it cites, then its words and the words people
+    ask for it with (`ROLE_TERMS`), tab-separated. A search that finds the profile names the session of the
+    item the query asks about (`lmm_mcp.query`), not the one where the project was first described."""
+    lines = []
+    for item, m in cited:
+        source = m.cited()
+        if source is None or item not in text:
+            continue
+        terms = ROLE_TERMS.get(m.attrs.get("role", ""), "") if m.attrs.get("kind") == "stack" else ""
+        lines.append("\t".join([source.session_id, source.uuid, source.timestamp or "", f"{item} {terms}"]))
+    return "\n".join(lines)
+
+
+def _items(facts: list) -> tuple[list[tuple[str, Any]], list]:
+    """The profile's items in a stable order (stack by role, then commands, then manifests), each with the
+    memory it says, and every memory used (a replaced fact too)."""
     current = [m for m in facts if not m.superseded_by]
     stack = sorted(
         (m for m in current if m.attrs.get("kind") == "stack"),
@@ -71,19 +93,19 @@ def _items(facts: list) -> tuple[list[str], list]:
     for m in stack:
         role = m.attrs.get("role", "")
         tech = m.attrs.get("choice", "") + (f" {m.attrs['version']}" if m.attrs.get("version") else "")
+        tech += f" for {m.attrs['purpose']}" if m.attrs.get("purpose") else ""
         before = [o for o in facts if o.superseded_by == m.key]
         was = f"; before: {', '.join(o.attrs.get('choice', '?') for o in before)}" if before else ""
         since = m.attrs.get("changed_at") or min((s.timestamp or "" for s in m.sources), default="")
-        items.append(f"{role} {tech} ({since[:10]}{was})")
+        items.append((f"{role} {tech} ({since[:10]}{was})", m))
         used += [m, *before]
     commands = [m for m in current if m.attrs.get("kind") == "command" and m.attrs.get("command")]
     for m in sorted(commands, key=lambda m: -m.salience)[:MAX_COMMANDS]:  # the usual ones, briefly
-        items.append(
-            f"{m.attrs.get('command_kind', 'command')}: `{short(m.attrs['command'], 60)}` ({m.time[:10]})"
-        )
+        kind = m.attrs.get("command_kind", "command")
+        items.append((f"{kind}: `{short(m.attrs['command'], 60)}` ({m.time[:10]})", m))
         used.append(m)
     for m in current:
         if m.attrs.get("kind") == "manifest" and m.attrs.get("path"):
-            items.append(f"package file {m.attrs['path']} ({m.time[:10]})")
+            items.append((f"package file {m.attrs['path']} ({m.time[:10]})", m))
             used.append(m)
     return items, used

@@ -447,7 +447,7 @@ _HYPOTHETICAL = re.compile(
 )
 _CHANGE = re.compile(
     r"\b(?:switch(?:ed|ing)?|mov(?:e|ed|ing)|migrat(?:e|ed|ing)|port(?:ed|ing)|replac(?:e|ed|ing)|swap(?:ped|ping)?|"
-    r"chang(?:e|ed|ing)|upgrad(?:e|ed|ing)|bump(?:ed|ing)?)\b",
+    r"chang(?:e|ed|ing)|upgrad(?:e|ed|ing)|bump(?:ed|ing)?|drop(?:s|ped|ping)?|ditch(?:es|ed|ing)?)\b",
     re.I,
 )
 _OLD_MARK = re.compile(
@@ -484,12 +484,28 @@ _GONE_AFTER = re.compile(
 _CHANGE_TO = re.compile(r"\b(?:to|for|with|onto|by)\s+(?:the\s+|a\s+|an\s+)?$", re.I)
 
 
+# What a technology is for, right after its name: "MySQL 8 for job metadata", "S3 for the uploaded images".
+_PURPOSE = re.compile(
+    r"\s+(?:for|as)\s+(?:the\s+|our\s+|its\s+|all\s+|a\s+|an\s+)?(?P<what>[a-z][a-z0-9 /-]{2,40}?)"
+    r"\s*(?=[,.;:)!?]|\s+(?:and|with|but|while|so|because|since|on|in|which|that)\b|$)",
+    re.I,
+)
+# ...which is not what these say: "for now", "for example", "for a while".
+_NOT_PURPOSE = frozenset({
+    "now", "today", "tomorrow", "example", "instance", "while", "moment", "sure", "reference", "context", "me",
+    "us", "you", "them", "it", "this", "that", "all", "everything", "free", "once", "good", "real", "years",
+    "months", "weeks", "days", "ages", "well", "long", "before", "later", "hours", "minutes",
+})  # fmt: skip
+_PURPOSE_WORDS = 5
+
+
 @dataclass(frozen=True)
 class Mention:
     tech: Tech
     version: str | None
     old: bool  # named as what is being left ("from X", "instead of X", "retire X", "X is gone")
     target: bool = False  # named where a change goes ("to X", "for X")
+    purpose: str | None = None  # what it is for, in the sentence's words: "job metadata"
 
 
 def mentions(sentence: str) -> list[Mention]:
@@ -513,8 +529,24 @@ def mentions(sentence: str) -> list[Mention]:
         tech = _BY_ALIAS[alias]
         old = bool(_OLD_MARK.search(bare) or _GONE_AFTER.match(sentence, m.end()))
         target = bool(_CHANGE_TO.search(bare))
-        out.append(Mention(tech, version.removesuffix(".x") if version else None, old, target))
+        version = version.removesuffix(".x") if version else None
+        out.append(Mention(tech, version, old, target, None if old else _purpose(sentence, m.end(), tech)))
     return out
+
+
+def _purpose(sentence: str, end: int, tech: Tech) -> str | None:
+    """What the sentence says the technology is for, when it says more than its role does."""
+    m = _PURPOSE.match(sentence, end)
+    if m is None:
+        return None
+    what = " ".join(m.group("what").lower().split())
+    words = what.split()
+    if len(words) > _PURPOSE_WORDS or _ALIAS.search(what) or words[0] in _NOT_PURPOSE:
+        return None  # too long to be a purpose, another technology ("Prisma for Drizzle"), "for now"
+    said = set((ROLE_TERMS[tech.role] + " " + tech.role).lower().split())
+    if all(w in said or w.rstrip("s") in said or w + "s" in said for w in words):
+        return None  # "Redis for caching", "NATS as the job queue": the role already says it
+    return what
 
 
 def _listed(sentence: str, m: re.Match[str]) -> bool:
@@ -550,10 +582,6 @@ def stack_drafts(text: str, *, name: str, by_user: bool = True) -> list[Draft]:
 
 def _draft(f: Mention, name: str, replaces: str | None, by_user: bool, changed: bool) -> Draft:
     role = ROLES[f.tech.role]
-    tech = f"{f.tech.name} {f.version}" if f.version else f.tech.name
-    text = role.template.format(project=name, tech=tech)
-    if replaces:
-        text = text[:-1] + (f" (moved from {replaces})." if changed else f" (rather than {replaces}).")
     attrs = {"kind": "stack", "role": role.name, "choice": f.tech.name, "terms": ROLE_TERMS[role.name]}
     if role.single:
         attrs["topic"] = f"stack-{role.name}"
@@ -563,9 +591,25 @@ def _draft(f: Mention, name: str, replaces: str | None, by_user: bool, changed: 
         attrs["replaces"] = replaces
     if f.version:
         attrs["version"] = f.version
+    if f.purpose:
+        attrs["purpose"] = f.purpose
     salience = (0.7 if by_user else 0.55) + (0.1 if replaces or changed else 0.0)
     subject = f"stack-{_slug(role.name)}-{_slug(f.tech.name)}"
+    text = stack_text(name, attrs)
     return Draft("project_fact", text, subject, salience, keywords=[f.tech.name, role.name], attrs=attrs)
+
+
+def stack_text(name: str, attrs: dict[str, str]) -> str:
+    """The sentence of a stack fact from its attributes, so that one said again keeps what was said before
+    ("MySQL 8 for job metadata" then "MySQL": still the version and what it is for)."""
+    tech = f"{attrs['choice']} {attrs['version']}" if attrs.get("version") else attrs["choice"]
+    text = ROLES[attrs["role"]].template.format(project=name, tech=tech)
+    if attrs.get("purpose"):
+        text = text[:-1] + f" (for {attrs['purpose']})."
+    if attrs.get("replaces"):
+        verb = "moved from" if attrs.get("changed") else "rather than"
+        text = text[:-1] + f" ({verb} {attrs['replaces']})."
+    return text
 
 
 def _slug(text: str) -> str:
