@@ -171,3 +171,19 @@ def test_a_profile_hit_names_the_session_of_the_item_asked_about(app):
     assert profile.timestamp.startswith("2026-02-09") and profile.session_id != first_described
     said = app.conn.execute("SELECT text FROM chunks WHERE uuid = ? AND kind != 'memory'", (profile.uuid,))
     assert any("ruff" in text.lower() for (text,) in said)
+
+
+def test_a_memory_ranks_above_raw_text_that_matches_as_well(app, monkeypatch):
+    """The fused score of a stored memory carries MEMORY_PRIOR; other chunks' scores do not change."""
+    from lmm_mcp import retrieval
+
+    prior = retrieval.MEMORY_PRIOR
+    with_prior = app.retriever().retrieve("ruff linter", k=10, project=API)
+    monkeypatch.setattr(retrieval, "MEMORY_PRIOR", 0.0)
+    without = {h.chunk_id: h.score for h in app.retriever().retrieve("ruff linter", k=10, project=API)}
+    assert with_prior[0].kind == "memory"
+    for h in with_prior:
+        if h.chunk_id in without:
+            lift = h.score - without[h.chunk_id]
+            assert lift == pytest.approx(prior if h.kind == "memory" else 0.0, abs=1e-6)
+    assert prior > 0 and any(h.kind != "memory" for h in with_prior)

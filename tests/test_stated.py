@@ -104,7 +104,9 @@ def test_a_change_supersedes_the_old_fact_and_the_profile_keeps_both_dates():
 def test_a_fact_said_again_briefly_keeps_its_version_and_purpose():
     merged = combine(
         [
-            _session(Conv("s1", day=3), ("user", "Go 1.22, MySQL 8 for job metadata, NATS as the job queue.")),
+            _session(
+                Conv("s1", day=3), ("user", "Go 1.22, MySQL 8 for job metadata, NATS as the job queue.")
+            ),
             _session(Conv("s2", day=9), ("user", "The store tests use MySQL, through testcontainers.")),
         ]
     )
