@@ -13,11 +13,12 @@ import sqlite3
 
 from lmm_mcp.chunking import turn_text
 from lmm_mcp.memories import load_memories
-from lmm_mcp.queries import sessions_with_turns, user_prompts
+from lmm_mcp.queries import session_chunks, sessions_with_turns, user_prompts
 from lmm_mcp.retrieval import Retriever, dedupe_hits
 from lmm_mcp.turns import load_session_turns
 from trainer.pairs import Prompt, SessionInfo
 from trainer.prompts import Passage
+from trainer.selfstudy import STUDY_KINDS
 from transcripts.extraction import Memory
 
 ROLE = {"prompt": "User", "reply": "Assistant", "tool_result": "Tool", "compact_summary": "Summary"}
@@ -46,6 +47,13 @@ class StoreHistory:
 
     def memories(self) -> list[Memory]:
         return load_memories(self.conn)
+
+    def chunks(self) -> list[Passage]:
+        """The sessions' excerpts that self-study asks about (`trainer.selfstudy`), as retrieval cuts them."""
+        return [
+            Passage(text, session_id, uuid, timestamp, project, kind)
+            for text, session_id, uuid, timestamp, project, kind in session_chunks(self.conn, STUDY_KINDS)
+        ]
 
     def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
         hits = self.retriever.retrieve(query, k=k, project=project, until=until)

@@ -168,6 +168,19 @@ def sessions_with_turns(conn: sqlite3.Connection) -> list[tuple[str, str, str | 
     ).fetchall()
 
 
+def session_chunks(
+    conn: sqlite3.Connection, kinds: tuple[str, ...]
+) -> list[tuple[str, str, str, str | None, str | None, str]]:
+    """(text, session_id, uuid, timestamp, project path, kind) of the transcripts' chunks of these kinds, by
+    time (memories are chunks too, and are left out)."""
+    return conn.execute(
+        "SELECT c.text, c.session_id, c.uuid, c.timestamp, p.path, c.kind FROM chunks c"
+        " LEFT JOIN projects p ON p.id = c.project_id"
+        f" WHERE c.turn_id IS NOT NULL AND c.kind IN ({','.join('?' * len(kinds))}) ORDER BY c.ts, c.id",
+        kinds,
+    ).fetchall()
+
+
 def user_prompts(
     conn: sqlite3.Connection, *, min_chars: int = 12
 ) -> list[tuple[str, str, str | None, str | None, str]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
+from conftest import record, write_jsonl
 
 from lmm_mcp.history import StoreHistory
 from lmm_mcp.ingest import Ingester
@@ -96,10 +98,13 @@ def test_abstain_pairs_hold_nothing_that_answers(history, tmp_path):
     abstains = [p for p in _rows(out / "sft_train.jsonl") if p["abstain"]]
     assert abstains
     for p in abstains:
-        m = memories[p["extra"]["abstain_of"]]
-        sources = {(s.session_id, s.uuid) for s in m.sources}
+        key = p["extra"]["abstain_of"]
+        if key.startswith("study:"):  # a self-study item: "study:<session>:<uuid>:<subject>"
+            sources = {tuple(key.split(":")[1:3])}
+        else:
+            sources = {(s.session_id, s.uuid) for s in memories[key].sources}
         for x in p["passages"]:
-            assert x["memory_key"] != m.key and (x["session_id"], x["uuid"]) not in sources
+            assert x["memory_key"] != key and (x["session_id"], x["uuid"]) not in sources
 
 
 def test_empty_history_says_ingest_first(conn, tmp_path):
@@ -113,6 +118,69 @@ def test_too_little_data_reports_the_counts(cfg, conn, tmp_path):
     assert not Ingester(cfg, conn).ingest([OWN_FIXTURES]).errors
     refresh_memories(conn)
     with pytest.raises(
-        DataError, match=r"too little data to train: \d+ sessions .* memories, \d+ training pairs"
+        DataError,
+        match=r"too little data to train: 2 sessions \(4 transcripts with sub-agents\), \d+ memories; "
+        r"training needs at least 3 sessions. Work a few more sessions",
     ):
         build_dataset(StoreHistory(conn, Retriever(conn)), tmp_path / "data", DataSettings())
+
+
+# Three short conversation sessions: things said and named, little that the extractors turn into memories.
+TALK = [
+    (
+        "The nightly export writes CSV files to exports/daily.csv and the `export_rows` job runs at 2am.",
+        "Right: `export_rows` reads from the replica, so the nightly run never locks the primary tables.",
+    ),
+    (
+        "The invoice PDFs broke because `render_invoice` pulls fonts from static/fonts/inter.woff2 at runtime.",
+        "I moved the font into the image; `render_invoice` now loads it from the package data directory instead.",
+    ),
+    (
+        "Customers complained the `retry_webhook` loop hammered their endpoint during the outage yesterday.",
+        "Now `retry_webhook` backs off exponentially and stops after six attempts with a final alert email sent.",
+    ),
+]
+
+
+def _talk_sessions(cfg, conn, n: int) -> StoreHistory:
+    for i, (said, reply) in enumerate(TALK[:n]):
+        ts = f"2026-03-0{i + 1}T10:00:00.000Z"
+        records = [
+            record(f"u{i}", said, session=f"s{i}", cwd="/work/app", ts=ts),
+            record(f"a{i}", reply, role="assistant", parent=f"u{i}", session=f"s{i}", cwd="/work/app", ts=ts),
+        ]
+        write_jsonl(cfg.claude_dir / "-work-app" / f"s{i}.jsonl", records)
+    assert not Ingester(cfg, conn).ingest().errors
+    refresh_memories(conn)
+    return StoreHistory(conn, Retriever(conn))
+
+
+def test_three_conversation_sessions_train_on_self_study_pairs(cfg, conn, tmp_path):
+    """Few memories, yet every session says something specific: self-study makes grounded, cited pairs of it."""
+    out = tmp_path / "data"
+    manifest = build_dataset(_talk_sessions(cfg, conn, 3), out, DataSettings())
+    assert manifest["counts"]["sessions"] == 3 and manifest["counts"]["self_study"] >= 3
+    rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
+    studies = [p for p in rows if p["context"] == "study"]
+    assert studies and {p["category"] for p in studies} == {"self_study"}
+    for p in studies:
+        cited, _ = citations(p["target"], len(p["passages"]))
+        assert cited == p["gold"] and cited, p["target"]  # it cites its excerpt, by its number
+        excerpt = p["passages"][cited[0] - 1]["text"]
+        said = re.sub(r"\s*\[\d+\]", "", p["target"]).split("): ", 1)[1].strip()
+        assert said in excerpt  # the answer is the excerpt's own sentence: grounded
+        subject = p["query"].split("`")[1] if "`" in p["query"] else None
+        assert subject is None or subject in said  # the question asks about a name the answer holds
+    assert any("export_rows" in p["query"] for p in studies)
+
+
+def test_each_memory_is_written_several_ways_for_cpt(history, tmp_path):
+    out = tmp_path / "data"
+    build_dataset(history, out, DataSettings(wordings=3))
+    docs = [r for r in _rows(out / "cpt_train.jsonl") if r["kind"] == "memory"]
+    by_memory: dict[str, list[str]] = {}
+    for r in docs:
+        by_memory.setdefault(r["id"].rsplit(":", 1)[0], []).append(r["text"])
+    assert by_memory and all(len(set(texts)) == len(texts) for texts in by_memory.values())
+    assert sum(len(texts) == 3 for texts in by_memory.values()) >= 0.8 * len(by_memory)
+    assert any(t.startswith("Q: ") for texts in by_memory.values() for t in texts)

@@ -133,7 +133,8 @@ def test_too_little_data_gives_the_counts(tmp_path, tiny):
     cli("ingest", "--home", str(home), "--claude-dir", str(OWN_FIXTURES), "--no-embed")
     proc = cli("train", "--home", str(home), "--model", str(tiny), check=False)
     assert proc.returncode == 2
-    assert "too little data to train: 4 sessions" in proc.stderr and "training pairs" in proc.stderr
+    assert "too little data to train: 2 sessions (4 transcripts with sub-agents)" in proc.stderr
+    assert "training needs at least 3 sessions" in proc.stderr
 
 
 def test_interrupted_training_resumes_and_leaves_the_active_adapter_alone(filled_home, tiny, tmp_path):

@@ -8,10 +8,13 @@ module never touches the store itself.
 - **Split by session and time.** Sessions (a transcript with its sub-agents) are ordered by start time; the
   newest `val_share` go to validation. A memory belongs to the side of its newest source, a user prompt to its
   session's side, so evaluation never sees text it trained on.
-- **CPT documents:** the cleaned text of each training session and each training memory as a short document;
-  `trainer.train` packs them to the sequence length.
+- **CPT documents:** the cleaned text of each training session, and each training memory in `wordings`
+  different wordings (as a memory, as the answer to different questions; a stack fact also as "The database
+  of shop: PostgreSQL 16"); `trainer.train` packs them to the sequence length.
 - **SFT pairs, RAFT-style:** the context is a question built from a memory, or a later user prompt that shares
-  the memory's identifiers (the moment recalling it would have helped). The input is the context plus what
+  the memory's identifiers (the moment recalling it would have helped). **Self-study items**
+  (`trainer.selfstudy`) add questions about every session excerpt that names something specific, answered by
+  the excerpt's own sentence, so a history of conversation trains even when it holds few memories. The input is the context plus what
   `history.retrieve` returns for it; when the memory or one of its sources is not among the hits, the memory
   is put in at a random place, so the gold source always sits among real distractors. The target is the
   memory's text citing the gold excerpts by number. Abstain pairs ask a memory's question with the memory, its
@@ -21,6 +24,9 @@ module never touches the store itself.
   `max_per_memory` pairs; pairs are weighted by salience. The manifest reports the mean pairwise Jaccard of
   targets and the share of pairs held by the four most frequent memories (the research prototype's "parrot
   problem" was 49 % of pairs on 4 memories).
+- **Too little data** means fewer than `min_sessions` (3) sessions, said with the counts and what to do. With
+  three or more, a held-out side that gave no rows borrows a tenth of the training rows (`val_borrowed` in
+  the manifest), and only a history with nothing said at all is refused.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any, Protocol
 from trainer.atomic import write_json, write_jsonl
 from trainer.errors import TrainerError
 from trainer.prompts import ABSTAIN, Passage, fit_passages, prompt_chars, recall_messages
+from trainer.selfstudy import self_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
@@ -73,6 +80,7 @@ class History(Protocol):
     def document(self, key: str) -> str: ...  # a session's cleaned text, for CPT
     def prompts(self) -> list[Prompt]: ...
     def memories(self) -> list[Memory]: ...
+    def chunks(self) -> list[Passage]: ...  # the sessions' excerpts, for self-study (trainer.selfstudy)
     def retrieve(
         self, query: str, *, k: int, project: str | None, until: str | None = None
     ) -> list[Passage]: ...
@@ -108,6 +116,13 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
     memories = [m for m in history.memories() if not m.superseded_by]
     if not sessions:
         raise DataError("nothing to train on: ingest sessions first")
+    n_sessions = len({s.session_id for s in sessions})
+    if n_sessions < settings.min_sessions:
+        raise DataError(
+            f"too little data to train: {n_sessions} sessions ({len(sessions)} transcripts with sub-agents), "
+            f"{len(memories)} memories; training needs at least {settings.min_sessions} sessions. Work a few "
+            "more sessions with Claude Code, then run `lmm-mcp ingest` and train again"
+        )
     val_ids = split_sessions(sessions, settings.val_share)
     side = {m.key: _side(m, val_ids) for m in memories}
 
@@ -119,36 +134,42 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
                 {"id": f"session:{s.key}", "kind": "session", "session_id": s.session_id, "text": text}
             )
     for m in memories:
-        cpt[side[m.key]].append(
-            {"id": f"memory:{m.key}", "kind": "memory", "session_id": _newest(m), "text": memory_document(m)}
-        )
+        for n, text in enumerate(memory_wordings(m, settings.wordings, rng)):
+            cpt[side[m.key]].append(
+                {"id": f"memory:{m.key}:{n}", "kind": "memory", "session_id": _newest(m), "text": text}
+            )
 
-    pairs = build_pairs(history, memories, history.prompts(), val_ids, settings, rng)
+    studies = self_study(
+        history.chunks(),
+        covered=memories,
+        per_session=settings.self_study_per_session,
+        per_chunk=settings.self_study_per_chunk,
+        rng=rng,
+    )
+    pairs = build_pairs(history, memories, history.prompts(), val_ids, settings, rng, studies=studies)
     sft = {"train": [p for p in pairs if p.session_id not in val_ids]}
     sft["val"] = [p for p in pairs if p.session_id in val_ids]
+    borrowed = {name: _borrow(rows) for name, rows in (("cpt", cpt), ("sft", sft))}
     sft["train"] = _limit(sft["train"], settings.max_train_pairs, rng)
     sft["val"] = _limit(sft["val"], settings.max_val_pairs, rng)
     for rows in sft.values():  # built memory by memory, abstains last: a prefix (eval --limit) must mix kinds
         rng.shuffle(rows)
     counts = {
-        "sessions": len(sessions),
+        "sessions": n_sessions,
+        "transcripts": len(sessions),
         "val_sessions": len(val_ids),
         "memories": len(memories),
+        "self_study": len(studies),
         "cpt_train": len(cpt["train"]),
         "cpt_val": len(cpt["val"]),
         "sft_train": len(sft["train"]),
         "sft_val": len(sft["val"]),
     }
-    if (
-        len(sft["train"]) < settings.min_train_pairs
-        or len(sft["val"]) < settings.min_val_pairs
-        or not cpt["val"]
-    ):
+    if not sft["train"] or not sft["val"] or not cpt["train"] or not cpt["val"]:
         raise DataError(
-            f"too little data to train: {counts['sessions']} sessions ({counts['val_sessions']} held out), "
-            f"{counts['memories']} memories, {counts['sft_train']} training pairs and {counts['sft_val']} "
-            f"validation pairs (need at least {settings.min_train_pairs} and {settings.min_val_pairs}): "
-            "ingest more sessions"
+            f"too little data to train: {n_sessions} sessions hold {counts['memories']} memories, "
+            f"{counts['sft_train']} training pairs and {counts['sft_val']} validation pairs: they are mostly "
+            "tool output or empty. Sessions where things are said and named give more"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
@@ -167,6 +188,8 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
             "seconds": round(time.perf_counter() - started, 2),
         },
         "val_session_ids": sorted(val_ids),
+        # validation taken from training sessions' rows, because the held-out sessions gave none
+        "val_borrowed": borrowed,
         "files": {name: write_jsonl(out_dir / name, rows) for name, rows in files.items()},
     }
     write_json(out_dir / "manifest.json", manifest, indent=True)
@@ -194,6 +217,38 @@ def memory_document(m: Memory) -> str:
     return f"Memory ({m.category.replace('_', ' ')}, {project}, {m.time[:10] or 'undated'}): {m.text}"
 
 
+def memory_wordings(m: Memory, n: int, rng: random.Random) -> list[str]:
+    """`n` CPT documents that say one memory differently: as a memory, and as answers to different questions
+    a developer would ask, so a fact is not learnt as one fixed string (synthetic continued pretraining)."""
+    out = [memory_document(m)]
+    a = m.attrs
+    if a.get("kind") == "stack" and a.get("role") and a.get("choice"):
+        project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "the project"
+        tech = f"{a['choice']} {a['version']}" if a.get("version") else a["choice"]
+        out.append(
+            f"The {a['role']} of {project}: {tech}" + (f", for {a['purpose']}." if a.get("purpose") else ".")
+        )
+    asked: set[str] = set()
+    for _ in range(4 * n):
+        if len(out) >= n:
+            break
+        question = question_for(m, rng)
+        if question not in asked:
+            asked.add(question)
+            out.append(f"Q: {question}\nA: {m.text}")
+    return out[:n]
+
+
+def _borrow(split: dict[str, list]) -> int:
+    """When the held-out sessions gave no rows (a short history: the newest session may be all tool output),
+    hold out a few training rows instead, so that validation still measures something. Returns how many."""
+    if split["val"] or len(split["train"]) < 2:
+        return 0
+    n = max(1, len(split["train"]) // 10)
+    split["val"], split["train"] = split["train"][-n:], split["train"][:-n]
+    return n
+
+
 # ---------------------------------------------------------------------------------------------- pairs
 
 
@@ -204,7 +259,11 @@ def build_pairs(
     val_ids: set[str],
     settings: DataSettings,
     rng: random.Random,
+    *,
+    studies: list[Memory] = (),
 ) -> list[Pair]:
+    """Answer pairs for memories (a question built from each, and later prompts that call for it) and for
+    self-study items (their own question), then abstain pairs for a share of them."""
     groups = near_duplicate_groups(memories, settings.near_dup)
     per_group: Counter[int] = Counter()
     by_word = _prompt_index(prompts)
@@ -227,6 +286,12 @@ def build_pairs(
             pairs.append(pair)
             per_group[group] += 1
             answer_pairs.append((m, query))
+    for item in studies:
+        pair = _answer_pair(history, item, "study", item.attrs["question"], None, settings, rng)
+        if pair is not None:
+            pair.session_id = _newest(item)
+            pairs.append(pair)
+            answer_pairs.append((item, item.attrs["question"]))
     n_abstain = math.ceil(settings.abstain_share * len(pairs))
     for m, query in rng.sample(answer_pairs, min(n_abstain, len(answer_pairs))):
         pair = _abstain_pair(history, m, query, settings)
@@ -336,6 +401,15 @@ def _pair(
 
 def memory_passage(m: Memory) -> Passage:
     cited = m.cited()  # the source recall names for this memory (lmm_mcp.memories stores the same)
+    if m.attrs.get("passage") and cited:  # a self-study item: the excerpt it was read from
+        return Passage(
+            text=m.attrs["passage"],
+            session_id=cited.session_id,
+            uuid=cited.uuid,
+            timestamp=cited.timestamp,
+            project=m.project,
+            kind=m.attrs.get("passage_kind", "chunk"),
+        )
     return Passage(
         text=m.text,
         session_id=cited.session_id if cited else "",

@@ -31,8 +31,12 @@ class DataSettings:
     near_dup: float = 0.7  # Jaccard of target words at which two memories are one for balancing
     max_train_pairs: int = 20_000
     max_val_pairs: int = 400
-    min_train_pairs: int = 8
-    min_val_pairs: int = 2
+    min_sessions: int = (
+        3  # fewer sessions than this is "too little data"; from this many, training goes ahead
+    )
+    self_study_per_session: int = 12  # question/answer items from a session's excerpts (trainer.selfstudy)
+    self_study_per_chunk: int = 2
+    wordings: int = 3  # CPT documents per memory, each a different wording of it
     max_doc_chars: int = (
         200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
     )

@@ -1,0 +1,186 @@
+"""Self-study: the questions a developer would later ask about a session excerpt, with grounded answers.
+
+    items = self_study(history.chunks(), covered=memories, per_session=12, per_chunk=2, rng=rng)
+    items[0].attrs["question"]  # "What is `refund_partially` for in ledgerline?"
+    items[0].text               # "In ledgerline (2026-01-30): We added `refund_partially` to the admin ..."
+
+Training only on extracted memories starves a history whose sessions are mostly conversation: a month of
+them gave too few pairs to train at all. Every session excerpt that names something specific (a command, a
+path, a function, a technology) is a fact someone may need again, so each becomes a few question/answer
+pairs, in the spirit of Cartridges' self-study and synthetic continued pretraining: many questions about
+the corpus rather than next-token training on it.
+
+On a CPU the questions come from templates over the excerpt's own names, in several wordings, and the
+answer is the excerpt's sentence that names it, whole: grounded by construction (every word of it is in the
+excerpt), cited like a memory by `trainer.pairs`, and found among real distractors the project's retriever
+returns (RAFT). A sentence that a stored memory already says (same subject words) is left to that memory.
+Questions, hedges and redacted text make no pairs. Deterministic for a given seed; no model, no API.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from trainer.prompts import Passage
+from transcripts.conversation import sentences, subject_of
+from transcripts.extraction import Memory, Source
+from transcripts.stack import mentions
+
+STUDY_KINDS = ("prompt", "reply", "compact_summary")  # the words people said; tool output is memories' job
+MIN_CHARS = 30
+ANSWER_CHARS = 280
+
+_BACKTICK = re.compile(r"`([^`\n]{2,80})`")
+_PATH = re.compile(
+    r"(?<![\w/.@-])(?:~?\.{0,2}/)?(?:[\w.-]+/)+[\w.-]+\.\w{1,6}\b"
+    r"|(?<![\w/.@-])[\w-]+\.(?:py|ts|tsx|js|jsx|go|rs|rb|java|kt|toml|ya?ml|json|md|sql|sh|cfg|ini|lock|env)\b"
+)
+_CODE = re.compile(
+    r"(?<![\w.`/-])(?:[a-z][a-z0-9]*_[a-z0-9_]+|[a-z]+[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+[A-Z]\w*)\b"
+)
+_HEDGE = re.compile(r"\b(?:maybe|perhaps|i think|not sure|might|could be|let me|i'll|i will|shall i)\b", re.I)
+
+QUESTIONS = {
+    "command": (
+        "When do we run `{s}`?",
+        "What is `{s}` for in {p}?",
+        "What happened with `{s}` in {p}?",
+        "Which command do we use in {p}, and what for: `{s}`?",
+    ),
+    "path": (
+        "What did we do in {s}?",
+        "What is {s} about in {p}?",
+        "What do we know about {s}?",
+        "Which change touched {s}?",
+    ),
+    "code": (
+        "What is `{s}`?",
+        "Where does `{s}` come up in {p}?",
+        "What did we say about `{s}`?",
+        "How does `{s}` work in {p}?",
+    ),
+    "tech": (
+        "How do we use {s} in {p}?",
+        "What is {s} for in {p}?",
+        "What did we say about {s} in {p}?",
+        "Why {s} in {p}?",
+    ),
+}
+DATED = "What did we say about {s} on {d}?"  # a share of the questions name the day instead of the project
+
+
+@dataclass(frozen=True)
+class Subject:
+    text: str  # as written: "pnpm test:e2e", "billing/admin.py", "refund_partially", "Stripe"
+    kind: str  # a key of QUESTIONS
+
+
+def subjects(sentence: str) -> list[Subject]:
+    """The specific things a sentence names, most specific first, each once."""
+    found: dict[str, Subject] = {}
+    for m in _BACKTICK.finditer(sentence):
+        span = m.group(1).strip()
+        kind = "command" if " " in span and re.match(r"[a-z][\w.-]*\s", span) else "code"
+        if _PATH.fullmatch(span):
+            kind = "path"
+        found.setdefault(span.lower(), Subject(span, kind))
+    bare = _BACKTICK.sub(" ", sentence)
+    for m in _PATH.finditer(bare):
+        found.setdefault(m.group(0).lower(), Subject(m.group(0), "path"))
+    for m in _CODE.finditer(bare):
+        found.setdefault(m.group(0).lower(), Subject(m.group(0), "code"))
+    for mention in mentions(bare):
+        if not mention.old:
+            found.setdefault(mention.tech.name.lower(), Subject(mention.tech.name, "tech"))
+    return list(found.values())
+
+
+def self_study(
+    chunks: list[Passage],
+    *,
+    covered: list[Memory],
+    per_session: int,
+    per_chunk: int,
+    rng: random.Random,
+) -> list[Memory]:
+    """Question/answer items from session excerpts, as memories of category 'self_study' with the question and
+    the excerpt in `attrs` (see the module docstring). At most `per_chunk` per excerpt and `per_session` per
+    session, the excerpts with the most specific sentences first."""
+    said = {subject_of(m.attrs.get("said") or m.text) for m in covered}
+    by_session: dict[str, list[tuple[int, Memory]]] = {}
+    seen: set[str] = set()
+    for chunk in chunks:
+        if chunk.kind not in STUDY_KINDS or not chunk.text:
+            continue
+        for score, item in _from_chunk(chunk, said, seen, per_chunk, rng):
+            by_session.setdefault(chunk.session_id, []).append((score, item))
+    out: list[Memory] = []
+    for items in by_session.values():
+        items.sort(key=lambda x: -x[0])  # stable: the earlier excerpt first among equals
+        out += [item for _, item in items[:per_session]]
+    return out
+
+
+def _from_chunk(
+    chunk: Passage, said: set[str], seen: set[str], per_chunk: int, rng: random.Random
+) -> list[tuple[int, Memory]]:
+    project = (chunk.project or "").rstrip("/").rsplit("/", 1)[-1] or "this project"
+    day = (chunk.timestamp or "")[:10]
+    out: list[tuple[int, Memory]] = []
+    used: set[str] = set()
+    for sentence in sentences(chunk.text, limit=60):
+        if len(out) >= per_chunk:
+            break
+        if (
+            len(sentence) < MIN_CHARS
+            or sentence.endswith("?")
+            or sentence.startswith("[")
+            or "REDACTED" in sentence
+        ):
+            continue  # a question, a tool line ("[Bash] ..."), a redacted secret
+        if _HEDGE.search(sentence) or not _prose(sentence):
+            continue  # "maybe X": not a fact yet; a line of pasted code or a table row
+        found = [s for s in subjects(sentence) if s.text.lower() not in used]
+        norm = " ".join(sentence.lower().split())
+        if not found or norm in seen or subject_of(sentence) in said:
+            continue
+        seen.add(norm)
+        subject = found[0]
+        used.add(subject.text.lower())
+        question = (
+            DATED.format(s=subject.text, d=day)
+            if day and rng.random() < 0.2
+            else rng.choice(QUESTIONS[subject.kind]).format(s=subject.text, p=project)
+        )
+        answer = (
+            sentence
+            if len(sentence) <= ANSWER_CHARS
+            else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
+        )
+        text = f"In {project} ({day}): {answer}" if day else f"In {project}: {answer}"
+        item = Memory(
+            "self_study",
+            text,
+            [subject.text],
+            0.5,
+            [Source(chunk.session_id, chunk.uuid, chunk.timestamp, chunk.project)],
+            chunk.project,
+            f"study:{chunk.session_id}:{chunk.uuid}:{subject.text.lower()[:60]}",
+            attrs={
+                "question": question,
+                "passage": chunk.text,
+                "passage_kind": chunk.kind,
+                "subject": subject.kind,
+            },
+        )
+        out.append((len(found), item))
+    return out
+
+
+def _prose(sentence: str) -> bool:
+    """Words, not code: five or more tokens, most of them words, and no column alignment."""
+    tokens = sentence.split()
+    words = [t for t in tokens if re.fullmatch(r"[A-Za-z][a-z'’-]*[,.;:!]?", t)]
+    return len(tokens) >= 5 and len(words) >= 0.6 * len(tokens) and "   " not in sentence
