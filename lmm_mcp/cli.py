@@ -213,7 +213,8 @@ def _read_queries(path: Path) -> list[str]:
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     with App.open(cfg) as app:
         s = stats(app.conn, cfg.db_path)
-    doc = {"home": str(cfg.home), **s.__dict__}
+        auto, why = app.recaller().auto_mode()
+    doc = {"home": str(cfg.home), **s.__dict__, "recall_auto_mode": auto, "recall_auto_why": why}
     text = "\n".join(f"{k:>17}: {v}" for k, v in doc.items())
     _emit(args, doc, text)
     return 0

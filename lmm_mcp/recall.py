@@ -7,8 +7,9 @@
 `retrieve` mode builds a compact memory from the hits alone: stored memories and snippets, deduplicated,
 numbered, within the token budget. `generate` mode gives the same numbered excerpts to the active adapter
 (base model + LoRA) in the SFT prompt format and returns what it writes; a citation with no matching source is
-dropped. `auto` generates when there is an active adapter and a model can run here (a GPU, or the CPU when
-`allow_cpu_generation` is set), else retrieves. Retrieval-only recall never imports torch: with no vectors in
+dropped. `auto` generates when the active adapter's evaluation showed it beating retrieval alone on held-out
+questions (its `metrics.json` verdict) and a model can run here (a GPU, or the CPU when
+`allow_cpu_generation` is set), else retrieves; `memory_status` says which and why. `generate` forces it. Retrieval-only recall never imports torch: with no vectors in
 the store, or `App.recaller(vectors=False)` (the hooks), it is pure SQLite.
 
 Recalled text is framed as material from past sessions, never as instructions: transcripts can carry
@@ -98,7 +99,7 @@ class Recaller:
             raise RecallError("max_tokens must be at least 50")
         hits = self.hits(query, project=project, k=k)
         version = self._active_version()
-        use_model = mode == "generate" or (mode == "auto" and version is not None and self.can_generate())
+        use_model = mode == "generate" or (mode == "auto" and self.auto_mode()[0] == "generate")
         if use_model and version is None:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
         if use_model and hits:
@@ -127,6 +128,21 @@ class Recaller:
             if not project or h.project is None
         ]
         return dedupe_hits(pool)[:k]
+
+    def auto_mode(self) -> tuple[str, str]:
+        """What `auto` does now, and why: it generates only with an adapter whose evaluation showed it beating
+        retrieval alone on held-out questions, and only where a model can run."""
+        from trainer.versions import active_version
+
+        info = active_version(self.cfg.models_dir)
+        if info is None:
+            return "retrieve", "no trained adapter yet"
+        verdict = info.verdict
+        if not verdict["beats_retrieval"]:
+            return "retrieve", f"adapter {info.name} did not beat retrieval alone: {verdict['why']}"
+        if not self.can_generate():
+            return "retrieve", "no GPU here, and allow_cpu_generation is off"
+        return "generate", f"adapter {info.name} beat retrieval alone: {verdict['why']}"
 
     def can_generate(self) -> bool:
         """A model may run here: a GPU is visible, or the config allows the CPU (checked without torch)."""

@@ -112,6 +112,8 @@ class StatusOutput(BaseModel):
     db_bytes: int
     active_adapter: str | None
     adapter_metrics: dict = Field(description="evaluation of the active adapter (model vs retrieval-only)")
+    auto_mode: str = Field(description="what recall_memory's auto mode does now: 'generate' or 'retrieve'")
+    auto_mode_why: str = Field(description="why: the adapter's verdict against retrieval, or what is missing")
     job: JobOutput | None = Field(description="the running or last retrain job")
     last_ingest: str | None = Field(description="when a transcript was last ingested (UTC)")
 
@@ -288,6 +290,7 @@ def _status(state: ServerState) -> StatusOutput:
         s = stats(app.conn, app.cfg.db_path)
         last = queries.last_ingest(app.conn)
     active = active_version(app.cfg.models_dir)
+    auto = app.recaller().auto_mode()
     try:
         job_out = JobOutput(**app.jobs().get().as_dict())
     except JobError:
@@ -303,6 +306,8 @@ def _status(state: ServerState) -> StatusOutput:
         db_bytes=s.db_bytes,
         active_adapter=active.name if active else None,
         adapter_metrics=active.metrics if active else {},
+        auto_mode=auto[0],
+        auto_mode_why=auto[1],
         job=job_out,
         last_ingest=last,
     )

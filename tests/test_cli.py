@@ -59,6 +59,7 @@ def test_ingest_search_status_round_trip(tmp_path):
     assert status["memories"] == memories
     assert status["embedded_chunks"] == doc["chunks_embedded"]
     assert status["db_bytes"] > 0
+    assert status["recall_auto_mode"] == "retrieve" and status["recall_auto_why"] == "no trained adapter yet"
 
 
 def test_batch_queries_print_one_document_per_line(tmp_path):

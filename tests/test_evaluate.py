@@ -159,6 +159,21 @@ def test_baseline_memory_is_the_top_passage_cut_at_a_word() -> None:
     assert " ".join(long.split()).startswith(body + " ")  # cut at a word boundary
     assert baseline_memory(make_pair("decision", ["short one"])) == "short one [1]"
     assert baseline_memory(make_pair("abstain", [])) == ABSTAIN
+    # at a larger budget the next excerpts follow, each citing its own number
+    two = baseline_memory(make_pair("decision", ["first excerpt here", "second excerpt there"]), chars=200)
+    assert two == "first excerpt here [1] second excerpt there [2]"
+
+
+def test_the_verdict_needs_more_coverage_and_right_citations() -> None:
+    from trainer.evaluate import verdict
+
+    won = verdict({"keyword_coverage": 0.8, "citation_accuracy": 0.95}, {"keyword_coverage": 0.7})
+    assert won["beats_retrieval"] and "0.800 against retrieval's 0.700" in won["why"]
+    lost = verdict({"keyword_coverage": 0.6, "citation_accuracy": 0.5}, {"keyword_coverage": 0.7})
+    assert not lost["beats_retrieval"]
+    assert "0.600 is not above retrieval's 0.700" in lost["why"] and "citation accuracy 0.50" in lost["why"]
+    silent = verdict({"keyword_coverage": 0.9, "citation_accuracy": None}, {"keyword_coverage": 0.7})
+    assert not silent["beats_retrieval"] and "cited no excerpt" in silent["why"]
 
 
 # --- score -------------------------------------------------------------------------------------------------
@@ -333,7 +348,9 @@ def test_evaluate_and_report_on_a_tiny_model(tiny: Path, tmp_path: Path) -> None
     ]
     result = evaluate(model, tokenizer, pairs, max_new_tokens=8, batch_size=2)
 
-    assert set(result) == {"model", "baseline", "n", "generation_s", "examples"}
+    assert set(result) == {"model", "baseline", "verdict", "n", "generation_s", "examples"}
+    # an untrained tiny model writes noise: it does not beat the excerpts, and the verdict says why
+    assert result["verdict"]["beats_retrieval"] is False and "retrieval" in result["verdict"]["why"]
     assert result["n"] == 3 and result["generation_s"] >= 0
     for which in ("model", "baseline"):
         scores = result[which]

@@ -123,3 +123,50 @@ def test_retrieval_only_recall_does_not_import_torch(store):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _publish(cfg, tmp_path, name: str, verdict: dict | None) -> None:
+    from trainer.versions import publish
+
+    adapter = tmp_path / name
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    metrics = {"eval": {"n": 10, **({"verdict": verdict} if verdict is not None else {})}}
+    publish(cfg.models_dir, adapter, config={"model": "tiny"}, metrics=metrics)
+
+
+def test_auto_generates_only_with_an_adapter_that_beat_retrieval(store, tmp_path):
+    import dataclasses
+
+    cfg, conn = store
+    cpu = dataclasses.replace(cfg, allow_cpu_generation=True)
+    assert App(cpu, conn).recaller().auto_mode() == ("retrieve", "no trained adapter yet")
+
+    _publish(
+        cfg,
+        tmp_path,
+        "lost",
+        {"beats_retrieval": False, "why": "keyword coverage 0.400 is not above retrieval's 0.600"},
+    )
+    mode, why = App(cpu, conn).recaller().auto_mode()
+    assert mode == "retrieve" and "did not beat retrieval alone: keyword coverage 0.400" in why
+    r = App(cpu, conn).recaller().recall("KeyError coupon", mode="auto")  # no model is loaded for this
+    assert r.mode_used == "retrieve" and r.sources
+
+    _publish(cfg, tmp_path, "old", None)  # an adapter from before verdicts: not shown to beat retrieval
+    assert App(cpu, conn).recaller().auto_mode()[0] == "retrieve"
+
+    _publish(cfg, tmp_path, "won", {"beats_retrieval": True, "why": "keyword coverage 0.700 against 0.600"})
+    assert App(cpu, conn).recaller().auto_mode() == (
+        "generate",
+        f"adapter {_active(cfg)} beat retrieval alone: keyword coverage 0.700 against 0.600",
+    )
+    no_cpu = dataclasses.replace(cfg, allow_cpu_generation=False)
+    if not App(no_cpu, conn).recaller().can_generate():  # no GPU here: the CPU is not used unless allowed
+        assert App(no_cpu, conn).recaller().auto_mode()[0] == "retrieve"
+
+
+def _active(cfg) -> str:
+    from trainer.versions import active_version
+
+    return active_version(cfg.models_dir).name

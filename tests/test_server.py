@@ -143,6 +143,9 @@ async def test_retrain_runs_reports_progress_and_switches_the_adapter(cfg):
         assert status["active_adapter"] == job["adapter_version"]
         assert status["job"]["job_id"] == job["job_id"] and status["job"]["state"] == "done"
         assert "sft" in status["adapter_metrics"]
+        # three steps of a tiny model do not beat retrieval: auto mode keeps retrieving, and says why
+        assert status["adapter_metrics"]["eval"]["verdict"]["beats_retrieval"] is False
+        assert status["auto_mode"] == "retrieve" and "did not beat retrieval alone" in status["auto_mode_why"]
         generated = _data(
             await client.call_tool("recall_memory", {"query": "how do we run the tests", "mode": "generate"})
         )

@@ -8,7 +8,8 @@ gold memory's keywords (`keyword_coverage`) and its exact names of files, functi
 (`specificity`), does it cite the excerpts the fact came from (`citation_accuracy`, `citation_rate`), does it
 abstain exactly when nothing relevant was retrieved (`abstain_accuracy`, `false_abstain_rate`), and do
 memories differ from one another (`diversity`: mean pairwise Jaccard of their words, lower is more diverse).
-The baseline answers with the top-ranked excerpt itself: a trained model earns its place only by beating it.
+The baseline answers with the retrieved excerpts themselves, in rank order, within the characters the model
+may write: a trained model earns its place only by beating it (`verdict`, which `recall_memory` obeys).
 Everything except `evaluate` is a pure function over strings and dicts.
 """
 
@@ -22,7 +23,9 @@ from typing import Any
 from trainer.prompts import ABSTAIN, citations, is_abstention
 from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
-BASELINE_CHARS = 300  # characters of the top excerpt the retrieval-only baseline answers with
+BASELINE_CHARS = 300  # characters of excerpts the retrieval-only baseline answers with, unless told
+CHARS_PER_TOKEN = 4  # the baseline's budget in evaluate: the characters of the model's max_new_tokens
+MIN_CITATION_ACCURACY = 0.9  # an adapter that cites the wrong excerpts misleads: below this it is not served
 N_EXAMPLES = 5  # example rows kept for the report
 METRICS = (  # the per-pair metrics averaged by `score`, in report order
     "keyword_coverage",
@@ -71,18 +74,53 @@ def citation_accuracy(text: str, gold: Iterable[int], n_passages: int) -> float 
     return sum(n in gold_set for n in cited) / len(cited)
 
 
-def baseline_memory(pair: dict[str, Any]) -> str:
-    """Retrieval-only recall: the top-ranked excerpt itself, cut to ~300 characters, citing [1]; else ABSTAIN."""
-    passages = pair.get("passages") or []
+def baseline_memory(pair: dict[str, Any], chars: int = BASELINE_CHARS) -> str:
+    """Retrieval-only recall at a budget: the excerpts in rank order, each citing its number, until `chars`
+    characters are used (the last one cut at a word); ABSTAIN when nothing was retrieved."""
+    passages = sorted(pair.get("passages") or [], key=lambda p: p.get("n", 1))
     if not passages:
         return ABSTAIN
-    top = min(passages, key=lambda p: p.get("n", 1))
-    text = " ".join(str(top.get("text", "")).split())
-    if len(text) > BASELINE_CHARS:
-        cut = text[: BASELINE_CHARS + 1]
-        space = cut.rfind(" ")
-        text = cut[:space] if space > 0 else text[:BASELINE_CHARS]
-    return f"{text} [1]"
+    parts: list[str] = []
+    left = chars
+    for p in passages:
+        text = " ".join(str(p.get("text", "")).split())
+        if len(text) > left:
+            cut = text[: left + 1]
+            space = cut.rfind(" ")
+            text = cut[:space] if space > 0 else ""
+        if not text:
+            break
+        parts.append(f"{text} [{p.get('n', len(parts) + 1)}]")
+        left -= len(text) + 5
+        if left < 40:  # not enough room left for another excerpt to say anything
+            break
+    return " ".join(parts)
+
+
+def verdict(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Whether the adapter beat retrieval alone on the held-out questions: more of the gold memories'
+    keywords than the excerpts give at the same budget, citing the right excerpts. `recall_memory`'s auto
+    mode generates only with an adapter that did (`lmm_mcp.recall`); the reason says why, either way."""
+    cov, base, cite = (
+        model.get("keyword_coverage"),
+        baseline.get("keyword_coverage"),
+        model.get("citation_accuracy"),
+    )
+    reasons = []
+    if cov is None or base is None:
+        reasons.append("no held-out question had keywords to compare")
+    elif cov <= base:
+        reasons.append(f"keyword coverage {cov:.3f} is not above retrieval's {base:.3f}")
+    if cite is None:
+        reasons.append("it cited no excerpt")
+    elif cite < MIN_CITATION_ACCURACY:
+        reasons.append(f"citation accuracy {cite:.2f} is below {MIN_CITATION_ACCURACY}")
+    if reasons:
+        return {"beats_retrieval": False, "why": "; ".join(reasons)}
+    return {
+        "beats_retrieval": True,
+        "why": f"keyword coverage {cov:.3f} against retrieval's {base:.3f}, citation accuracy {cite:.2f}",
+    }
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -175,10 +213,12 @@ def evaluate(
         model, tokenizer, [p["messages"] for p in pairs], max_new_tokens=max_new_tokens, batch_size=batch_size
     )
     generation_s = time.perf_counter() - started
-    baseline = [baseline_memory(p) for p in pairs]
+    baseline = [baseline_memory(p, CHARS_PER_TOKEN * max_new_tokens) for p in pairs]
+    model_scores, baseline_scores = score(outputs, pairs), score(baseline, pairs)
     return {
-        "model": score(outputs, pairs),
-        "baseline": score(baseline, pairs),
+        "model": model_scores,
+        "baseline": baseline_scores,
+        "verdict": verdict(model_scores, baseline_scores),
         "n": len(pairs),
         "generation_s": round(generation_s, 3),
         "examples": [

@@ -102,6 +102,18 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             better = "" if higher is None else ("higher" if higher else "lower")
             lines.append(f"| {label} | {_fmt(model.get(key))} | {_fmt(baseline.get(key))} | {better} |")
         lines.append("")
+    verdict = metrics.get("verdict")
+    if isinstance(verdict, dict) and "beats_retrieval" in verdict:
+        served = (
+            "served by `recall_memory`'s auto mode"
+            if verdict["beats_retrieval"]
+            else "not served in auto mode"
+        )
+        outcome = "beat" if verdict["beats_retrieval"] else "did not beat"
+        lines += [
+            f"**Verdict:** the adapter {outcome} retrieval alone ({verdict.get('why', '')}): {served}.",
+            "",
+        ]
 
     categories = model.get("by_category") or {}
     if categories:

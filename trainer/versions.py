@@ -58,6 +58,15 @@ class VersionInfo:
     def number(self) -> int:
         return int(self.name[1:].split("-", 1)[0])
 
+    @property
+    def verdict(self) -> dict[str, Any]:
+        """Whether this adapter beat retrieval alone on held-out questions, and why (`trainer.evaluate`).
+        A version from before verdicts were recorded, or without an evaluation, did not show that it did."""
+        found = (self.metrics.get("eval") or {}).get("verdict")
+        if isinstance(found, dict) and "beats_retrieval" in found:
+            return {"beats_retrieval": bool(found["beats_retrieval"]), "why": str(found.get("why", ""))}
+        return {"beats_retrieval": False, "why": "its evaluation recorded no comparison with retrieval"}
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "path": str(self.path), "number": self.number}
 
