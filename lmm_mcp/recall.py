@@ -6,11 +6,13 @@
 
 `retrieve` mode builds a compact memory from the hits alone: stored memories and snippets, deduplicated,
 numbered, within the token budget. `generate` mode gives the same numbered excerpts to the active adapter
-(base model + LoRA) in the SFT prompt format and returns what it writes; a citation with no matching source is
-dropped. `auto` generates when the active adapter's evaluation showed it beating retrieval alone on held-out
-questions (its `metrics.json` verdict) and a model can run here (a GPU, or the CPU when
-`allow_cpu_generation` is set), else retrieves; `memory_status` says which and why. `generate` forces it. Retrieval-only recall never imports torch: with no vectors in
-the store, or `App.recaller(vectors=False)` (the hooks), it is pure SQLite.
+(base model + LoRA) in the SFT prompt format: its memory comes first, a citation with no matching source
+dropped, and the excerpts follow within the rest of the budget, the cited ones first under their numbers
+(adapter and retrieval together, so the agent can check what the model said). `auto` generates when the
+active adapter's evaluation showed it beating retrieval alone on held-out questions (its `metrics.json`
+verdict) and a model can run here (a GPU, or the CPU when `allow_cpu_generation` is set), else retrieves;
+`memory_status` says which and why. `generate` forces it. Retrieval-only recall never imports torch: with
+no vectors in the store, or `App.recaller(vectors=False)` (the hooks), it is pure SQLite.
 
 Recalled text is framed as material from past sessions, never as instructions: transcripts can carry
 prompt injections, and a memory must not become a command.
@@ -155,22 +157,10 @@ class Recaller:
             return RecallResult(
                 memory="No relevant memory: nothing in past sessions matches this.", sources=[]
             )
-        budget = max_tokens * CHARS_PER_TOKEN - len(FRAME)
-        lines, sources = [FRAME], []
         # Stored memories first: one sentence each, already distilled; then the raw snippets.
         ordered = [h for h in hits if h.kind == "memory"] + [h for h in hits if h.kind != "memory"]
-        for h in ordered:
-            n = len(sources) + 1
-            body = h.text if h.kind == "memory" else h.snippet
-            line = f"[{n}] ({passage_header(h.passage())}) {' '.join(body.split())}"
-            if len(line) > budget:
-                if sources:
-                    break
-                line = line[: max(budget - 1, 40)] + "…"
-            budget -= len(line) + 1
-            lines.append(line)
-            sources.append(_source(n, h))
-        return RecallResult(memory="\n".join(lines), sources=sources, mode_used="retrieve")
+        lines, sources = _excerpts(ordered, 1, max_tokens * CHARS_PER_TOKEN - len(FRAME))
+        return RecallResult(memory="\n".join([FRAME, *lines]), sources=sources, mode_used="retrieve")
 
     def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
         from trainer.generate import generate_memories
@@ -237,16 +227,40 @@ def compose_generated(
         )
     if not cited:
         return None
-    budget = max_tokens * CHARS_PER_TOKEN
+    budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
     clean = clean if len(clean) <= budget else clean[: budget - 1] + "…"
     renumber = {old: new for new, old in enumerate(cited, 1)}
-    sources = [_source(renumber[n], hits[n - 1]) for n in cited]
+    memory = _renumber(clean, renumber)
+    # Then the excerpts themselves, within what is left: the cited ones under their numbers, then the rest.
+    order = [hits[n - 1] for n in cited] + [h for i, h in enumerate(hits, 1) if i not in renumber]
+    lines, sources = _excerpts(order, 1, budget - len(memory) - 1, keep_first=len(cited))
     return RecallResult(
-        memory=f"{FRAME}\n{_renumber(clean, renumber)}",
+        memory="\n".join([FRAME, memory, *lines]),
         sources=sources,
         mode_used="generate",
         adapter_version=version,
     )
+
+
+def _excerpts(
+    hits: list[Hit], first: int, budget: int, *, keep_first: int = 1
+) -> tuple[list[str], list[Source]]:
+    """Numbered excerpt lines from `first` on, within `budget` characters: the first `keep_first` always
+    (cut short if they must be, so every cited number has its source), the rest while they fit."""
+    lines: list[str] = []
+    sources: list[Source] = []
+    for h in hits:
+        n = first + len(sources)
+        body = h.text if h.kind == "memory" else h.snippet
+        line = f"[{n}] ({passage_header(h.passage())}) {' '.join(body.split())}"
+        if len(line) > budget:
+            if len(sources) >= keep_first:
+                break
+            line = line[: max(budget - 1, 40)] + "…"
+        budget -= len(line) + 1
+        lines.append(line)
+        sources.append(_source(n, h))
+    return lines, sources
 
 
 def _without_project_name(query: str, project: str) -> str:

@@ -20,7 +20,7 @@ def _hit(n: int) -> Hit:
         n,
         f"session-{n}",
         f"uuid-{n}",
-        "2026-01-0{n}T00:00:00Z",
+        f"2026-01-0{n}T00:00:00Z",
         "/p",
         "reply",
         f"text {n}",
@@ -34,8 +34,16 @@ def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
     r = compose_generated(
         "Run `uv run pytest -x` [2][7]; it was fixed in app.py [0] [3].", hits, "v0001", 500
     )
-    assert r.memory == f"{FRAME}\nRun `uv run pytest -x` [1]; it was fixed in app.py [2]."
-    assert [(s.n, s.session_id) for s in r.sources] == [(1, "session-2"), (2, "session-3")]
+    # the model's memory, then the excerpts: the cited ones under their new numbers, then the rest
+    assert r.memory == (
+        f"{FRAME}\nRun `uv run pytest -x` [1]; it was fixed in app.py [2].\n"
+        "[1] (session, 2026-01-02, p) snip 2\n[2] (session, 2026-01-03, p) snip 3\n"
+        "[3] (session, 2026-01-01, p) snip 1"
+    )
+    assert [(s.n, s.session_id) for s in r.sources] == [(1, "session-2"), (2, "session-3"), (3, "session-1")]
+    tight = compose_generated("Run it [2] and check [3].", [_hit(1), _hit(2), _hit(3)], "v0001", 50)
+    assert [s.n for s in tight.sources] == [1, 2]  # a small budget still shows every cited source
+    assert len(tight.memory) <= 50 * 4 + 40
     assert r.mode_used == "generate" and r.adapter_version == "v0001"
 
 
