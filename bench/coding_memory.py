@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sqlite3
 import sys
 import tempfile
@@ -42,6 +41,14 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.coding_memory.questions import (  # noqa: E402
+    CATEGORIES,
+    QUESTIONS,
+    Question,
+    coverage,
+    load_questions,
+    term_pattern,
+)
 from bench.coding_memory.scenario import INJECTION, SECRET, session_texts, write_sessions  # noqa: E402
 from lmm_mcp import queries  # noqa: E402
 from lmm_mcp.app import App  # noqa: E402
@@ -52,30 +59,9 @@ from lmm_mcp.retrieval import fts_query  # noqa: E402
 from lmm_mcp.store import stats  # noqa: E402
 from lmm_mcp.turns import load_session_turns  # noqa: E402
 
-QUESTIONS = ROOT / "bench" / "coding_memory" / "questions.jsonl"
-CATEGORIES = (
-    "tech_stack",
-    "architecture",
-    "preference",
-    "error_fix",
-    "knowledge_update",
-    "continuity",
-    "synthesis",
-    "unanswerable",
-)
 BUDGETS = (300, 1500)  # recall max_tokens
 CHARS_PER_TOKEN = 4  # as recall budgets its text
 MIN_PER_CATEGORY = 15
-
-
-@dataclass(frozen=True)
-class Question:
-    id: str
-    question: str
-    project: str | None
-    answer_terms: list[str]
-    evidence: list[str]  # session labels (scenario.Spec.label)
-    category: str
 
 
 @dataclass
@@ -92,20 +78,6 @@ class Scores:
     base_coverage: dict[int, float] = field(default_factory=dict)
     recalled_anything: bool = False
     base_found_anything: bool = False
-
-
-def load_questions(path: Path) -> list[Question]:
-    return [Question(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-
-
-def term_pattern(term: str) -> re.Pattern[str]:
-    """A term as a whole word (or words), case-insensitive; any run of spaces matches a space."""
-    body = r"\s+".join(re.escape(part) for part in term.split())
-    return re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
-
-
-def coverage(terms: list[str], text: str) -> float:
-    return sum(bool(term_pattern(t).search(text)) for t in terms) / len(terms) if terms else 0.0
 
 
 def check_questions(questions: list[Question], texts: dict[str, str]) -> list[str]:
