@@ -27,6 +27,7 @@ from trainer import options
 from trainer.pipeline import PipelineConfig
 
 OPTION_NAMES = {o.name for o in options.options_of(PipelineConfig)}
+OPTION_FLAGS = {o.flag[2:].replace("-", "_") for o in options.options_of(PipelineConfig)}
 
 
 def _transcripts(root: Path) -> Path:
@@ -94,11 +95,11 @@ def test_cli_trainer_and_retrain_tool_take_the_same_training_options(tmp_path):
     trainer_help = subprocess.run(
         [sys.executable, "-m", "trainer", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert _flags(cli_help) >= OPTION_NAMES
-    assert _flags(trainer_help) >= OPTION_NAMES
+    assert _flags(cli_help) >= OPTION_FLAGS
+    assert _flags(trainer_help) >= OPTION_FLAGS
     # What each takes beyond the training options is its own business, and small.
-    assert _flags(cli_help) - OPTION_NAMES == {"help", "home", "json", "prepare_only"}
-    assert _flags(trainer_help) - OPTION_NAMES == {"help", "home", "json", "run"}
+    assert _flags(cli_help) - OPTION_FLAGS == {"help", "home", "json", "prepare_only"}
+    assert _flags(trainer_help) - OPTION_FLAGS == {"help", "home", "json", "run"}
 
     from lmm_mcp.server import build_server
 
@@ -122,10 +123,13 @@ def test_options_round_trip_through_argv_and_refuse_bad_values():
         "device": "cpu",
         "fresh": True,
         "model": "m.gguf",
+        "from_version": "v3",
     }
     parser = argparse.ArgumentParser()
     options.add_arguments(parser, PipelineConfig)
-    back = options.from_namespace(parser.parse_args(options.to_argv(given, PipelineConfig)), PipelineConfig)
+    argv = options.to_argv(given, PipelineConfig)
+    assert argv[argv.index("v3") - 1] == "--from"  # a flag named for the reader, not the field
+    back = options.from_namespace(parser.parse_args(argv), PipelineConfig)
     assert back == given
     cfg = options.apply(PipelineConfig(home=Path("/tmp/h")), back)
     assert (cfg.stage, cfg.max_steps, cfg.fresh, cfg.stage_settings("cpt").seq_len) == ("sft", 3, True, 128)

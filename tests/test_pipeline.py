@@ -5,6 +5,7 @@ with the real SmolLM2-135M-Instruct (slow, CPU, a few minutes).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
 from lmm_mcp.store import connect
 from trainer.pairs import DataSettings
-from trainer.pipeline import PipelineConfig, run_pipeline
+from trainer.pipeline import PipelineConfig, PipelineError, run_pipeline
 from trainer.settings import StageSettings
 from trainer.tiny import build_tiny_qwen3
 from trainer.versions import active_version, list_versions
@@ -161,6 +162,29 @@ def test_interrupted_training_resumes_and_leaves_the_active_adapter_alone(filled
     assert resumed.metrics["sft"]["resumed_from"] == 4 and resumed.metrics["sft"]["steps"] == 6
     assert resumed.metrics["cpt"]["steps"] == 6
     assert active_version(home / "models").name == resumed.adapter_version != first.adapter_version
+
+
+def test_from_a_version_continues_its_adapter(filled_home, tiny, tmp_path):
+    """`--from` starts the first stage from an adapter version: SFT's first validation loss is where the
+    version's training ended, not the base model's."""
+    home = _copy_home(filled_home, tmp_path / "home")
+    conn = connect(home / "store.db")
+    history = StoreHistory(conn, Retriever(conn))
+    first = run_pipeline(_tiny_config(home, tiny, stage="sft"), history)
+    sft = first.metrics["sft"]
+    assert sft["best_val_loss"] < sft["first_val_loss"] - 1e-3  # it learnt something to continue from
+
+    more = run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="active"), history)
+    assert more.run_dir != first.run_dir and more.adapter_version != first.adapter_version
+    assert more.metrics["sft"]["first_val_loss"] == pytest.approx(sft["best_val_loss"], abs=1e-4)
+    assert run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="1"), history).adapter_version
+
+    with pytest.raises(PipelineError, match=r"--from 42: no adapter version '42'; available: v0003"):
+        run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="42"), history)
+    with pytest.raises(PipelineError, match=r"trained on .*qwen3, not other-model; pass --model"):
+        run_pipeline(
+            dataclasses.replace(_tiny_config(home, tiny, from_version="1"), model="other-model"), history
+        )
 
 
 def test_python_m_trainer_trains_a_prepared_run(filled_home, tiny, tmp_path):

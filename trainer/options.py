@@ -30,9 +30,12 @@ class OptionError(TrainerError, ValueError):
     """An option has a value it cannot take; the message names the option and what it accepts."""
 
 
-def option(default: Any, help: str, *, minimum: int | None = None, configured: bool = False) -> Any:
-    """A dataclass field that is a training option (see the module docstring)."""
-    meta = {"help": help, "minimum": minimum, "configured": configured}
+def option(
+    default: Any, help: str, *, minimum: int | None = None, configured: bool = False, flag: str | None = None
+) -> Any:
+    """A dataclass field that is a training option (see the module docstring). `flag` names the command-line
+    flag when the field's name would read badly as one (`from_version` is `--from`)."""
+    meta = {"help": help, "minimum": minimum, "configured": configured, "flag": flag}
     return dataclasses.field(default=default, metadata={"option": meta})
 
 
@@ -45,10 +48,11 @@ class Option:
     choices: tuple[str, ...] | None = None  # from a Literal type
     minimum: int | None = None
     optional: bool = False  # None is a valid value (the field is `X | None`)
+    flag_name: str | None = None  # the flag without its dashes, when it is not the field's name
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.flag_name or self.name.replace("_", "-"))
 
 
 def options_of(cls: type) -> list[Option]:
@@ -61,7 +65,9 @@ def options_of(cls: type) -> list[Option]:
             continue
         kind, choices, optional = _kind(hints[f.name])
         default = None if meta["configured"] else f.default
-        out.append(Option(f.name, kind, default, meta["help"], choices, meta["minimum"], optional))
+        out.append(
+            Option(f.name, kind, default, meta["help"], choices, meta["minimum"], optional, meta.get("flag"))
+        )
     return out
 
 
@@ -81,10 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls
     """One flag per option; flags that are not given leave no attribute (argparse.SUPPRESS)."""
     for o in options_of(cls):
         if o.kind is bool:
-            parser.add_argument(o.flag, action="store_true", default=argparse.SUPPRESS, help=o.help)
+            parser.add_argument(
+                o.flag, dest=o.name, action="store_true", default=argparse.SUPPRESS, help=o.help
+            )
         else:
             parser.add_argument(
                 o.flag,
+                dest=o.name,
                 type=o.kind,
                 choices=o.choices,
                 default=argparse.SUPPRESS,

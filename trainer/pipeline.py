@@ -76,6 +76,12 @@ class PipelineConfig:
     fresh: bool = option(
         False, "start a new run instead of resuming an interrupted one with the same settings"
     )
+    from_version: str | None = option(
+        None,
+        "continue training an adapter version (name, v3 or 3; 'active' for the active one) instead of "
+        "starting a fresh adapter: the first stage starts from it",
+        flag="from",
+    )
     data: DataSettings = field(default_factory=DataSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     stages: dict[str, StageSettings] = field(default_factory=default_stages)
@@ -218,7 +224,7 @@ def _train_stages(
     """Train the asked stages in order, each starting from the previous one's adapter."""
     from trainer.train import train_stage  # heavy imports start here
 
-    data, adapter, results = run_dir / "data", None, []
+    data, adapter, results = run_dir / "data", start_adapter(cfg), []
     for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
@@ -240,6 +246,30 @@ def _train_stages(
         adapter = result.adapter_dir
         metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
     return results
+
+
+def start_adapter(cfg: PipelineConfig) -> Path | None:
+    """The adapter the first stage continues (`--from`), checked against the base model; None: a fresh one."""
+    if not cfg.from_version:
+        return None
+    from trainer.versions import VersionError, active_version, find_version
+
+    models = cfg.home / "models"
+    if cfg.from_version == "active":
+        info = active_version(models)
+        if info is None:
+            raise PipelineError("--from active: there is no active adapter version yet; train one first")
+    else:
+        try:
+            info = find_version(models, cfg.from_version)
+        except VersionError as e:
+            raise PipelineError(f"--from {cfg.from_version}: {e}") from None
+    if info.base_model and info.base_model != cfg.model:
+        raise PipelineError(
+            f"--from {info.name}: that adapter was trained on {info.base_model}, not {cfg.model}; "
+            f"pass --model {info.base_model}"
+        )
+    return info.path
 
 
 def evaluate_adapter(
