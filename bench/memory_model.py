@@ -75,6 +75,7 @@ def train(app: App, args: argparse.Namespace) -> dict:
         eval_limit=args.eval_limit,
         eval_max_new_tokens=96,
         device=args.device,
+        objective=args.objective,
     )
     started = time.perf_counter()
     result = run_pipeline(pipeline, app.history(), log=lambda m: print(f"  {m}", file=sys.stderr))
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> dict:
     evaluation = metrics.get("eval") or {}
     return {
         "model": trained["model"],
+        "objective": args.objective,
         "budget_tokens": args.budget,
         "training_seconds": trained["seconds"],
         "adapter_version": trained.get("adapter_version"),
@@ -200,7 +202,10 @@ def _fmt(v) -> str:
 
 
 def print_table(doc: dict) -> None:
-    print(f"memory model vs retrieval alone: {doc['model']}, recall budget {doc['budget_tokens']} tokens")
+    print(
+        f"memory model vs retrieval alone: {doc['model']}, objective {doc['objective']}, "
+        f"recall budget {doc['budget_tokens']} tokens"
+    )
     p = doc["pipeline"]
     print(f"training: {doc['training_seconds']} s; data {p['data']}")
     for stage in ("cpt", "sft"):
@@ -241,6 +246,7 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=200, help="recall max_tokens, the same for both modes")
     ap.add_argument("--limit", type=int, help="ask only this many questions (spread over the set)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--objective", default="sft", choices=("sft", "distill"), help="SFT's objective")
     ap.add_argument("--no-embed", action="store_true", help="ingest without embeddings (BM25 search)")
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")

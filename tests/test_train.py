@@ -352,3 +352,69 @@ def test_errors_say_what_to_fix(data: dict[str, Path], tmp_path: Path) -> None:
     blank = write_jsonl(tmp_path / "blank.jsonl", [{"id": "b", "text": "", "kind": "session"}])
     with pytest.raises(TrainingError, match="no training examples"):
         train_stage("cpt", train_file=blank, val_file=data["cpt_val"], **common)
+
+
+# --- context distillation -----------------------------------------------------------------------------------
+
+
+def distill_rows(n: int, *, abstain: bool = True) -> list[dict[str, Any]]:
+    """SFT rows that also carry a distillation teacher reading the same input, and an abstain row."""
+    rows = [
+        {
+            **r,
+            "extra": {"distill": {"teacher": r["messages"], "student": r["messages"], "answer": r["target"]}},
+        }
+        for r in sft_rows(n)
+    ]
+    abstain = {
+        "id": "no",
+        "messages": [SYSTEM, {"role": "user", "content": "?"}],
+        "target": "No.",
+        "weight": 1.0,
+    }
+    return [*rows, abstain] if abstain else rows
+
+
+def test_kl_sums_are_per_example_and_zero_where_the_teacher_agrees() -> None:
+    from trainer.train import kl_sums
+
+    torch.manual_seed(0)
+    labels = torch.tensor([[IGNORE_INDEX, 5, 6, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, 7, 8]])
+    t_labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 5, 6], [IGNORE_INDEX, IGNORE_INDEX, 7, 8]])
+    student = torch.randn(2, 4, 11)
+    teacher = torch.zeros(2, 4, 11)
+    teacher[0, 1:3] = student[0, 0:2]  # row 0: the teacher's answer positions hold the student's logits
+    same = kl_sums(student, labels, teacher, t_labels, torch.tensor([1.0, 0.0]))
+    assert same.tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # agreeing, and no teacher at all
+    differ = kl_sums(student, labels, torch.zeros(2, 4, 11), t_labels, torch.tensor([1.0, 1.0]))
+    uniform = torch.full((11,), -torch.log(torch.tensor(11.0)))
+    by_hand = sum(
+        torch.nn.functional.kl_div(
+            torch.log_softmax(student[1, p], -1), uniform, log_target=True, reduction="sum"
+        )
+        for p in (1, 2)
+    )
+    assert differ[0] > 0 and differ[1].item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_distillation_pulls_the_student_toward_the_base_model_teacher(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Continued from an adapter that learnt the facts, with the teacher reading the same input: the teacher
+    is the base model without the adapter, so the KL starts above 0 and training shrinks it."""
+    sft = run(data, "sft", tmp_path / "sft", SFT_SETTINGS)
+    files = {
+        **data,
+        "sft_train": write_jsonl(tmp_path / "train.jsonl", distill_rows(16)),
+        "sft_val": write_jsonl(tmp_path / "val.jsonl", distill_rows(4)),
+    }
+    settings = StageSettings(
+        seq_len=128, batch_size=4, grad_accum=1, lr=3e-3, epochs=4, val_every=100, objective="distill"
+    )
+    result = run(files, "sft", tmp_path / "distill", settings, init_adapter=sft.adapter_dir)
+    kl = [h["loss"] for h in result.history if h["loss"] is not None]
+    assert kl[0] > 0.05 and kl[-1] < kl[0] / 2
+    saved = json.loads((tmp_path / "distill" / "result.json").read_text())
+    assert saved["inputs"]["settings"]["objective"] == "distill"
+    with pytest.raises(TrainingError, match="objective 'rl': choose one of sft, distill"):
+        run(files, "sft", tmp_path / "bad", StageSettings(seq_len=128, objective="rl"))

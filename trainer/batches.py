@@ -119,21 +119,57 @@ def encode_sft(row: dict[str, Any], tokenizer: Any, seq_len: int) -> dict[str, A
     return {"input_ids": prompt + answer, "labels": [IGNORE_INDEX] * len(prompt) + answer, "weight": weight}
 
 
+def encode_distill(row: dict[str, Any], tokenizer: Any, seq_len: int) -> dict[str, Any]:
+    """A context-distillation example: the student's input (what retrieval found) and the teacher's (the gold
+    source), each followed by the same answer tokens, which both label. Rows without a teacher (abstain
+    pairs) are plain SFT examples."""
+    distill = (row.get("extra") or {}).get("distill")
+    if not distill:
+        return encode_sft(row, tokenizer, seq_len)
+    answer = str(distill.get("answer") or "")
+    student = encode_sft({**row, "messages": distill["student"], "target": answer}, tokenizer, seq_len)
+    teacher = encode_sft({**row, "messages": distill["teacher"], "target": answer}, tokenizer, seq_len)
+    return {**student, "teacher_ids": teacher["input_ids"], "teacher_labels": teacher["labels"]}
+
+
 def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a batch to its longest example: pads get pad_id, attention 0 and label IGNORE_INDEX."""
+    """Right-pad a batch to its longest example: pads get pad_id, attention 0 and label IGNORE_INDEX.
+    Distillation examples also carry the teacher's sequence (`teacher_*`; a row without one is all padding
+    there, and `has_teacher` says which rows have one)."""
+    out = _pad([e["input_ids"] for e in examples], [e["labels"] for e in examples], pad_id)
+    out["weights"] = torch_tensor([float(e["weight"]) for e in examples])
+    if any("teacher_ids" in e for e in examples):
+        t = _pad(
+            [e.get("teacher_ids", [pad_id]) for e in examples],
+            [e.get("teacher_labels", [IGNORE_INDEX]) for e in examples],
+            pad_id,
+        )
+        out.update({f"teacher_{k}": v for k, v in t.items()})
+        out["has_teacher"] = torch_tensor([float("teacher_ids" in e) for e in examples])
+    return out
+
+
+def _pad(
+    all_ids: Sequence[Sequence[int]], all_labels: Sequence[Sequence[int]], pad_id: int
+) -> dict[str, Any]:
     import torch
 
-    width = max(len(e["input_ids"]) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e["input_ids"])
-        ids[i, :n] = torch.as_tensor(e["input_ids"])
-        labels[i, :n] = torch.as_tensor(e["labels"])
+    width = max(len(ids) for ids in all_ids)
+    ids = torch.full((len(all_ids), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(all_ids), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(all_ids), width), dtype=torch.long)
+    for i, (row_ids, row_labels) in enumerate(zip(all_ids, all_labels, strict=True)):
+        n = len(row_ids)
+        ids[i, :n] = torch.as_tensor(row_ids)
+        labels[i, :n] = torch.as_tensor(row_labels)
         mask[i, :n] = 1
-    weights = torch.tensor([float(e["weight"]) for e in examples])
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def torch_tensor(values: list[float]) -> torch.Tensor:
+    import torch
+
+    return torch.tensor(values)
 
 
 def _eos_id(tokenizer: Any) -> int:
@@ -143,12 +179,13 @@ def _eos_id(tokenizer: Any) -> int:
 
 
 def load_examples(
-    stage: str, rows: list[dict[str, Any]], tokenizer: Any, seq_len: int
+    stage: str, rows: list[dict[str, Any]], tokenizer: Any, seq_len: int, objective: str = "sft"
 ) -> list[dict[str, Any]]:
-    """A stage's training examples: packed CPT blocks or encoded SFT pairs."""
+    """A stage's training examples: packed CPT blocks, encoded SFT pairs, or distillation examples."""
     if stage == "cpt":
         return pack_cpt((str(r.get("text") or "") for r in rows), tokenizer, seq_len)
-    return [encode_sft(r, tokenizer, seq_len) for r in rows]
+    encode = encode_distill if objective == "distill" else encode_sft
+    return [encode(r, tokenizer, seq_len) for r in rows]
 
 
 class EpochOrder:

@@ -315,6 +315,7 @@ def _answer_pair(
         hits = [h for h in hits if h.session_id != prompt.session_id]
     passages = fit_passages(hits[: settings.k], settings.max_prompt_chars)
     retrieved = any(_is_gold(p, m) for p in passages)
+    found = list(passages)  # what retrieval alone gave: the distillation student's input
     if not retrieved:
         at = rng.randrange(min(len(passages) + 1, settings.k))
         gold_passage = memory_passage(m)
@@ -338,6 +339,13 @@ def _answer_pair(
         session_id=prompt.session_id if prompt else _newest(m),
     )
     pair.extra["gold_retrieved"] = retrieved
+    # Context distillation (trainer.train, objective "distill"): the teacher reads the gold alone, the student
+    # what retrieval found, and the student learns the teacher's answer distribution without the gold.
+    pair.extra["distill"] = {
+        "teacher": recall_messages(query, [p for p in passages if _is_gold(p, m)][:3]),
+        "student": pair.messages if retrieved else recall_messages(query, found),
+        "answer": m.text,
+    }
     return pair
 
 

@@ -31,6 +31,7 @@ from trainer.errors import TrainerError
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
 from trainer.settings import (
+    OBJECTIVES,
     STAGE_CHOICES,
     STAGES,
     DataSettings,
@@ -76,6 +77,11 @@ class PipelineConfig:
     fresh: bool = option(
         False, "start a new run instead of resuming an interrupted one with the same settings"
     )
+    objective: Literal[OBJECTIVES] = option(  # the Literal of settings.OBJECTIVES
+        "sft",
+        "SFT's objective: sft (cross-entropy on cited answers) or distill (context distillation: match the "
+        "base model reading the gold source, from what retrieval found)",
+    )
     from_version: str | None = option(
         None,
         "continue training an adapter version (name, v3 or 3; 'active' for the active one) instead of "
@@ -96,6 +102,8 @@ class PipelineConfig:
             settings.max_steps = self.max_steps
         if self.seq_len is not None:
             settings.seq_len = self.seq_len
+        if stage == "sft":
+            settings.objective = self.objective
         return settings
 
     def as_dict(self) -> dict[str, Any]:

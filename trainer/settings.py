@@ -74,9 +74,19 @@ class StageSettings:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32; or "no", "bf16", "fp16"
     seed: int = 0  # data order, adapter init and dropout all follow it
+    # SFT's objective. "sft": cross-entropy on the cited target, with the gold among the excerpts. "distill":
+    # context distillation: the student (base + adapter) reads only what retrieval found and matches, by KL on
+    # the answer's tokens, the teacher (the base model alone) reading the gold source; abstain pairs keep
+    # cross-entropy. CPT ignores it.
+    objective: str = "sft"
+    distill_ce: float = 0.0  # with "distill": weight of the student's own cross-entropy on the answer, added
+    distill_temperature: float = 1.0  # softens both distributions before the KL
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+OBJECTIVES = ("sft", "distill")
 
 
 def default_stages() -> dict[str, StageSettings]:

@@ -49,7 +49,7 @@ from trainer.checkpoint import (
     write_result,
 )
 from trainer.models import load_model
-from trainer.settings import STAGES, LoraSettings, Progress, StageSettings
+from trainer.settings import OBJECTIVES, STAGES, LoraSettings, Progress, StageSettings
 
 if TYPE_CHECKING:
     import torch
@@ -130,6 +130,57 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return losses.sum(1), (shift_labels != IGNORE_INDEX).sum(1)
 
 
+def kl_sums(
+    student_logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    teacher_labels: torch.Tensor,
+    has_teacher: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Per example: the summed KL(teacher || student) over the answer's positions, 0 for a row without a
+    teacher. Both sequences end in the same answer tokens (`batches.encode_distill`), so their labelled
+    positions pair up in order."""
+    import torch
+    import torch.nn.functional as F
+
+    rows_with = has_teacher.bool()[:, None]
+    s_mask = (labels[:, 1:] != IGNORE_INDEX) & rows_with
+    t_mask = (teacher_labels[:, 1:] != IGNORE_INDEX) & rows_with
+    if int(s_mask.sum()) != int(t_mask.sum()):
+        raise TrainingError("a distillation example's student and teacher answers differ: rebuild the data")
+    s = student_logits[:, :-1][s_mask].float() / temperature
+    t = teacher_logits[:, :-1][t_mask].float() / temperature
+    per_token = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="none").sum(
+        -1
+    )
+    sums = torch.zeros(len(labels), device=per_token.device, dtype=per_token.dtype)
+    return sums.index_add_(0, s_mask.nonzero()[:, 0], per_token * temperature**2)
+
+
+def _distill(
+    run: _Run, batch: dict[str, torch.Tensor], logits: torch.Tensor, sums: torch.Tensor
+) -> torch.Tensor:
+    """Per-example loss sums of the distillation objective: KL to the base model reading the gold (plus
+    `distill_ce` x the student's own cross-entropy) where a row has a teacher; cross-entropy elsewhere."""
+    import torch
+
+    with torch.no_grad(), run.accelerator.unwrap_model(run.model).disable_adapter():
+        teacher = run.model(
+            input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
+        ).logits
+    kl = kl_sums(
+        logits,
+        batch["labels"],
+        teacher,
+        batch["teacher_labels"],
+        batch["has_teacher"],
+        run.settings.distill_temperature,
+    )
+    has = batch["has_teacher"].to(sums)
+    return has * (kl + run.settings.distill_ce * sums) + (1 - has) * sums
+
+
 def weighted_loss(
     sums: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor, *, mean_weight: float = 1.0
 ) -> torch.Tensor:
@@ -170,6 +221,8 @@ def train_stage(
         raise TrainingError(f"unknown stage {stage!r}: use 'cpt' or 'sft'")
     if settings.seq_len < 2:
         raise TrainingError(f"seq_len is {settings.seq_len}: a sequence needs at least 2 tokens")
+    if settings.objective not in OBJECTIVES:
+        raise TrainingError(f"objective {settings.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     train_file, val_file, out_dir = Path(train_file), Path(val_file), Path(out_dir)
     if init_adapter is not None and not (Path(init_adapter) / "adapter_config.json").is_file():
         raise TrainingError(f"{init_adapter} is not a PEFT adapter folder: pass the previous stage's best/")
@@ -190,8 +243,13 @@ def train_stage(
         model, tokenizer = load_model(
             model_source, cache_dir=Path(cache_dir), device=str(accelerator.device), for_training=True
         )
-    train_examples = load_examples(stage, train_rows, tokenizer, settings.seq_len)
-    val_examples = load_examples(stage, val_rows, tokenizer, settings.seq_len)
+    objective = settings.objective if stage == "sft" else "sft"
+    train_examples = load_examples(stage, train_rows, tokenizer, settings.seq_len, objective)
+    # validation stays cross-entropy: for distillation, the answer's given only what retrieval found
+    val_examples = [
+        {k: v for k, v in e.items() if not k.startswith("teacher_")}
+        for e in load_examples(stage, val_rows, tokenizer, settings.seq_len, objective)
+    ]
     if not train_examples:
         raise TrainingError(f"no training examples in {train_file}: all its texts are empty")
     if not val_examples:
@@ -310,6 +368,8 @@ def _train(run: _Run) -> None:
             with accelerator.accumulate(model):
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 sums, counts = example_losses(logits, batch["labels"])
+                if "has_teacher" in batch:
+                    sums = _distill(run, batch, logits, sums)
                 loss = weighted_loss(sums, counts, batch["weights"], mean_weight=run.mean_weight)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm:
