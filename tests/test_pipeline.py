@@ -20,7 +20,7 @@ from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
 from lmm_mcp.store import connect
-from trainer.pairs import DataSettings
+from trainer.pairs import DataError, DataSettings
 from trainer.pipeline import PipelineConfig, PipelineError, run_pipeline
 from trainer.settings import StageSettings
 from trainer.tiny import build_tiny_qwen3
@@ -164,22 +164,54 @@ def test_interrupted_training_resumes_and_leaves_the_active_adapter_alone(filled
     assert active_version(home / "models").name == resumed.adapter_version != first.adapter_version
 
 
-def test_from_a_version_continues_its_adapter(filled_home, tiny, tmp_path):
-    """`--from` starts the first stage from an adapter version: SFT's first validation loss is where the
-    version's training ended, not the base model's."""
+def test_from_a_version_continues_it_on_what_is_new_with_a_replay(filled_home, tiny, tmp_path):
+    """`--from` starts the first stage from an adapter version and trains on the sessions that came after
+    its data, plus a replay sample of the older ones: the cost follows what is new."""
+    from conftest import record, write_jsonl
+
     home = _copy_home(filled_home, tmp_path / "home")
     conn = connect(home / "store.db")
     history = StoreHistory(conn, Retriever(conn))
     first = run_pipeline(_tiny_config(home, tiny, stage="sft"), history)
-    sft = first.metrics["sft"]
-    assert sft["best_val_loss"] < sft["first_val_loss"] - 1e-3  # it learnt something to continue from
+    full = first.metrics["data"]["counts"]["sft_train"]
+    with pytest.raises(DataError, match="nothing new to learn: no session started after"):
+        run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="active"), history)
+
+    new = tmp_path / "new"
+    for i, said in enumerate(("The nightly `export_rows` job writes exports/daily.csv at 2am.",
+                              "`render_invoice` now loads fonts from the package data directory.",
+                              "`retry_webhook` backs off exponentially and stops after six attempts.")):  # fmt: skip
+        ts = f"2027-06-0{i + 1}T10:00:00.000Z"
+        records = [
+            record(f"n{i}", said, session=f"new{i}", cwd="/work/app", ts=ts),
+            record(
+                f"m{i}",
+                f"Noted: {said}",
+                role="assistant",
+                parent=f"n{i}",
+                session=f"new{i}",
+                cwd="/work/app",
+                ts=ts,
+            ),
+        ]
+        write_jsonl(new / "-work-app" / f"new{i}.jsonl", records)
+    cfg = Config.load(home=home, claude_dir=new)
+    assert not Ingester(cfg, conn).ingest([new]).errors
+    refresh_memories(conn)
 
     more = run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="active"), history)
-    assert more.run_dir != first.run_dir and more.adapter_version != first.adapter_version
-    assert more.metrics["sft"]["first_val_loss"] == pytest.approx(sft["best_val_loss"], abs=1e-4)
-    assert run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="1"), history).adapter_version
+    counts = more.metrics["data"]["counts"]
+    assert more.metrics["from_version"] == first.adapter_version != more.adapter_version
+    assert counts["new_sessions"] == 3 and 0 < counts["sft_replayed"] < full
+    assert counts["sft_train"] < full  # far fewer rows than the whole history
+    inputs = orjson.loads((more.run_dir / "sft" / "result.json").read_bytes())["inputs"]
+    started_from = active_version(home / "models")  # the new one; the first is where it started
+    assert (
+        inputs["init_adapter"]["path"].endswith(first.adapter_version)
+        and started_from.name == more.adapter_version
+    )
 
-    with pytest.raises(PipelineError, match=r"--from 42: no adapter version '42'; available: v0003"):
+    with pytest.raises(PipelineError, match=r"--from 42: no adapter version '42'; available: v0002"):
         run_pipeline(_tiny_config(home, tiny, stage="sft", from_version="42"), history)
     with pytest.raises(PipelineError, match=r"trained on .*qwen3, not other-model; pass --model"):
         run_pipeline(

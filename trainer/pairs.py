@@ -149,6 +149,7 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
     pairs = build_pairs(history, memories, history.prompts(), val_ids, settings, rng, studies=studies)
     sft = {"train": [p for p in pairs if p.session_id not in val_ids]}
     sft["val"] = [p for p in pairs if p.session_id in val_ids]
+    replayed = _continual(sessions, settings, cpt, sft, rng)
     borrowed = {name: _borrow(rows) for name, rows in (("cpt", cpt), ("sft", sft))}
     sft["train"] = _limit(sft["train"], settings.max_train_pairs, rng)
     sft["val"] = _limit(sft["val"], settings.max_val_pairs, rng)
@@ -160,6 +161,7 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
         "val_sessions": len(val_ids),
         "memories": len(memories),
         "self_study": len(studies),
+        **replayed,
         "cpt_train": len(cpt["train"]),
         "cpt_val": len(cpt["val"]),
         "sft_train": len(sft["train"]),
@@ -188,6 +190,7 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
             "seconds": round(time.perf_counter() - started, 2),
         },
         "val_session_ids": sorted(val_ids),
+        "newest_session": max((s.started_at or "" for s in sessions), default="") or None,
         # validation taken from training sessions' rows, because the held-out sessions gave none
         "val_borrowed": borrowed,
         "files": {name: write_jsonl(out_dir / name, rows) for name, rows in files.items()},
@@ -237,6 +240,37 @@ def memory_wordings(m: Memory, n: int, rng: random.Random) -> list[str]:
             asked.add(question)
             out.append(f"Q: {question}\nA: {m.text}")
     return out[:n]
+
+
+def _continual(
+    sessions: list[SessionInfo],
+    settings: DataSettings,
+    cpt: dict[str, list],
+    sft: dict[str, list],
+    rng: random.Random,
+) -> dict[str, int]:
+    """With `settings.since` (continual training): the training rows of sessions started after it, plus a
+    replay sample of the older ones (`replay_share` of the new rows' count). Validation stays the newest
+    sessions. Returns the counts for the manifest; without `since`, changes nothing."""
+    if not settings.since:
+        return {}
+    new = {s.session_id for s in sessions if (s.started_at or "") > settings.since}
+    if not new:
+        raise DataError(
+            f"nothing new to learn: no session started after {settings.since}, when the adapter's data ends. "
+            "Train without --from for a full retrain"
+        )
+    counts = {"new_sessions": len(new)}
+    for name, split, session_of in (
+        ("cpt", cpt, lambda r: r["session_id"]),
+        ("sft", sft, lambda p: p.session_id),
+    ):
+        fresh = [r for r in split["train"] if session_of(r) in new]
+        old = [r for r in split["train"] if session_of(r) not in new]
+        replay = rng.sample(old, min(len(old), math.ceil(settings.replay_share * len(fresh))))
+        split["train"] = fresh + replay
+        counts[f"{name}_replayed"] = len(replay)
+    return counts
 
 
 def _borrow(split: dict[str, list]) -> int:

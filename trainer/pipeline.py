@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +44,7 @@ from trainer.settings import (
 if TYPE_CHECKING:
     from trainer.pairs import History
     from trainer.train import StageResult
+    from trainer.versions import VersionInfo
 
 
 class PipelineError(TrainerError, RuntimeError):
@@ -174,11 +175,21 @@ def run_pipeline(
     checkpoint.update_run(
         run_dir, config=cfg.as_dict(), fingerprint=cfg.fingerprint(), status="running", started=started
     )
+    start = start_version(cfg)
+    if start is not None:  # continual: what is new since that adapter's data, and a replay of the rest
+        since = (start.metrics.get("data") or {}).get("newest_session")
+        cfg = replace(cfg, data=replace(cfg.data, since=since))
+        say(f"continuing {start.name}: sessions after {since or 'the start'}, with a replay of older ones")
     manifest = _data(cfg, history, run_dir / "data", say)
-    metrics: dict[str, Any] = {"data": {"counts": manifest["counts"], "stats": manifest["stats"]}}
+    metrics: dict[str, Any] = {
+        "data": {"counts": manifest["counts"], "stats": manifest["stats"]},
+        "from_version": start.name if start else None,
+    }
+    if manifest.get("newest_session"):
+        metrics["data"]["newest_session"] = manifest["newest_session"]
     if cfg.prepare_only:
         return PipelineResult(run_dir, None, metrics)
-    results = _train_stages(cfg, run_dir, manifest, metrics, on_progress, say)
+    results = _train_stages(cfg, run_dir, manifest, metrics, on_progress, say, start.path if start else None)
     if not _is_main_process():
         return PipelineResult(run_dir, None, metrics)
     adapter = results[-1].adapter_dir
@@ -228,11 +239,13 @@ def _train_stages(
     metrics: dict[str, Any],
     on_progress: Callable[[Progress], None] | None,
     say: Callable[[str], None],
+    adapter: Path | None,
 ) -> list[StageResult]:
-    """Train the asked stages in order, each starting from the previous one's adapter."""
+    """Train the asked stages in order, the first from `adapter` (or a fresh one), each next one from the
+    previous one's."""
     from trainer.train import train_stage  # heavy imports start here
 
-    data, adapter, results = run_dir / "data", start_adapter(cfg), []
+    data, results = run_dir / "data", []
     for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
@@ -256,8 +269,8 @@ def _train_stages(
     return results
 
 
-def start_adapter(cfg: PipelineConfig) -> Path | None:
-    """The adapter the first stage continues (`--from`), checked against the base model; None: a fresh one."""
+def start_version(cfg: PipelineConfig) -> VersionInfo | None:
+    """The version the first stage continues (`--from`), checked against the base model; None: a fresh one."""
     if not cfg.from_version:
         return None
     from trainer.versions import VersionError, active_version, find_version
@@ -277,7 +290,7 @@ def start_adapter(cfg: PipelineConfig) -> Path | None:
             f"--from {info.name}: that adapter was trained on {info.base_model}, not {cfg.model}; "
             f"pass --model {info.base_model}"
         )
-    return info.path
+    return info
 
 
 def evaluate_adapter(

@@ -37,6 +37,10 @@ class DataSettings:
     self_study_per_session: int = 12  # question/answer items from a session's excerpts (trainer.selfstudy)
     self_study_per_chunk: int = 2
     wordings: int = 3  # CPT documents per memory, each a different wording of it
+    # Continual training (`--from`): sessions started after `since` are new; the training rows of older ones
+    # are replayed at `replay_share` of the new rows' count, so a retrain costs what is new, not the history.
+    since: str | None = None
+    replay_share: float = 0.5
     max_doc_chars: int = (
         200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
     )
