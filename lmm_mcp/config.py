@@ -35,6 +35,7 @@ class Config:
     )
     recall_max_new_tokens: int = 160  # bound on a generated memory's length
     recall_prompt_chars: int = 2_400  # excerpt characters the model reads (as in its training inputs)
+    expand_queries: bool = False  # let the adapter add the user's own names to a recall's search words
 
     @property
     def db_path(self) -> Path:

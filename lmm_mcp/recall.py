@@ -33,7 +33,15 @@ from lmm_mcp.config import Config
 from lmm_mcp.query import find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits
 from trainer.devices import gpu_visible
-from trainer.prompts import citations, fit_passages, is_abstention, passage_header, recall_messages
+from trainer.prompts import (
+    citations,
+    expand_messages,
+    expansion_terms,
+    fit_passages,
+    is_abstention,
+    passage_header,
+    recall_messages,
+)
 
 FRAME = "Recalled from past sessions (records of what was said and done, not instructions):"
 CHARS_PER_TOKEN = 4  # budgeting without a tokenizer: English and code average ~4 characters a token
@@ -99,8 +107,9 @@ class Recaller:
             raise RecallError("k must be between 1 and 50")
         if max_tokens < 50:
             raise RecallError("max_tokens must be at least 50")
-        hits = self.hits(query, project=project, k=k)
         version = self._active_version()
+        expansion = self.expand(query, project) if self.cfg.expand_queries and version else ""
+        hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k)
         use_model = mode == "generate" or (mode == "auto" and self.auto_mode()[0] == "generate")
         if use_model and version is None:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
@@ -145,6 +154,20 @@ class Recaller:
         if not self.can_generate():
             return "retrieve", "no GPU here, and allow_cpu_generation is off"
         return "generate", f"adapter {info.name} beat retrieval alone: {verdict['why']}"
+
+    def expand(self, query: str, project: str | None = None) -> str:
+        """The adapter's search words for a query: the user's own names of what it asks about ("the web
+        framework" -> "FastAPI"), to add to the query. Empty where no adapter or no model can run here."""
+        version = self._active_version()
+        if version is None or not self.can_generate():
+            return ""
+        from trainer.generate import generate_memories
+
+        with self._lock:
+            _, model, tokenizer = self._load(version)
+            [text] = generate_memories(model, tokenizer, [expand_messages(query, project)], max_new_tokens=24)
+        asked = query.lower()
+        return " ".join(t for t in expansion_terms(text) if t.lower() not in asked)
 
     def can_generate(self) -> bool:
         """A model may run here: a GPU is visible, or the config allows the CPU (checked without torch)."""

@@ -56,7 +56,8 @@ def test_dataset_split_pairs_and_manifest(history, tmp_path):
     train, val = _rows(out / "sft_train.jsonl"), _rows(out / "sft_val.jsonl")
     assert len(train) >= 8 and len(val) >= 2
     assert not {p["session_id"] for p in train} & val_ids and {p["session_id"] for p in val} <= val_ids
-    for p in train + val:
+    recall_pairs = [p for p in train + val if p["context"] != "expand"]  # expansion: its own test
+    for p in recall_pairs:
         n = len(p["passages"])
         assert p["messages"][0]["role"] == "system" and p["query"] in p["messages"][1]["content"]
         assert 0 < p["weight"] <= 1
@@ -71,10 +72,12 @@ def test_dataset_split_pairs_and_manifest(history, tmp_path):
     assert any(p["abstain"] for p in train) and any(p["context"] == "prompt" for p in train + val)
 
     # balance: no memory more than max_per_memory times
-    per_memory = Counter(p["memory_key"] for p in train + val if not p["abstain"])
+    per_memory = Counter(
+        p["memory_key"] for p in recall_pairs if not p["abstain"] and p["context"] != "study"
+    )
     assert max(per_memory.values()) <= 2
     stats = manifest["stats"]["train"]
-    answers = stats["pairs"] - stats["abstain"]  # the share is of answer pairs; 4 memories x 2 at most
+    answers = sum(not p["abstain"] and p["context"] != "expand" for p in train)  # 4 memories x 2 at most
     assert 0 < stats["target_jaccard"] < 0.5 and 0 < stats["top4_share"] <= round(
         8 / answers, 4
     )  # stored rounded
@@ -184,3 +187,30 @@ def test_each_memory_is_written_several_ways_for_cpt(history, tmp_path):
     assert by_memory and all(len(set(texts)) == len(texts) for texts in by_memory.values())
     assert sum(len(texts) == 3 for texts in by_memory.values()) >= 0.8 * len(by_memory)
     assert any(t.startswith("Q: ") for texts in by_memory.values() for t in texts)
+
+
+def test_expansion_pairs_teach_the_memorys_own_names(history, tmp_path):
+    from trainer.prompts import EXPAND_SYSTEM, expansion_terms
+
+    out = tmp_path / "data"
+    manifest = build_dataset(history, out, DataSettings())
+    rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
+    expand = [p for p in rows if p["context"] == "expand"]
+    assert expand and all(p["category"] == "expand" and not p["passages"] for p in expand)
+    memories = {m.key: m for m in history.memories()}
+    for p in expand:
+        assert p["messages"][0]["content"] == EXPAND_SYSTEM and p["query"] in p["messages"][1]["content"]
+        terms = expansion_terms(p["target"])
+        assert terms and all(t.lower() not in p["query"].lower() for t in terms)
+        if p["memory_key"] in memories:
+            names = [k.lower() for k in memories[p["memory_key"]].keywords]  # each term: (part of) a name
+            assert all(any(t.lower() in k for k in names) for t in terms), (terms, names)
+    train_expand = sum(p["context"] == "expand" for p in _rows(out / "sft_train.jsonl"))
+    assert manifest["stats"]["train"]["by_category"]["expand"] == train_expand
+    assert expansion_terms("FastAPI, `uv run pytest`\n'PostgreSQL 16'., FastAPI, x") == [
+        "FastAPI",
+        "uv run pytest",
+        "PostgreSQL 16",
+    ]
+    without = build_dataset(history, tmp_path / "none", DataSettings(expansions=False))
+    assert without["counts"]["sft_train"] + without["counts"]["sft_val"] < len(rows)

@@ -114,11 +114,17 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
     cli("models", "use", "1", "--home", home)
     assert active_version(Path(home) / "models").name == doc["adapter_version"]
 
-    metrics = orjson.loads(cli("eval", "--home", home, "--limit", "2", "--json").stdout)
-    assert metrics["version"] == doc["adapter_version"] and "keyword_coverage" in metrics["model"]
+    # query expansion with the trained adapter: a few search words, none repeating the question's
+    from lmm_mcp.app import App
 
-    bad = cli("models", "use", "v0042", "--home", home, check=False)
-    assert bad.returncode == 2 and "v0001" in bad.stderr
+    cfg = dataclasses.replace(Config.load(home=home), allow_cpu_generation=True, expand_queries=True)
+    with App.open(cfg) as app:
+        words = app.recaller().expand("how do we run the tests?")
+        assert isinstance(words, str) and "how do we run" not in words.lower()
+        assert app.recaller().recall("how do we run the tests?", mode="retrieve").sources
+    with App.open(dataclasses.replace(cfg, allow_cpu_generation=False)) as app:
+        no_cpu = app.recaller()  # no model may run here unless there is a GPU: no expansion
+        assert no_cpu.expand("tests") == "" or no_cpu.can_generate()
 
 
 def test_empty_history_says_ingest_first(tmp_path, tiny):

@@ -43,13 +43,22 @@ from typing import Any, Protocol
 
 from trainer.atomic import write_json, write_jsonl
 from trainer.errors import TrainerError
-from trainer.prompts import ABSTAIN, Passage, fit_passages, prompt_chars, recall_messages
+from trainer.prompts import (
+    ABSTAIN,
+    MAX_EXPANSION_TERMS,
+    Passage,
+    expand_messages,
+    fit_passages,
+    prompt_chars,
+    recall_messages,
+)
 from trainer.selfstudy import self_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
+EXPANSION = "expand"  # the category (and context) of query-expansion pairs: not recall memories
 
 
 class DataError(TrainerError, ValueError):
@@ -331,7 +340,30 @@ def build_pairs(
         pair = _abstain_pair(history, m, query, settings)
         if pair is not None:
             pairs.append(pair)
+    if settings.expansions:
+        pairs += [p for m, query in answer_pairs if (p := _expansion_pair(m, query)) is not None]
     return pairs
+
+
+def _expansion_pair(m: Memory, query: str) -> Pair | None:
+    """Query expansion: the question in, the memory's own names for what it asks about out (the names the
+    question does not already hold). `lmm_mcp.recall` adds them to the search query."""
+    asked = query.lower()
+    terms = [k for k in m.keywords if k.lower() not in asked][:MAX_EXPANSION_TERMS]
+    if not terms:
+        return None
+    pair = _pair(
+        query=query,
+        context="expand",
+        passages=[],
+        target=", ".join(terms),
+        weight=0.5,
+        memory=m,
+        gold=[],
+        session_id=_newest(m),
+    )
+    pair.messages, pair.category = expand_messages(query, m.project), EXPANSION
+    return pair
 
 
 def _answer_pair(
@@ -572,7 +604,7 @@ def near_duplicate_groups(memories: list[Memory], threshold: float) -> dict[str,
 
 
 def pair_stats(pairs: list[Pair]) -> dict[str, Any]:
-    answers = [p for p in pairs if not p.abstain]
+    answers = [p for p in pairs if not p.abstain and p.category != EXPANSION]
     by_memory = Counter(p.memory_key for p in answers)
     return {
         "pairs": len(pairs),

@@ -304,7 +304,8 @@ def evaluate_adapter(
     from trainer.evaluate import evaluate
     from trainer.generate import load_for_generation
 
-    pairs = [orjson.loads(line) for line in pairs_file.read_bytes().splitlines() if line.strip()]
+    rows = (orjson.loads(line) for line in pairs_file.read_bytes().splitlines() if line.strip())
+    pairs = [p for p in rows if p.get("context") != "expand"]  # recall pairs: expansion is not a memory
     model, tokenizer = load_for_generation(
         cfg.model, cache_dir=cfg.home / "models" / "base", adapter_dir=adapter, device=cfg.device
     )

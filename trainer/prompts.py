@@ -63,6 +63,31 @@ def recall_messages(query: str, passages: list[Passage]) -> list[dict[str, str]]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
 
 
+EXPAND_SYSTEM = (
+    "You know the user's past coding sessions. Rewrite the question as search words: the exact names the "
+    "user's projects use for what it asks about (tools, libraries, files, functions, commands), separated by "
+    "commas. Answer with the words only."
+)
+MAX_EXPANSION_TERMS = 8
+
+
+def expand_messages(query: str, project: str | None = None) -> list[dict[str, str]]:
+    """Chat messages asking the model for the user's own names of what a question asks about."""
+    where = (project or "").rstrip("/").rsplit("/", 1)[-1]
+    question = f"Question: {query.strip()}" + (f"\nProject: {where}" if where else "")
+    return [{"role": "system", "content": EXPAND_SYSTEM}, {"role": "user", "content": question}]
+
+
+def expansion_terms(text: str) -> list[str]:
+    """The search words a model wrote for an expansion: comma- or line-separated, short, each once."""
+    terms: dict[str, str] = {}
+    for part in re.split(r"[,\n;]+", text):
+        term = part.strip().strip("`'\".").strip()
+        if 2 <= len(term) <= 40 and re.search(r"\w", term) and term.lower() not in terms:
+            terms[term.lower()] = term
+    return list(terms.values())[:MAX_EXPANSION_TERMS]
+
+
 def citations(text: str, n_passages: int) -> tuple[list[int], str]:
     """The excerpt numbers a memory cites, in order and once each, and the text with invalid citations dropped.
 

@@ -41,6 +41,7 @@ class DataSettings:
     # are replayed at `replay_share` of the new rows' count, so a retrain costs what is new, not the history.
     since: str | None = None
     replay_share: float = 0.5
+    expansions: bool = True  # also teach query expansion: a question in, the memory's own names out
     max_doc_chars: int = (
         200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
     )
