@@ -14,7 +14,8 @@ with short sequences sized for two cores. The benchmark's 176 questions were not
   left of the budget (adapter + retrieval). A generation that cites nothing falls back to retrieval and is
   counted as such (`fallback`).
 
-It reports, per category and overall: the answer-term coverage of both texts and the difference; for
+It also measures query expansion, the weights' second use: search hit@1 / hit@5 with the adapter's words
+added to each question, against the question alone. It reports, per category and overall: the answer-term coverage of both texts and the difference; for
 generate, citation accuracy (the share of the sources the model cited that come from an evidence session),
 how often it cited anything, abstention accuracy on the questions the history cannot answer, false
 abstentions on the others, and the mean pairwise Jaccard of the model's own sentences (lower is more
@@ -115,6 +116,37 @@ def ask(app: App, questions: list, ids: dict[str, str], budget: int) -> list[dic
     return rows
 
 
+def expansion(app: App, questions: list, ids: dict[str, str]) -> dict:
+    """Search hit@1 / hit@5 (as bench/coding_memory.py counts them) with and without the adapter's query
+    expansion, on the answerable questions."""
+    from lmm_mcp.query import find
+
+    recaller, retriever = app.recaller(), app.retriever()
+    hits = {"plain": [0, 0], "expanded": [0, 0]}
+    examples, n = [], 0
+    for q in questions:
+        if not q.evidence:
+            continue
+        n += 1
+        evidence = {ids[label] for label in q.evidence}
+        words = recaller.expand(q.question, q.project)
+        if words and len(examples) < 6:
+            examples.append({"id": q.id, "question": q.question, "words": words})
+        for name, text in (("plain", q.question), ("expanded", f"{q.question} {words}".strip())):
+            sessions = [h.session_id for h in find(retriever, app.conn, text, k=5, project=q.project)]
+            hits[name][0] += bool(sessions) and sessions[0] in evidence
+            hits[name][1] += any(s in evidence for s in sessions)
+    return {
+        "questions": n,
+        **{
+            f"{name}_hit@{k}": round(v[i] / max(n, 1), 3)
+            for name, v in hits.items()
+            for i, k in ((0, 1), (1, 5))
+        },
+        "examples": examples,
+    }
+
+
 def summarise(rows: list[dict]) -> dict:
     mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
     answerable = [r for r in rows if r["category"] != "unanswerable"]
@@ -157,6 +189,7 @@ def run(args: argparse.Namespace) -> dict:
             app.ingest(embed=not args.no_embed)
             trained = train(app, args)
             rows = ask(app, questions, ids, args.budget)
+            expanded = expansion(app, questions, ids)
     metrics = trained.get("metrics") or {}
     evaluation = metrics.get("eval") or {}
     return {
@@ -193,6 +226,7 @@ def run(args: argparse.Namespace) -> dict:
             },
             "verdict": evaluation.get("verdict"),
         },
+        "query_expansion": expanded,
         "examples": [{"id": r["id"], "said": r["said"]} for r in rows if r["said"]][:8],
     }
 
@@ -234,6 +268,13 @@ def print_table(doc: dict) -> None:
     for ex in doc["examples"]:
         said = re.sub(r"\s+", " ", ex["said"])
         print(f"  {ex['id']}: {said[:160]}")
+    e = doc["query_expansion"]
+    print(
+        f"query expansion, {e['questions']} questions: search hit@1 {e['plain_hit@1']} -> {e['expanded_hit@1']}, "
+        f"hit@5 {e['plain_hit@5']} -> {e['expanded_hit@5']}"
+    )
+    for ex in e["examples"]:
+        print(f"  {ex['id']}: {ex['question']} + [{ex['words']}]")
 
 
 def main() -> int:
