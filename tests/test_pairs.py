@@ -214,3 +214,43 @@ def test_expansion_pairs_teach_the_memorys_own_names(history, tmp_path):
     ]
     without = build_dataset(history, tmp_path / "none", DataSettings(expansions=False))
     assert without["counts"]["sft_train"] + without["counts"]["sft_val"] < len(rows)
+
+
+def test_model_written_self_study_keeps_only_grounded_answers(cfg, conn, tmp_path):
+    """The writer is the input here (on a GPU, the base model): what it writes is parsed, and kept only when
+    the answer's words are the excerpt's."""
+    from trainer.selfstudy import grounded, parse_written
+
+    assert parse_written("Q: When does the export run?\nA: The nightly `export_rows` job runs at 2am.") == (
+        "When does the export run?",
+        "The nightly `export_rows` job runs at 2am.",
+    )
+    assert parse_written("Sure! Here is a question about exports.") is None
+    excerpt = (
+        "The nightly export writes CSV files to exports/daily.csv and the `export_rows` job runs at 2am."
+    )
+    assert grounded("The export_rows job writes exports/daily.csv nightly at 2am.", excerpt)
+    assert not grounded("The export runs on Kubernetes with Argo Workflows every hour.", excerpt)
+
+    def writer(prompts: list[str]) -> list[str]:
+        out = []
+        for i, prompt in enumerate(prompts):
+            first = prompt.split("Excerpt:\n", 1)[1].split(". ")[0].split("\n")[0]
+            out.append(
+                f"Q: What did we say then?\nA: {first}."
+                if i % 2 == 0
+                else "Q: Where does it run?\nA: Kubernetes with Argo on Mars, hourly."
+            )
+        return out
+
+    out = tmp_path / "data"
+    manifest = build_dataset(_talk_sessions(cfg, conn, 3), out, DataSettings(), write=writer)
+    stats = manifest["stats"]["written_study"]
+    assert (
+        stats["asked"] >= 3 and stats["parsed"] == stats["asked"] and 0 < stats["grounded"] < stats["asked"]
+    )
+    rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
+    written = [p for p in rows if p["memory_key"] and p["memory_key"].endswith(":written")]
+    assert written and all(
+        "Mars" not in p["target"] and p["query"] == "What did we say then?" for p in written
+    )

@@ -225,6 +225,22 @@ def test_from_a_version_continues_it_on_what_is_new_with_a_replay(filled_home, t
         )
 
 
+def test_the_base_model_writes_self_study_when_asked(filled_home, tiny, tmp_path):
+    """written_study "on" (what "auto" does on a GPU): the base model gets one prompt per chosen excerpt while
+    the data is built; a random tiny model writes nothing usable, so nothing of it is kept."""
+    home = _copy_home(filled_home, tmp_path / "home")
+    conn = connect(home / "store.db")
+    cfg = _tiny_config(home, tiny, prepare_only=True)
+    cfg = dataclasses.replace(cfg, data=DataSettings(k=4, written_study="on", self_study_per_session=2))
+    result = run_pipeline(cfg, StoreHistory(conn, Retriever(conn)))
+    manifest = orjson.loads((result.run_dir / "data" / "manifest.json").read_bytes())
+    written = manifest["stats"]["written_study"]
+    assert written["asked"] > 0 and written["grounded"] <= written["parsed"] <= written["asked"]
+    with pytest.raises(PipelineError, match="written_study 'yes': choose auto, on or off"):
+        bad = dataclasses.replace(cfg, data=DataSettings(written_study="yes"), fresh=True)
+        run_pipeline(bad, StoreHistory(conn, Retriever(conn)))
+
+
 def test_python_m_trainer_trains_a_prepared_run(filled_home, tiny, tmp_path):
     home = str(_copy_home(filled_home, tmp_path / "home"))
     common = [

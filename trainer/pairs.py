@@ -37,6 +37,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +53,7 @@ from trainer.prompts import (
     prompt_chars,
     recall_messages,
 )
-from trainer.selfstudy import self_study
+from trainer.selfstudy import self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
@@ -117,8 +118,16 @@ class Pair:
 # ---------------------------------------------------------------------------------------------- the dataset
 
 
-def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, log=None) -> dict[str, Any]:
-    """Write cpt_train/cpt_val/sft_train/sft_val JSONL and manifest.json into `out_dir`; return the manifest."""
+def build_dataset(
+    history: History,
+    out_dir: Path,
+    settings: DataSettings,
+    *,
+    log=None,
+    write: Callable[[list[str]], list[str]] | None = None,
+) -> dict[str, Any]:
+    """Write cpt_train/cpt_val/sft_train/sft_val JSONL and manifest.json into `out_dir`; return the manifest.
+    `write` (prompts in, replies out) lets the base model write self-study questions as well."""
     started = time.perf_counter()
     rng = random.Random(settings.seed)
     sessions = history.sessions()
@@ -148,13 +157,20 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
                 {"id": f"memory:{m.key}:{n}", "kind": "memory", "session_id": _newest(m), "text": text}
             )
 
+    chunks = history.chunks()
     studies = self_study(
-        history.chunks(),
+        chunks,
         covered=memories,
         per_session=settings.self_study_per_session,
         per_chunk=settings.self_study_per_chunk,
         rng=rng,
     )
+    written: dict[str, int] = {}
+    if write is not None:
+        items, written = written_study(
+            chunks, write, covered=memories, per_session=settings.self_study_per_session
+        )
+        studies += items
     pairs = build_pairs(history, memories, history.prompts(), val_ids, settings, rng, studies=studies)
     sft = {"train": [p for p in pairs if p.session_id not in val_ids]}
     sft["val"] = [p for p in pairs if p.session_id in val_ids]
@@ -170,6 +186,7 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
         "val_sessions": len(val_ids),
         "memories": len(memories),
         "self_study": len(studies),
+        **({"written_study": written["grounded"]} if written else {}),
         **replayed,
         "cpt_train": len(cpt["train"]),
         "cpt_val": len(cpt["val"]),
@@ -197,6 +214,7 @@ def build_dataset(history: History, out_dir: Path, settings: DataSettings, *, lo
             "train": pair_stats(sft["train"]),
             "val": pair_stats(sft["val"]),
             "seconds": round(time.perf_counter() - started, 2),
+            **({"written_study": written} if written else {}),
         },
         "val_session_ids": sorted(val_ids),
         "newest_session": max((s.started_at or "" for s in sessions), default="") or None,

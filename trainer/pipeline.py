@@ -229,7 +229,38 @@ def _data(
     # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
     fit = max(300, (cfg.stage_settings("sft").seq_len - 224) * 3)
     settings = DataSettings(**{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)})
-    return build_dataset(history, data, settings, log=say)
+    if not _writes_study(cfg):
+        return build_dataset(history, data, settings, log=say)
+    from trainer.generate import generate_memories, load_for_generation
+
+    say("data: the base model writes self-study questions")
+    loaded = [
+        load_for_generation(
+            cfg.model, cache_dir=cfg.home / "models" / "base", adapter_dir=None, device=cfg.device
+        )
+    ]
+
+    def write(prompts: list[str]) -> list[str]:
+        model, tokenizer = loaded[0]
+        chats = [[{"role": "user", "content": p}] for p in prompts]
+        return generate_memories(model, tokenizer, chats, max_new_tokens=96, batch_size=16)
+
+    try:
+        return build_dataset(history, data, settings, log=say, write=write)
+    finally:
+        loaded.clear()  # the GPU's memory goes to training next
+
+
+def _writes_study(cfg: PipelineConfig) -> bool:
+    """Whether the base model writes self-study questions: asked for, or "auto" with a GPU to do it on."""
+    choice = cfg.data.written_study
+    if choice not in ("auto", "on", "off"):
+        raise PipelineError(f"written_study {choice!r}: choose auto, on or off")
+    if choice == "auto":
+        from trainer.devices import gpu_visible
+
+        return cfg.device != "cpu" and gpu_visible()
+    return choice == "on"
 
 
 def _train_stages(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer.prompts import Passage
@@ -184,3 +185,132 @@ def _prose(sentence: str) -> bool:
     tokens = sentence.split()
     words = [t for t in tokens if re.fullmatch(r"[A-Za-z][a-z'’-]*[,.;:!]?", t)]
     return len(tokens) >= 5 and len(words) >= 0.6 * len(tokens) and "   " not in sentence
+
+
+# ---------------------------------------------------------------------------------------------- model-written
+
+WRITE_PROMPT = (
+    "Below is an excerpt from a past coding session. Write one question that a developer might ask later and "
+    "that the excerpt answers, then the answer in one sentence that keeps the excerpt's exact names of files, "
+    "functions, commands and tools.\n\nExcerpt:\n{text}\n\nReply in exactly this format:\nQ: <question>\nA: <answer>"
+)
+WRITE_CHARS = 900  # excerpt characters the model reads
+MIN_GROUNDED = 0.8  # share of an answer's content words that must be in the excerpt
+_QA = re.compile(r"Q:\s*(?P<q>[^\n]{8,200}?)\s*\n+\s*A:\s*(?P<a>[^\n]{12,400})", re.S)
+_CONTENT = re.compile(r"[a-z0-9_][a-z0-9_.-]*[a-z0-9_]|[a-z0-9]")
+
+
+def parse_written(text: str) -> tuple[str, str] | None:
+    """The question and answer a model wrote ("Q: ...\\nA: ..."), or None when it wrote something else."""
+    m = _QA.search(text)
+    if m is None:
+        return None
+    question, answer = " ".join(m.group("q").split()), " ".join(m.group("a").split())
+    return (question, answer) if question.endswith("?") and not answer.endswith("?") else None
+
+
+def grounded(answer: str, excerpt: str) -> bool:
+    """The answer is supported by the excerpt's words: three or more content words, and at least 80 % of
+    them in the excerpt (the rest may be the glue of a paraphrase, not a new name or number)."""
+    said = {w for w in _CONTENT.findall(excerpt.lower())}
+    words = [w for w in _CONTENT.findall(answer.lower()) if len(w) >= 3 and w not in _GLUE]
+    return len(words) >= 3 and sum(w in said for w in words) >= MIN_GROUNDED * len(words)
+
+
+_GLUE = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "that",
+        "this",
+        "from",
+        "into",
+        "was",
+        "were",
+        "are",
+        "is",
+        "has",
+        "have",
+        "had",
+        "not",
+        "but",
+        "you",
+        "your",
+        "our",
+        "their",
+        "they",
+        "its",
+        "which",
+        "what",
+        "when",
+        "where",
+        "who",
+        "how",
+        "why",
+        "can",
+        "will",
+        "would",
+        "should",
+        "could",
+        "does",
+        "did",
+        "done",
+        "then",
+        "than",
+        "there",
+        "also",
+    ]
+)
+
+
+def written_study(
+    chunks: list[Passage],
+    write: Callable[[list[str]], list[str]],
+    *,
+    covered: list[Memory],
+    per_session: int,
+) -> tuple[list[Memory], dict[str, int]]:
+    """Self-study items the base model writes (`write`: prompts in, replies out; a GPU makes this cheap):
+    one question and answer per excerpt that names something specific, kept only when the answer is
+    grounded in the excerpt. Returns the items and how many were asked, parsed and grounded."""
+    said = {subject_of(m.attrs.get("said") or m.text) for m in covered}
+    chosen: dict[str, list[Passage]] = {}
+    for chunk in chunks:
+        if (
+            chunk.kind in STUDY_KINDS
+            and chunk.text
+            and any(subjects(s) for s in sentences(chunk.text, limit=20))
+        ):
+            picked = chosen.setdefault(chunk.session_id, [])
+            if len(picked) < per_session:
+                picked.append(chunk)
+    asked = [c for picked in chosen.values() for c in picked]
+    replies = write([WRITE_PROMPT.format(text=c.text[:WRITE_CHARS]) for c in asked]) if asked else []
+    items, parsed = [], 0
+    for chunk, reply in zip(asked, replies, strict=True):
+        qa = parse_written(reply)
+        parsed += qa is not None
+        if qa is None or not grounded(qa[1], chunk.text) or subject_of(qa[1]) in said:
+            continue
+        project = (chunk.project or "").rstrip("/").rsplit("/", 1)[-1] or "this project"
+        day = (chunk.timestamp or "")[:10]
+        items.append(
+            Memory(
+                "self_study",
+                f"In {project} ({day}): {qa[1]}" if day else f"In {project}: {qa[1]}",
+                [s.text for s in subjects(qa[1])][:4],
+                0.5,
+                [Source(chunk.session_id, chunk.uuid, chunk.timestamp, chunk.project)],
+                chunk.project,
+                f"study:{chunk.session_id}:{chunk.uuid}:written",
+                attrs={
+                    "question": qa[0],
+                    "passage": chunk.text,
+                    "passage_kind": chunk.kind,
+                    "subject": "written",
+                },
+            )
+        )
+    return items, {"asked": len(asked), "parsed": parsed, "grounded": len(items)}

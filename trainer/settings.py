@@ -42,6 +42,9 @@ class DataSettings:
     since: str | None = None
     replay_share: float = 0.5
     expansions: bool = True  # also teach query expansion: a question in, the memory's own names out
+    # Self-study questions written by the base model itself (trainer.selfstudy.written_study), kept when
+    # grounded in the excerpt: "auto" where a GPU is visible (the CPU is too slow for it), "on", "off".
+    written_study: str = "auto"
     max_doc_chars: int = (
         200_000  # a session's CPT text beyond this is cut (a runaway session is not 10x the signal)
     )
