@@ -23,6 +23,9 @@ abstentions on the others, and the mean pairwise Jaccard of the model's own sent
 diverse). Beside it, the pipeline's own figures, comparable with the research prototype's four-run table:
 CPT and SFT validation loss, and keyword coverage and Jaccard of generated memories on held-out pairs.
 
+With `--continual`, it measures continual training instead (see `run_continual`): forgetting on old
+questions, learning on new ones, and the cost of each run, continued (`--from`) against fresh.
+
 With `--dataset locomo`, LoCoMo's ten conversations are the history (each its own project) and its QA the
 questions: the answer's content words are the terms, the sessions of its evidence turns the evidence, and
 the adversarial questions (the conversation does not answer them) the unanswerable ones.
@@ -102,7 +105,7 @@ def locomo_questions(claude: Path, data: Path) -> list[Ask]:
     return out
 
 
-def train(app: App, args: argparse.Namespace) -> dict:
+def train(app: App, args: argparse.Namespace, from_version: str | None = None) -> dict:
     """One training run on the store, as `lmm-mcp train` does it, sized for the CPU."""
     from trainer.models import default_small_model
     from trainer.pipeline import PipelineConfig, run_pipeline
@@ -128,6 +131,7 @@ def train(app: App, args: argparse.Namespace) -> dict:
         eval_max_new_tokens=96,
         device=args.device,
         objective=args.objective,
+        from_version=from_version,
     )
     started = time.perf_counter()
     result = run_pipeline(pipeline, app.history(), log=lambda m: print(f"  {m}", file=sys.stderr))
@@ -287,6 +291,63 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def run_continual(args: argparse.Namespace) -> dict:
+    """Continual training against a fresh full one. The older two thirds of the coding sessions train a first
+    adapter; then the rest arrive, and a second adapter continues the first (`--from active`: the new sessions
+    and a replay of the old) while a third trains from scratch on everything. Old questions (evidence only in
+    the first sessions) measure forgetting, new ones learning, and each run's seconds the cost."""
+    from trainer.versions import use_version
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staging, claude = Path(tmp) / "all", Path(tmp) / "projects"
+        questions = coding_questions(staging)
+        files = sorted(
+            staging.rglob("*.jsonl"), key=lambda f: json.loads(f.open().readline()).get("timestamp", "")
+        )
+        cut = (2 * len(files)) // 3
+        old_ids = {f.stem for f in files[:cut]}
+        old_qs = [q for q in questions if q.terms and q.evidence <= old_ids]
+        new_qs = [q for q in questions if q.terms and q.evidence - old_ids]
+        if args.limit:
+            old_qs, new_qs = (
+                old_qs[:: max(1, len(old_qs) // args.limit)],
+                new_qs[:: max(1, len(new_qs) // args.limit)],
+            )
+        cfg = dataclasses.replace(
+            Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
+            allow_cpu_generation=True,
+            recall_prompt_chars=PROMPT_CHARS,
+        )
+        for f in files[:cut]:
+            (claude / f.relative_to(staging)).parent.mkdir(parents=True, exist_ok=True)
+            (claude / f.relative_to(staging)).write_bytes(f.read_bytes())
+        out: dict = {
+            "sessions": {"old": cut, "new": len(files) - cut},
+            "questions": {"old": len(old_qs), "new": len(new_qs)},
+        }
+        with App.open(cfg) as app:
+            app.ingest(embed=not args.no_embed)
+            first = train(app, args)
+            out["first"] = {"seconds": first["seconds"], "old": summarise(ask(app, old_qs, args.budget))}
+            for f in files[cut:]:
+                (claude / f.relative_to(staging)).parent.mkdir(parents=True, exist_ok=True)
+                (claude / f.relative_to(staging)).write_bytes(f.read_bytes())
+            app.ingest(embed=not args.no_embed)
+            runs = {"continual": train(app, args, from_version="active")}
+            runs["full"] = train(app, args)
+            for name, run in runs.items():
+                use_version(cfg.models_dir, run["adapter_version"])
+                out[name] = {
+                    "seconds": run["seconds"],
+                    "sft_train_pairs": ((run.get("metrics") or {}).get("data") or {})
+                    .get("counts", {})
+                    .get("sft_train"),
+                    "old": summarise(ask(app, old_qs, args.budget)),
+                    "new": summarise(ask(app, new_qs, args.budget)),
+                }
+    return out
+
+
 def _fmt(v) -> str:
     return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -351,7 +412,16 @@ def main() -> int:
     ap.add_argument("--no-embed", action="store_true", help="ingest without embeddings (BM25 search)")
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument(
+        "--continual",
+        action="store_true",
+        help="continual training (--from) against a fresh full one, coding set",
+    )
     args = ap.parse_args()
+    if args.continual:
+        doc = run_continual(args)
+        print(json.dumps(doc, indent=1))
+        return 0
     doc = run(args)
     if args.json:
         print(json.dumps(doc, indent=1))
