@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -45,6 +46,15 @@ def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
     assert [s.n for s in tight.sources] == [1, 2]  # a small budget still shows every cited source
     assert len(tight.memory) <= 50 * 4 + 40
     assert r.mode_used == "generate" and r.adapter_version == "v0001"
+
+
+def test_an_excerpt_the_generated_memory_repeats_shows_its_header_only():
+    said = "In shop: tests run with `uv run pytest -q` from the api folder."
+    copied = dataclasses.replace(_hit(1), kind="memory", text=said)
+    r = compose_generated(f"{said} [1]", [copied, _hit(2)], "v1", 500)
+    assert r.memory.splitlines()[2] == "[1] (memory, 2026-01-01, p) (said above)"
+    assert r.memory.splitlines()[3] == "[2] (session, 2026-01-02, p) snip 2"  # news keeps its text
+    assert [s.session_id for s in r.sources] == ["session-1", "session-2"]
 
 
 def test_a_memory_that_cites_nothing_is_not_returned():
