@@ -105,6 +105,13 @@ def locomo_questions(claude: Path, data: Path) -> list[Ask]:
     return out
 
 
+def spread(questions: list[Ask], n: int) -> list[Ask]:
+    """`n` questions evenly spaced over the list (all of them when there are fewer)."""
+    if n >= len(questions):
+        return questions
+    return [questions[i * len(questions) // n] for i in range(n)]
+
+
 def train(app: App, args: argparse.Namespace, from_version: str | None = None) -> dict:
     """One training run on the store, as `lmm-mcp train` does it, sized for the CPU."""
     from trainer.models import default_small_model
@@ -233,9 +240,8 @@ def run(args: argparse.Namespace) -> dict:
             questions = locomo_questions(claude, Path(args.data))
         else:
             questions = coding_questions(claude)
-        if args.limit:  # spread over the set, so every category keeps its share
-            step = max(1, len(questions) // args.limit)
-            questions = questions[::step][: args.limit]
+        if args.limit:  # evenly spread over the set, so every category keeps its share
+            questions = spread(questions, args.limit)
         cfg = dataclasses.replace(
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
@@ -309,10 +315,7 @@ def run_continual(args: argparse.Namespace) -> dict:
         old_qs = [q for q in questions if q.terms and q.evidence <= old_ids]
         new_qs = [q for q in questions if q.terms and q.evidence - old_ids]
         if args.limit:
-            old_qs, new_qs = (
-                old_qs[:: max(1, len(old_qs) // args.limit)],
-                new_qs[:: max(1, len(new_qs) // args.limit)],
-            )
+            old_qs, new_qs = spread(old_qs, args.limit), spread(new_qs, args.limit)
         cfg = dataclasses.replace(
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
