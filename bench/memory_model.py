@@ -105,6 +105,16 @@ def locomo_questions(claude: Path, data: Path) -> list[Ask]:
     return out
 
 
+def reused(cfg: Config) -> dict:
+    """The active adapter of a kept home, as `train` reports a run: its model, metrics and version."""
+    from trainer.versions import active_version
+
+    info = active_version(cfg.models_dir)
+    if info is None:
+        raise SystemExit(f"--reuse: {cfg.home} holds no trained adapter; run once with --keep first")
+    return {"model": info.base_model, "seconds": None, "adapter_version": info.name, "metrics": info.metrics}
+
+
 def spread(questions: list[Ask], n: int) -> list[Ask]:
     """`n` questions evenly spaced over the list (all of them when there are fewer)."""
     if n >= len(questions):
@@ -248,8 +258,11 @@ def run(args: argparse.Namespace) -> dict:
             recall_prompt_chars=PROMPT_CHARS,
         )
         with App.open(cfg) as app:
-            app.ingest(embed=not args.no_embed)
-            trained = train(app, args)
+            if args.reuse:  # a home this bench trained before (--keep): its store and active adapter
+                trained = reused(cfg)
+            else:
+                app.ingest(embed=not args.no_embed)
+                trained = train(app, args)
             rows = ask(app, questions, args.budget)
             expanded = expansion(app, questions)
     metrics = trained.get("metrics") or {}
@@ -415,6 +428,9 @@ def main() -> int:
     ap.add_argument("--no-embed", action="store_true", help="ingest without embeddings (BM25 search)")
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument(
+        "--reuse", action="store_true", help="with --keep: ask again with the home's trained adapter"
+    )
     ap.add_argument(
         "--continual",
         action="store_true",
