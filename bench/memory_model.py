@@ -320,9 +320,7 @@ def run_continual(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         staging, claude = Path(tmp) / "all", Path(tmp) / "projects"
         questions = coding_questions(staging)
-        files = sorted(
-            staging.rglob("*.jsonl"), key=lambda f: json.loads(f.open().readline()).get("timestamp", "")
-        )
+        files = sorted(staging.rglob("*.jsonl"), key=_started)
         cut = (2 * len(files)) // 3
         old_ids = {f.stem for f in files[:cut]}
         old_qs = [q for q in questions if q.terms and q.evidence <= old_ids]
@@ -362,6 +360,15 @@ def run_continual(args: argparse.Namespace) -> dict:
                     "new": summarise(ask(app, new_qs, args.budget)),
                 }
     return out
+
+
+def _started(transcript: Path) -> str:
+    """When a transcript starts: its first timestamped record's time."""
+    for line in transcript.read_text().splitlines():
+        stamp = json.loads(line).get("timestamp")
+        if stamp:
+            return stamp
+    return ""
 
 
 def _fmt(v) -> str:

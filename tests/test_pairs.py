@@ -254,3 +254,20 @@ def test_model_written_self_study_keeps_only_grounded_answers(cfg, conn, tmp_pat
     assert written and all(
         "Mars" not in p["target"] and p["query"] == "What did we say then?" for p in written
     )
+
+
+def test_continual_data_learns_new_sessions_even_when_all_are_held_out():
+    import random
+
+    from trainer.pairs import SessionInfo, _continual
+
+    sessions = [SessionInfo(f"s{i}", f"s{i}", "/p", f"2026-03-0{i}T00:00:00Z") for i in range(1, 6)]
+    rows = lambda ids: [{"session_id": s, "n": n} for s in ids for n in range(4)]  # noqa: E731
+    settings = DataSettings(since="2026-03-04T12:00:00Z", replay_share=0.5)  # s5 is new, and held out
+    cpt = {"train": rows(["s1", "s2", "s3", "s4"]), "val": rows(["s5"])}
+    sft = {"train": [], "val": []}
+    counts = _continual(sessions, settings, cpt, sft, random.Random(0))
+    assert counts == {"new_sessions": 1, "cpt_replayed": 2, "sft_replayed": 0}
+    assert [r["session_id"] for r in cpt["train"][:4]] == ["s5"] * 4 and cpt["val"] == []
+    with pytest.raises(DataError, match="nothing new to learn"):
+        _continual(sessions, DataSettings(since="2026-03-09"), cpt, sft, random.Random(0))

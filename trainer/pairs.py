@@ -294,6 +294,8 @@ def _continual(
     ):
         fresh = [r for r in split["train"] if session_of(r) in new]
         old = [r for r in split["train"] if session_of(r) not in new]
+        if not fresh:  # every new session was held out for validation: learn them, and borrow validation
+            fresh, split["val"] = split["val"], []
         replay = rng.sample(old, min(len(old), math.ceil(settings.replay_share * len(fresh))))
         split["train"] = fresh + replay
         counts[f"{name}_replayed"] = len(replay)
