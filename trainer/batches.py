@@ -136,8 +136,10 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
     """Right-pad a batch to its longest example: pads get pad_id, attention 0 and label IGNORE_INDEX.
     Distillation examples also carry the teacher's sequence (`teacher_*`; a row without one is all padding
     there, and `has_teacher` says which rows have one)."""
+    import torch
+
     out = _pad([e["input_ids"] for e in examples], [e["labels"] for e in examples], pad_id)
-    out["weights"] = torch_tensor([float(e["weight"]) for e in examples])
+    out["weights"] = torch.tensor([float(e["weight"]) for e in examples])
     if any("teacher_ids" in e for e in examples):
         t = _pad(
             [e.get("teacher_ids", [pad_id]) for e in examples],
@@ -145,7 +147,7 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
             pad_id,
         )
         out.update({f"teacher_{k}": v for k, v in t.items()})
-        out["has_teacher"] = torch_tensor([float("teacher_ids" in e) for e in examples])
+        out["has_teacher"] = torch.tensor([float("teacher_ids" in e) for e in examples])
     return out
 
 
@@ -164,12 +166,6 @@ def _pad(
         labels[i, :n] = torch.as_tensor(row_labels)
         mask[i, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def torch_tensor(values: list[float]) -> torch.Tensor:
-    import torch
-
-    return torch.tensor(values)
 
 
 def _eos_id(tokenizer: Any) -> int:

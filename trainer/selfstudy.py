@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer.prompts import Passage
-from transcripts.conversation import sentences, subject_of
+from transcripts.conversation import content_words, sentences, subject_of
 from transcripts.extraction import Memory, Source
 from transcripts.stack import mentions
+from transcripts.tool_use import project_name
 
 STUDY_KINDS = ("prompt", "reply", "compact_summary")  # the words people said; tool output is memories' job
 MIN_CHARS = 30
@@ -109,7 +110,7 @@ def self_study(
     """Question/answer items from session excerpts, as memories of category 'self_study' with the question and
     the excerpt in `attrs` (see the module docstring). At most `per_chunk` per excerpt and `per_session` per
     session, the excerpts with the most specific sentences first."""
-    said = {subject_of(m.attrs.get("said") or m.text) for m in covered}
+    said = _said(covered)
     by_session: dict[str, list[tuple[int, Memory]]] = {}
     seen: set[str] = set()
     for chunk in chunks:
@@ -127,8 +128,7 @@ def self_study(
 def _from_chunk(
     chunk: Passage, said: set[str], seen: set[str], per_chunk: int, rng: random.Random
 ) -> list[tuple[int, Memory]]:
-    project = (chunk.project or "").rstrip("/").rsplit("/", 1)[-1] or "this project"
-    day = (chunk.timestamp or "")[:10]
+    project, day = project_name(chunk.project), (chunk.timestamp or "")[:10]
     out: list[tuple[int, Memory]] = []
     used: set[str] = set()
     for sentence in sentences(chunk.text, limit=60):
@@ -160,22 +160,7 @@ def _from_chunk(
             if len(sentence) <= ANSWER_CHARS
             else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
         )
-        text = f"In {project} ({day}): {answer}" if day else f"In {project}: {answer}"
-        item = Memory(
-            "self_study",
-            text,
-            [subject.text],
-            0.5,
-            [Source(chunk.session_id, chunk.uuid, chunk.timestamp, chunk.project)],
-            chunk.project,
-            f"study:{chunk.session_id}:{chunk.uuid}:{subject.text.lower()[:60]}",
-            attrs={
-                "question": question,
-                "passage": chunk.text,
-                "passage_kind": chunk.kind,
-                "subject": subject.kind,
-            },
-        )
+        item = _item(chunk, question, answer, subject.text, subject.kind, [subject.text])
         out.append((len(found), item))
     return out
 
@@ -197,7 +182,6 @@ WRITE_PROMPT = (
 WRITE_CHARS = 900  # excerpt characters the model reads
 MIN_GROUNDED = 0.8  # share of an answer's content words that must be in the excerpt
 _QA = re.compile(r"Q:\s*(?P<q>[^\n]{8,200}?)\s*\n+\s*A:\s*(?P<a>[^\n]{12,400})", re.S)
-_CONTENT = re.compile(r"[a-z0-9_][a-z0-9_.-]*[a-z0-9_]|[a-z0-9]")
 
 
 def parse_written(text: str) -> tuple[str, str] | None:
@@ -212,57 +196,35 @@ def parse_written(text: str) -> tuple[str, str] | None:
 def grounded(answer: str, excerpt: str) -> bool:
     """The answer is supported by the excerpt's words: three or more content words, and at least 80 % of
     them in the excerpt (the rest may be the glue of a paraphrase, not a new name or number)."""
-    said = {w for w in _CONTENT.findall(excerpt.lower())}
-    words = [w for w in _CONTENT.findall(answer.lower()) if len(w) >= 3 and w not in _GLUE]
+    said = _bare(excerpt)
+    words = [w for w in _bare(answer) if len(w) >= 3]
     return len(words) >= 3 and sum(w in said for w in words) >= MIN_GROUNDED * len(words)
 
 
-_GLUE = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "with",
-        "that",
-        "this",
-        "from",
-        "into",
-        "was",
-        "were",
-        "are",
-        "is",
-        "has",
-        "have",
-        "had",
-        "not",
-        "but",
-        "you",
-        "your",
-        "our",
-        "their",
-        "they",
-        "its",
-        "which",
-        "what",
-        "when",
-        "where",
-        "who",
-        "how",
-        "why",
-        "can",
-        "will",
-        "would",
-        "should",
-        "could",
-        "does",
-        "did",
-        "done",
-        "then",
-        "than",
-        "there",
-        "also",
-    ]
-)
+def _bare(text: str) -> set[str]:
+    """Content words (`transcripts.conversation.content_words`) without the punctuation at their ends."""
+    return {w.strip("./-") for w in content_words(text)} - {""}
+
+
+def _said(covered: list[Memory]) -> set[str]:
+    """The subjects the stored memories already say: an item on one of them is left to the memory."""
+    return {subject_of(m.attrs.get("said") or m.text) for m in covered}
+
+
+def _item(chunk: Passage, question: str, answer: str, key: str, kind: str, keywords: list[str]) -> Memory:
+    """A self-study item: its answer as a memory of the excerpt's project and day, the question and the
+    excerpt in `attrs`."""
+    project, day = project_name(chunk.project), (chunk.timestamp or "")[:10]
+    return Memory(
+        "self_study",
+        f"In {project} ({day}): {answer}" if day else f"In {project}: {answer}",
+        keywords,
+        0.5,
+        [Source(chunk.session_id, chunk.uuid, chunk.timestamp, chunk.project)],
+        chunk.project,
+        f"study:{chunk.session_id}:{chunk.uuid}:{key.lower()[:60]}",
+        attrs={"question": question, "passage": chunk.text, "passage_kind": chunk.kind, "subject": kind},
+    )
 
 
 def written_study(
@@ -275,7 +237,7 @@ def written_study(
     """Self-study items the base model writes (`write`: prompts in, replies out; a GPU makes this cheap):
     one question and answer per excerpt that names something specific, kept only when the answer is
     grounded in the excerpt. Returns the items and how many were asked, parsed and grounded."""
-    said = {subject_of(m.attrs.get("said") or m.text) for m in covered}
+    said = _said(covered)
     chosen: dict[str, list[Passage]] = {}
     for chunk in chunks:
         if (
@@ -294,23 +256,5 @@ def written_study(
         parsed += qa is not None
         if qa is None or not grounded(qa[1], chunk.text) or subject_of(qa[1]) in said:
             continue
-        project = (chunk.project or "").rstrip("/").rsplit("/", 1)[-1] or "this project"
-        day = (chunk.timestamp or "")[:10]
-        items.append(
-            Memory(
-                "self_study",
-                f"In {project} ({day}): {qa[1]}" if day else f"In {project}: {qa[1]}",
-                [s.text for s in subjects(qa[1])][:4],
-                0.5,
-                [Source(chunk.session_id, chunk.uuid, chunk.timestamp, chunk.project)],
-                chunk.project,
-                f"study:{chunk.session_id}:{chunk.uuid}:written",
-                attrs={
-                    "question": qa[0],
-                    "passage": chunk.text,
-                    "passage_kind": chunk.kind,
-                    "subject": "written",
-                },
-            )
-        )
+        items.append(_item(chunk, qa[0], qa[1], "written", "written", [x.text for x in subjects(qa[1])][:4]))
     return items, {"asked": len(asked), "parsed": parsed, "grounded": len(items)}
