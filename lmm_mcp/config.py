@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BASE_MODEL = "Qwen/Qwen3-1.7B"  # the LMM (same as trainer.models; config must not import torch)
+DECODINGS = ("extract", "write")
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,16 @@ class Config:
     recall_max_new_tokens: int = 160  # bound on a generated memory's length
     recall_prompt_chars: int = 2_400  # excerpt characters the model reads (as in its training inputs)
     expand_queries: bool = False  # let the adapter add the user's own names to a recall's search words
+    # How a generated recall uses the adapter: "extract" (it judges the excerpts' sentences as its answer and
+    # the memory is built from the best, trainer.extract) or "write" (it writes the memory freely).
+    recall_decoding: str = "extract"
+    abstain_margin: float = 0.0  # "extract": abstain when the abstention outscores every sentence by this
+
+    def __post_init__(self) -> None:
+        if self.recall_decoding not in DECODINGS:
+            raise ConfigError(
+                f"recall_decoding = {self.recall_decoding!r}: choose one of {', '.join(DECODINGS)}"
+            )
 
     @property
     def db_path(self) -> Path:

@@ -85,6 +85,63 @@ def generate_memories(
     return outputs
 
 
+def score_answers(
+    model: Any,
+    tokenizer: Any,
+    messages: list[dict[str, str]],
+    answers: list[str],
+    *,
+    batch_size: int = 16,
+) -> list[float]:
+    """How likely the model is to answer `messages` with each of `answers`: the mean log-probability of the
+    answer's tokens as the assistant's reply (higher is likelier; a mean, so length does not decide).
+
+    The prompt is run once and its key/value cache shared by every answer, so scoring N answers costs the
+    prompt plus the answers' own tokens, not N prompts. An empty answer scores -inf.
+    """
+    import copy
+
+    import torch
+
+    if not answers:
+        return []
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    text = chat_prompt(tokenizer, messages)
+    room = _max_prompt_tokens(model, tokenizer, max(len(tokenizer(a)["input_ids"]) for a in answers) + 1)
+    prompt = tokenizer(text, add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
+    prompt = prompt[-room:]  # as generation does: a prompt too long keeps its end
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    scores: list[float] = []
+    with torch.inference_mode():
+        ids = torch.tensor([prompt], device=device)
+        first = model(input_ids=ids, use_cache=True)
+        prompt_cache, next_logits = first.cache, first.logits[:, -1:, :]
+        for start in range(0, len(answers), batch_size):
+            encoded = [
+                tokenizer(a, add_special_tokens=False)["input_ids"]
+                for a in answers[start : start + batch_size]
+            ]
+            width = max(1, max(len(e) for e in encoded))
+            batch = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], device=device)
+            mask = torch.tensor(
+                [[1] * (len(prompt) + len(e)) + [0] * (width - len(e)) for e in encoded], device=device
+            )
+            cache = copy.deepcopy(prompt_cache)
+            cache.batch_repeat_interleave(len(encoded))
+            positions = torch.arange(len(prompt), len(prompt) + width, device=device).expand(len(encoded), -1)
+            out = model(
+                input_ids=batch, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+            )
+            # The first answer token is predicted by the prompt's last position, the rest by the answer's own.
+            logits = torch.cat([next_logits.expand(len(encoded), -1, -1), out.logits[:, :-1]], dim=1)
+            logp = logits.float().log_softmax(-1).gather(-1, batch.unsqueeze(-1)).squeeze(-1)
+            for row, e in zip(logp, encoded, strict=True):
+                scores.append(row[: len(e)].mean().item() if e else float("-inf"))
+    return scores
+
+
 def clean_memory(text: str) -> str:
     """Generated text without think blocks (closed, or left open when the token budget ran out) or padding."""
     text = _THINK_BLOCK.sub("", text)
