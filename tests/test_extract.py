@@ -58,3 +58,61 @@ def test_scores_with_a_shared_prompt_cache_equal_a_plain_forward_pass(tiny: Path
     assert score_answers(model, tokenizer, MESSAGES, []) == []
     with pytest.raises(ValueError, match="batch_size"):
         score_answers(model, tokenizer, MESSAGES, ANSWERS, batch_size=0)
+
+
+def _passage(text: str, n: int = 1) -> Passage:
+    return Passage(text, f"s{n}", f"u{n}", f"2026-01-0{n}T00:00:00Z", "/home/dev/shop")
+
+
+def test_sentences_are_what_the_prompt_shows_cut_at_word_ends_without_scraps():
+    from trainer.extract import MAX_SENTENCE_CHARS, passage_sentences
+    from trainer.prompts import PASSAGE_CHARS
+
+    long = "word " * 100
+    text = f"Run   pytest -q first. OK. {long}\nThe  deploy goes through make ship. " + "tail " * 200
+    sentences = passage_sentences([_passage(text), _passage("We use Redis 7 for the queue.", 2)])
+    assert sentences[0].text == "Run pytest -q first." and sentences[0].n == 1  # whitespace folded
+    assert all(s.text != "OK." for s in sentences)  # too short to say anything
+    assert all(len(s.text) <= MAX_SENTENCE_CHARS for s in sentences)
+    assert all(not s.text.startswith(" ") and not s.text.endswith(" ") for s in sentences)
+    assert sum(len(s.text) for s in sentences if s.n == 1) < PASSAGE_CHARS  # the prompt's cut, no more
+    assert [s.index for s in sentences if s.n == 1] == list(range(len([s for s in sentences if s.n == 1])))
+    assert sentences[-1].answer() == "We use Redis 7 for the queue. [2]"
+
+
+def test_choose_leads_with_the_best_and_packs_the_rest_within_the_budget():
+    from trainer.extract import choose, lexical_scores, passage_sentences, render
+
+    passages = [
+        _passage("The shop is a Django app. Tests run with pytest -q. Lint is ruff.", 1),
+        _passage("Deploys go out with make ship on Fridays. Staging is on Fly.", 2),
+        _passage("Nothing here matters at all today.", 3),
+    ]
+    sentences = passage_sentences(passages)
+    scores = lexical_scores("how do deploys go out to staging?", sentences)
+    extract = choose(sentences, scores, passages, budget_chars=400)
+    assert extract.lead.text == "Deploys go out with make ship on Fridays."
+    lines = render(extract, passages, {n: n for n in extract.cited()})
+    assert lines[0] == "Deploys go out with make ship on Fridays. [2]"
+    assert sum(len(line) + 1 for line in lines) <= 400
+    assert extract.cited()[0] == 2 and list(extract.groups) == sorted(extract.groups)
+    tight = choose(sentences, scores, passages, budget_chars=90)
+    assert (
+        tight.lead.n == 2 and sum(len(line) + 1 for line in render(tight, passages, {1: 1, 2: 2, 3: 3})) <= 90
+    )
+    assert choose([], [], passages, 400) is None
+    flat = choose(sentences, scores, passages, budget_chars=400, lead=False)
+    assert flat.lead is None and 2 in flat.groups
+
+
+def test_the_model_judges_only_the_candidates_and_the_others_follow_by_their_words():
+    from trainer.extract import candidates, judged_scores
+
+    lexical = [3.0, 0.0, 2.0, 1.0]
+    judged = candidates(lexical, limit=3)
+    assert judged == [0, 2, 3]
+    final = judged_scores(lexical, judged, model=[-3.0, -0.5, -2.0])  # the model prefers sentence 2 by far
+    assert final[2] > final[0] > final[3]  # its clear preference outweighs one word of overlap
+    assert final[3] > final[1]  # the sentence it did not judge comes last
+    words_only = judged_scores(lexical, judged, model=[-3.0, -0.5, -2.0], model_weight=0.0)
+    assert words_only[0] > words_only[2] > words_only[3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -188,3 +189,66 @@ def _active(cfg) -> str:
     from trainer.versions import active_version
 
     return active_version(cfg.models_dir).name
+
+
+def _shown_sentences(memory: str) -> list[str]:
+    """The sentences of a packed or judged memory: its lines without the frame, numbers and headers."""
+    out = []
+    for line in memory.splitlines()[1:]:
+        body = re.sub(r"^\[\d+\] \([^)]*\) ", "", line)
+        body = re.sub(r" \[\d+\]$", "", body)
+        out += [part.rstrip("…").strip() for part in body.split(" … ")]
+    return [s for s in out if s]
+
+
+def test_a_small_budget_packs_the_questions_sentences_from_more_excerpts(store):
+    cfg, conn = store
+    recaller = App(cfg, conn).recaller()
+    query = "KeyError coupon pricing"
+    hits = recaller.hits(query, project="/home/dev/shop", k=8)
+    full = recaller.recall(query, project="/home/dev/shop", mode="retrieve", max_tokens=1500)
+    small = recaller.recall(query, project="/home/dev/shop", mode="retrieve", max_tokens=80)
+    assert len(small.memory) <= 80 * 4 and small.memory.splitlines()[0] == FRAME
+    texts = " ".join(" ".join(h.text.split()) for h in hits)
+    shown = _shown_sentences(small.memory)
+    assert shown and all(s in texts for s in shown)  # every word from an excerpt, none invented
+    assert [s.n for s in small.sources] == list(range(1, len(small.sources) + 1))
+    assert all(f"[{s.n}] (" in small.memory for s in small.sources)
+    assert "coupon" in small.memory.lower() and "coupon" in full.memory.lower()
+
+
+def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp_path):
+    """A real (tiny) model and adapter through `recall_memory`'s generate path: the memory is the excerpts'
+    own sentences, the lead citing its excerpt; the abstention margin decides when it abstains."""
+    import warnings
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from trainer.models import load_model
+    from trainer.tiny import build_tiny_qwen3
+    from trainer.versions import publish
+
+    cfg, conn = store
+    tiny = build_tiny_qwen3(tmp_path / "tiny")
+    model, _ = load_model(str(tiny), cache_dir=tmp_path / "cache", device="cpu")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        torch.manual_seed(0)
+        peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    publish(cfg.models_dir, tmp_path / "adapter", config={"model": str(tiny)}, metrics={})
+    cfg = dataclasses.replace(cfg, base_model=str(tiny), allow_cpu_generation=True)
+    recaller = App(cfg, conn).recaller()
+    r = recaller.recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=120)
+    assert r.mode_used == "generate" and r.adapter_version == _active(cfg)
+    lines = r.memory.splitlines()
+    assert lines[0] == FRAME and re.search(r" \[1\]$", lines[1]) and len(r.memory) <= 120 * 4
+    hits = recaller.hits("KeyError coupon pricing", project="/home/dev/shop", k=8)
+    texts = " ".join(" ".join(h.text.split()) for h in hits)
+    assert all(s in texts for s in _shown_sentences(r.memory))
+    assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
+    # A margin below any score difference: the abstention always wins.
+    shy = dataclasses.replace(cfg, abstain_margin=-1e9)
+    r = App(shy, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate")
+    assert r.memory.startswith("No relevant memory") and r.sources == []
