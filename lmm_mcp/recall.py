@@ -33,17 +33,8 @@ from lmm_mcp.config import Config
 from lmm_mcp.query import find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits
 from trainer.devices import gpu_visible
-from trainer.extract import (
-    Extract,
-    candidates,
-    choose,
-    judged_scores,
-    lexical_scores,
-    passage_sentences,
-    render,
-)
+from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences, render
 from trainer.prompts import (
-    ABSTAIN,
     Passage,
     citations,
     expand_messages,
@@ -239,27 +230,14 @@ class Recaller:
     def _judge(
         self, query: str, hits: list[Hit], passages: list[Passage], version: str, max_tokens: int
     ) -> RecallResult:
-        """The adapter as a judge (trainer.extract): it scores the excerpts' sentences as its own cited answer,
-        and the memory leads with the best, then the next best within the budget. It abstains when its
-        abstention outscores every sentence by `abstain_margin`."""
-        from trainer.generate import score_answers
-
-        sentences = passage_sentences(passages)
-        lexical = lexical_scores(query, sentences)
-        judged = candidates(lexical)
-        answers = [sentences[i].answer() for i in judged] + [ABSTAIN]
+        """The adapter as a judge (trainer.extract.judge): it scores the excerpts' sentences as its own cited
+        answer, and the memory leads with the best, then the next best within the budget."""
+        budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
         with self._lock:
             _, model, tokenizer = self._load(version)
-            scores = score_answers(model, tokenizer, recall_messages(query, passages), answers)
-        abstain = scores.pop()
-        if judged and abstain > max(scores) + self.cfg.abstain_margin:
+            extract = judge(model, tokenizer, query, passages, budget, abstain_margin=self.cfg.abstain_margin)
+        if extract is None:
             return RecallResult(memory=NOTHING_ANSWERS, mode_used="generate", adapter_version=version)
-        budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
-        extract = choose(sentences, judged_scores(lexical, judged, scores), passages, budget)
-        if extract is None:  # excerpts without a sentence to show: the excerpts themselves
-            fallback = self._compact(query, hits, max_tokens)
-            fallback.adapter_version = version
-            return fallback
         lines, sources = _extract_lines(extract, hits, passages)
         return RecallResult(
             memory="\n".join([FRAME, *lines]), sources=sources, mode_used="generate", adapter_version=version

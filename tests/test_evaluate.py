@@ -7,6 +7,7 @@ module: its outputs are noise, so they check structure, order and ranges, not qu
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -346,9 +347,21 @@ def test_evaluate_and_report_on_a_tiny_model(tiny: Path, tmp_path: Path) -> None
         ),
         make_pair("abstain", ["The quick brown fox."], query="what is the deploy key?"),
     ]
-    result = evaluate(model, tokenizer, pairs, max_new_tokens=8, batch_size=2)
+    judged = evaluate(model, tokenizer, pairs, max_new_tokens=40)
+    assert judged["decoding"] == "extract"
+    for e in judged["examples"]:  # the judged memory is the excerpts' own words, or the abstention
+        excerpts = " ".join(
+            p["text"] for p in pairs[[q["query"] for q in pairs].index(e["query"])]["passages"]
+        )
+        words = re.sub(r" \[\d+\]", "", e["output"])
+        assert e["output"] == ABSTAIN or all(s in excerpts for s in words.split(". ") if s), e
+    # the baseline packs the question's sentences: at 160 characters both keyword-bearing excerpts fit
+    assert judged["baseline"]["keyword_coverage"] == 1.0
+    with pytest.raises(ValueError, match="decoding"):
+        evaluate(model, tokenizer, pairs, decoding="sing")
 
-    assert set(result) == {"model", "baseline", "verdict", "n", "generation_s", "examples"}
+    result = evaluate(model, tokenizer, pairs, max_new_tokens=8, batch_size=2, decoding="write")
+    assert set(result) == {"model", "baseline", "verdict", "decoding", "n", "generation_s", "examples"}
     # an untrained tiny model writes noise: it does not beat the excerpts, and the verdict says why
     assert result["verdict"]["beats_retrieval"] is False and "retrieval" in result["verdict"]["why"]
     assert result["n"] == 3 and result["generation_s"] >= 0

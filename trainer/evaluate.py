@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any
 
-from trainer.prompts import ABSTAIN, citations, is_abstention
+from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences
+from trainer.prompts import ABSTAIN, Passage, citations, is_abstention
 from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
 BASELINE_CHARS = 300  # characters of excerpts the retrieval-only baseline answers with, unless told
@@ -95,6 +97,33 @@ def baseline_memory(pair: dict[str, Any], chars: int = BASELINE_CHARS) -> str:
         if left < 40:  # not enough room left for another excerpt to say anything
             break
     return " ".join(parts)
+
+
+def pair_passages(pair: dict[str, Any]) -> list[Passage]:
+    """A pair's excerpts as the recall prompt showed them, in their numbered order."""
+    rows = sorted(pair.get("passages") or [], key=lambda p: p.get("n", 1))
+    names = {f.name for f in fields(Passage)}
+    return [Passage(**{k: v for k, v in row.items() if k in names}) for row in rows]
+
+
+def extract_text(extract: Extract | None) -> str:
+    """An extract as evaluation reads it: the lead citing its excerpt, then the other chosen sentences (what
+    the agent reads too, but uncited here: citation accuracy is the lead's); ABSTAIN for None."""
+    if extract is None:
+        return ABSTAIN
+    rest = [s.text for chosen in extract.groups.values() for s in chosen]
+    return " ".join([extract.lead.answer() if extract.lead else "", *rest]).strip()
+
+
+def packed_baseline(pair: dict[str, Any], chars: int) -> str:
+    """Retrieval-only recall at a budget as `recall_memory` gives it when the budget binds: the excerpts'
+    sentences that share the question's words, the most first, within `chars` (lmm_mcp.recall)."""
+    passages = pair_passages(pair)
+    sentences = passage_sentences(passages)
+    if not sentences:
+        return ABSTAIN
+    query = str(pair.get("query", ""))
+    return extract_text(choose(sentences, lexical_scores(query, sentences), passages, chars, lead=False))
 
 
 def verdict(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +224,9 @@ def score(outputs: Sequence[str], pairs: Sequence[dict[str, Any]]) -> dict[str, 
     return result
 
 
+DECODINGS = ("extract", "write")
+
+
 def evaluate(
     model: Any,
     tokenizer: Any,
@@ -203,22 +235,44 @@ def evaluate(
     max_new_tokens: int = 128,
     limit: int | None = None,
     batch_size: int = 8,
+    decoding: str = "extract",
 ) -> dict[str, Any]:
-    """Generate a memory for each pair's recall prompt (greedy) and score it beside the retrieval-only baseline."""
-    from trainer.generate import generate_memories
+    """Each pair's memory from the model, scored beside the retrieval-only baseline at the same budget
+    (`CHARS_PER_TOKEN * max_new_tokens` characters).
 
+    `decoding` is how `recall_memory` uses the adapter: "extract" (trainer.extract.judge: it judges the
+    excerpts' sentences; the baseline is the same packing by the question's words alone, so the verdict
+    measures what the adapter adds) or "write" (greedy free generation against the excerpts in rank order).
+    """
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
     pairs = list(pairs[:limit] if limit is not None else pairs)
+    chars = CHARS_PER_TOKEN * max_new_tokens
     started = time.perf_counter()
-    outputs = generate_memories(
-        model, tokenizer, [p["messages"] for p in pairs], max_new_tokens=max_new_tokens, batch_size=batch_size
-    )
+    if decoding == "extract":
+        outputs = [
+            extract_text(judge(model, tokenizer, str(p.get("query", "")), pair_passages(p), chars))
+            for p in pairs
+        ]
+        baseline = [packed_baseline(p, chars) for p in pairs]
+    else:
+        from trainer.generate import generate_memories
+
+        outputs = generate_memories(
+            model,
+            tokenizer,
+            [p["messages"] for p in pairs],
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
+        baseline = [baseline_memory(p, chars) for p in pairs]
     generation_s = time.perf_counter() - started
-    baseline = [baseline_memory(p, CHARS_PER_TOKEN * max_new_tokens) for p in pairs]
     model_scores, baseline_scores = score(outputs, pairs), score(baseline, pairs)
     return {
         "model": model_scores,
         "baseline": baseline_scores,
         "verdict": verdict(model_scores, baseline_scores),
+        "decoding": decoding,
         "n": len(pairs),
         "generation_s": round(generation_s, 3),
         "examples": [

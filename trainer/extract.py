@@ -23,13 +23,15 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from trainer.prompts import PASSAGE_CHARS, Passage, passage_header
+from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, passage_header, recall_messages
 from transcripts.conversation import content_words
 
 MAX_SENTENCE_CHARS = 220  # a longer sentence (a wrapped log line, a list run together) is cut at word ends
 MIN_SENTENCE_CHARS = 12  # shorter pieces ("Done.", "OK") say nothing on their own
 MAX_CANDIDATES = 16  # sentences the model scores per recall: the question's words pick them (cost bound)
+MODEL_WEIGHT = 1.0  # the adapter's standardised score against the question words' (1: equal say)
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -146,6 +148,33 @@ def choose(
     for chosen in groups.values():
         chosen.sort(key=lambda s: s.index)
     return Extract(first, dict(sorted(groups.items())))
+
+
+def judge(
+    model: Any,
+    tokenizer: Any,
+    query: str,
+    passages: Sequence[Passage],
+    budget_chars: int,
+    *,
+    abstain_margin: float = 0.0,
+    model_weight: float = MODEL_WEIGHT,
+) -> Extract | None:
+    """The adapter's grounded memory for `query` over `passages`, within `budget_chars`; None when it
+    abstains: its abstention (`prompts.ABSTAIN`) outscores every candidate sentence by `abstain_margin`."""
+    from trainer.generate import score_answers
+
+    sentences = passage_sentences(passages)
+    if not sentences:
+        return None
+    lexical = lexical_scores(query, sentences)
+    judged = candidates(lexical)
+    answers = [sentences[i].answer() for i in judged] + [ABSTAIN]
+    scores = score_answers(model, tokenizer, recall_messages(query, list(passages)), answers)
+    abstain = scores.pop()
+    if abstain > max(scores) + abstain_margin:
+        return None
+    return choose(sentences, judged_scores(lexical, judged, scores, model_weight), passages, budget_chars)
 
 
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:

@@ -93,6 +93,7 @@ class PipelineConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     stages: dict[str, StageSettings] = field(default_factory=default_stages)
     eval_max_new_tokens: int = 128
+    decoding: str = "extract"  # how recall uses the adapter, and so how it is evaluated (trainer.evaluate)
     keep_versions: int = 5  # adapter versions kept for rollback
     prepare_only: bool = False  # stop after writing the data
 
@@ -133,7 +134,7 @@ class PipelineConfig:
 
     def fingerprint(self) -> str:
         d = self.as_dict()
-        for volatile in ("fresh", "prepare_only", "eval_limit", "keep_versions", "device"):
+        for volatile in ("fresh", "prepare_only", "eval_limit", "keep_versions", "device", "decoding"):
             d.pop(volatile)
         return hashlib.blake2b(orjson.dumps(d, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
@@ -342,7 +343,14 @@ def evaluate_adapter(
     )
     if on_progress:
         on_progress(Progress("eval", 0, 1))
-    result = evaluate(model, tokenizer, pairs, max_new_tokens=cfg.eval_max_new_tokens, limit=cfg.eval_limit)
+    result = evaluate(
+        model,
+        tokenizer,
+        pairs,
+        max_new_tokens=cfg.eval_max_new_tokens,
+        limit=cfg.eval_limit,
+        decoding=cfg.decoding,
+    )
     if on_progress:
         on_progress(Progress("eval", 1, 1))
     return result
