@@ -256,7 +256,12 @@ def run(args: argparse.Namespace) -> dict:
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
             recall_prompt_chars=PROMPT_CHARS,
+            abstain_margin=args.abstain_margin,
         )
+        if args.model_weight is not None:
+            import trainer.extract
+
+            trainer.extract.MODEL_WEIGHT = args.model_weight
         with App.open(cfg) as app:
             if args.reuse:  # a home this bench trained before (--keep): its store and active adapter
                 trained = reused(cfg)
@@ -264,12 +269,14 @@ def run(args: argparse.Namespace) -> dict:
                 app.ingest(embed=not args.no_embed)
                 trained = train(app, args)
             rows = ask(app, questions, args.budget)
-            expanded = expansion(app, questions)
+            expanded = None if args.no_expansion else expansion(app, questions)
     metrics = trained.get("metrics") or {}
     evaluation = metrics.get("eval") or {}
     return {
         "model": trained["model"],
         "objective": args.objective,
+        "model_weight": args.model_weight,
+        "abstain_margin": args.abstain_margin,
         "budget_tokens": args.budget,
         "training_seconds": trained["seconds"],
         "adapter_version": trained.get("adapter_version"),
@@ -409,6 +416,8 @@ def print_table(doc: dict) -> None:
         said = re.sub(r"\s+", " ", ex["said"])
         print(f"  {ex['id']}: {said[:160]}")
     e = doc["query_expansion"]
+    if e is None:
+        return
     print(
         f"query expansion, {e['questions']} questions: search hit@1 {e['plain_hit@1']} -> {e['expanded_hit@1']}, "
         f"hit@5 {e['plain_hit@5']} -> {e['expanded_hit@5']}"
@@ -433,8 +442,17 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--objective", default="sft", choices=("sft", "distill"), help="SFT's objective")
     ap.add_argument("--no-embed", action="store_true", help="ingest without embeddings (BM25 search)")
+    ap.add_argument(
+        "--model-weight",
+        type=float,
+        help="the adapter's say against the question's words when it judges sentences (0: words alone)",
+    )
+    ap.add_argument(
+        "--abstain-margin", type=float, help="recall's abstain_margin (default: the adapter never abstains)"
+    )
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--no-expansion", action="store_true", help="skip the query-expansion measurement")
     ap.add_argument(
         "--reuse", action="store_true", help="with --keep: ask again with the home's trained adapter"
     )

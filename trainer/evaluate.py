@@ -236,6 +236,7 @@ def evaluate(
     limit: int | None = None,
     batch_size: int = 8,
     decoding: str = "extract",
+    abstain_margin: float | None = None,
 ) -> dict[str, Any]:
     """Each pair's memory from the model, scored beside the retrieval-only baseline at the same budget
     (`CHARS_PER_TOKEN * max_new_tokens` characters).
@@ -243,6 +244,7 @@ def evaluate(
     `decoding` is how `recall_memory` uses the adapter: "extract" (trainer.extract.judge: it judges the
     excerpts' sentences; the baseline is the same packing by the question's words alone, so the verdict
     measures what the adapter adds) or "write" (greedy free generation against the excerpts in rank order).
+    `abstain_margin`: as recall's (None: the judged memory never abstains).
     """
     if decoding not in DECODINGS:
         raise ValueError(f"decoding {decoding!r}: choose one of {', '.join(DECODINGS)}")
@@ -251,7 +253,16 @@ def evaluate(
     started = time.perf_counter()
     if decoding == "extract":
         outputs = [
-            extract_text(judge(model, tokenizer, str(p.get("query", "")), pair_passages(p), chars))
+            extract_text(
+                judge(
+                    model,
+                    tokenizer,
+                    str(p.get("query", "")),
+                    pair_passages(p),
+                    chars,
+                    abstain_margin=abstain_margin,
+                )
+            )
             for p in pairs
         ]
         baseline = [packed_baseline(p, chars) for p in pairs]

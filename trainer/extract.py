@@ -157,24 +157,29 @@ def judge(
     passages: Sequence[Passage],
     budget_chars: int,
     *,
-    abstain_margin: float = 0.0,
-    model_weight: float = MODEL_WEIGHT,
+    abstain_margin: float | None = None,
+    model_weight: float | None = None,
 ) -> Extract | None:
     """The adapter's grounded memory for `query` over `passages`, within `budget_chars`; None when it
-    abstains: its abstention (`prompts.ABSTAIN`) outscores every candidate sentence by `abstain_margin`."""
+    abstains: with an `abstain_margin`, when its abstention (`prompts.ABSTAIN`) outscores every candidate
+    sentence by that much (None: never, nor is the abstention scored). `model_weight` (default
+    `MODEL_WEIGHT`) is the adapter's say against the question's words; 0 leaves the model out entirely, which
+    is how the benchmark measures what it adds."""
     from trainer.generate import score_answers
 
     sentences = passage_sentences(passages)
     if not sentences:
         return None
+    weight = MODEL_WEIGHT if model_weight is None else model_weight
     lexical = lexical_scores(query, sentences)
+    if weight == 0 and abstain_margin is None:
+        return choose(sentences, lexical, passages, budget_chars)
     judged = candidates(lexical)
-    answers = [sentences[i].answer() for i in judged] + [ABSTAIN]
+    answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
     scores = score_answers(model, tokenizer, recall_messages(query, list(passages)), answers)
-    abstain = scores.pop()
-    if abstain > max(scores) + abstain_margin:
+    if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
         return None
-    return choose(sentences, judged_scores(lexical, judged, scores, model_weight), passages, budget_chars)
+    return choose(sentences, judged_scores(lexical, judged, scores, weight), passages, budget_chars)
 
 
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:
