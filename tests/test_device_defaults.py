@@ -8,10 +8,16 @@ import pytest
 import torch
 
 import trainer.devices as devices
-from trainer.devices import CPU_SHAPE, GPU_SHAPE, SMALL_CPU_SHAPE, SMALL_GPU_SHAPE, MemoryPeak, fit_settings
+from trainer.devices import (
+    CPU_SHAPE,
+    GPU_SHAPE,
+    SHAPE_FIELDS,
+    SMALL_CPU_SHAPE,
+    SMALL_GPU_SHAPE,
+    MemoryPeak,
+    fit_settings,
+)
 from trainer.settings import StageSettings
-
-SHAPE_FIELDS = ("seq_len", "batch_size", "grad_accum", "val_batches")
 
 
 def shape_of(settings: StageSettings) -> tuple:
@@ -42,7 +48,7 @@ def test_what_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(devices, "total_memory_gib", lambda kind: 24.0)
     mine = StageSettings(seq_len=128, grad_accum=1, val_batches=0, mixed_precision="bf16", lr=1e-3)
     fitted = fit_settings(mine, "cpu")
-    assert shape_of(fitted) == (128, CPU_SHAPE.batch_size, 1, 0)  # 0: the whole validation set
+    assert shape_of(fitted) == (128, CPU_SHAPE.batch_size, 1, 0, False)  # 0: the whole validation set
     assert fitted.mixed_precision == "bf16" and fitted.lr == 1e-3
     assert fit_settings(fitted, "cpu") == fitted  # fitting twice changes nothing
     assert mine.batch_size is None  # the caller's settings are left alone

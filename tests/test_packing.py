@@ -73,6 +73,16 @@ def test_pack_examples_fills_rows_without_splitting_an_example() -> None:
             at += n
 
 
+def test_validation_rows_keep_the_examples_order() -> None:
+    """A capped validation pass reads the first rows: they must hold the file's first examples, not its
+    longest."""
+    examples = [
+        {"input_ids": [i] * n, "labels": [i] * n, "weight": 1.0} for i, n in enumerate([3, 4, 9, 2, 2])
+    ]
+    rows = pack_examples(examples, seq_len=10, keep_order=True)
+    assert [r["input_ids"] for r in rows] == [[0] * 3 + [1] * 4, [2] * 9, [3] * 2 + [4] * 2]
+
+
 def test_collate_restarts_positions_and_masks_each_segment_start() -> None:
     rows = [
         {"input_ids": [5, 6, 7, 8, 9], "labels": [5, 6, 7, 8, 9], "segments": [2, 3], "examples": [5],
@@ -108,7 +118,7 @@ def test_distillation_examples_stay_unpacked_but_their_validation_packs(tiny: di
     tok = tiny["tokenizer"]
     train = load_examples("sft", rows, tok, 256, "distill", packing=True)
     assert len(train) == 4 and all("teacher_ids" in e and "segments" not in e for e in train)
-    val = load_examples("sft", rows, tok, 256, "distill", packing=True, teacher=False)
+    val = load_examples("sft", rows, tok, 256, "distill", packing=True, validation=True)
     assert len(val) < 4 and all("segments" in r for r in val)
 
 

@@ -123,26 +123,43 @@ def pack_cpt(
     return blocks
 
 
-def pack_examples(examples: Sequence[dict[str, Any]], seq_len: int) -> list[dict[str, Any]]:
-    """Encoded SFT examples packed into rows of at most `seq_len` tokens (best fit, longest first).
+def pack_examples(
+    examples: Sequence[dict[str, Any]], seq_len: int, *, keep_order: bool = False
+) -> list[dict[str, Any]]:
+    """Encoded SFT examples packed into rows of at most `seq_len` tokens: best fit, longest first, or with
+    `keep_order` in the examples' own order (each row takes the next examples while they fit).
 
     Best fit decreasing leaves little room unused (a few percent on our pairs) and is deterministic, so a
-    resumed run packs the same rows; the sampler then shuffles the rows each epoch.
+    resumed run packs the same rows; the sampler then shuffles the rows each epoch. Validation keeps the
+    order: a capped validation pass (`val_batches`) then reads the file's first examples, as unpacked,
+    rather than its longest.
     """
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     bins: list[list[int]] = []
-    free: list[tuple[int, int]] = []  # (room left, bin), sorted: the tightest bin that fits is a bisect away
-    for i in order:
-        size = len(examples[i]["input_ids"])
-        at = bisect.bisect_left(free, (size, -1))
-        if at < len(free):
-            room, b = free.pop(at)
-        else:
-            room, b = seq_len, len(bins)
-            bins.append([])
-        bins[b].append(i)
-        if room - size > 0:
-            bisect.insort(free, (room - size, b))
+    if keep_order:
+        room = 0
+        for i, example in enumerate(examples):
+            size = len(example["input_ids"])
+            if size > room:
+                bins.append([])
+                room = seq_len
+            bins[-1].append(i)
+            room -= size
+    else:
+        order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+        free: list[
+            tuple[int, int]
+        ] = []  # (room left, bin), sorted: the tightest bin that fits is a bisect away
+        for i in order:
+            size = len(examples[i]["input_ids"])
+            at = bisect.bisect_left(free, (size, -1))
+            if at < len(free):
+                room, b = free.pop(at)
+            else:
+                room, b = seq_len, len(bins)
+                bins.append([])
+            bins[b].append(i)
+            if room - size > 0:
+                bisect.insort(free, (room - size, b))
     rows = []
     for members in bins:
         parts = [examples[i] for i in members]
@@ -294,20 +311,20 @@ def load_examples(
     objective: str = "sft",
     *,
     packing: bool = False,
-    teacher: bool = True,
+    validation: bool = False,
 ) -> list[dict[str, Any]]:
     """A stage's examples: CPT blocks, encoded SFT pairs, or distillation examples; with `packing`, packed
-    rows (see the module docstring). `teacher=False` drops the distillation teacher's sequence (validation is
-    the student's cross-entropy). Examples that keep a teacher are not packed: the teacher's sequence would
-    need a packing of its own whose answers pair up with the student's."""
+    rows (see the module docstring). Distillation examples are not packed: the teacher's sequence would need
+    a packing of its own whose answers pair up with the student's. For `validation` the teacher's sequence
+    goes (validation is the student's cross-entropy) and packing keeps the examples' order."""
     if stage == "cpt":
         return pack_cpt((str(r.get("text") or "") for r in rows), tokenizer, seq_len, packing=packing)
     encode = encode_distill if objective == "distill" else encode_sft
     examples = [encode(r, tokenizer, seq_len) for r in rows]
-    if not teacher:
+    if validation:
         examples = [{k: v for k, v in e.items() if not k.startswith("teacher_")} for e in examples]
     if packing and not any("teacher_ids" in e for e in examples):
-        return pack_examples(examples, seq_len)
+        return pack_examples(examples, seq_len, keep_order=validation)
     return examples
 
 

@@ -38,15 +38,19 @@ class Shape:
     batch_size: int
     grad_accum: int
     val_batches: int  # 0: the whole validation set
+    gradient_checkpointing: bool
 
 
-# Measured with SmolLM2-135M on a 2-core CPU (docs/benchmarks.md, issue 11): 512-token packed rows keep a step
-# of 4 rows near 10 s and the process under 2 GiB; the old GPU shape (1024 x 4 x 4, fp32) climbed to 20 GB.
-# Validation is capped on a CPU: 400 held-out pairs would cost more than the training steps between passes.
-CPU_SHAPE = Shape(seq_len=512, batch_size=1, grad_accum=4, val_batches=8)
-SMALL_CPU_SHAPE = Shape(seq_len=384, batch_size=1, grad_accum=4, val_batches=4)  # under 8 GiB of RAM
-GPU_SHAPE = Shape(seq_len=1024, batch_size=4, grad_accum=4, val_batches=50)
-SMALL_GPU_SHAPE = Shape(seq_len=1024, batch_size=2, grad_accum=8, val_batches=50)  # under 20 GiB
+# SmolLM2-135M on a 2-core CPU (docs/benchmarks.md, issue 11): a 512-token packed row takes ~6 s forward and
+# backward and the process peaks near 3 GiB; the old GPU shape (1024 x 4 x 4, fp32) climbed to 20 GB, nearly
+# all of it activations and full-vocabulary logits. Below 8 GiB the activations are recomputed in backward
+# instead (~0.7 GiB less, ~15% slower), keeping seq 512 so the data fits the same sequence on every CPU.
+# Validation is capped on a CPU: 400 held-out pairs cost more than the training steps between two passes.
+CPU_SHAPE = Shape(seq_len=512, batch_size=1, grad_accum=4, val_batches=8, gradient_checkpointing=False)
+SMALL_CPU_SHAPE = Shape(seq_len=512, batch_size=1, grad_accum=4, val_batches=4, gradient_checkpointing=True)
+GPU_SHAPE = Shape(seq_len=1024, batch_size=4, grad_accum=4, val_batches=50, gradient_checkpointing=False)
+SMALL_GPU_SHAPE = Shape(seq_len=1024, batch_size=2, grad_accum=8, val_batches=50, gradient_checkpointing=True)
+SHAPE_FIELDS = ("seq_len", "batch_size", "grad_accum", "val_batches", "gradient_checkpointing")
 
 
 def device_kind(device: str | None) -> str:
@@ -75,8 +79,7 @@ def fit_settings(settings: StageSettings, device: str | None) -> StageSettings:
         shape = CPU_SHAPE if memory >= 8 else SMALL_CPU_SHAPE
     else:
         shape = GPU_SHAPE if memory >= 20 else SMALL_GPU_SHAPE
-    chosen = {name: getattr(shape, name) for name in ("seq_len", "batch_size", "grad_accum", "val_batches")}
-    values = {name: value for name, value in chosen.items() if getattr(settings, name) is None}
+    values = {name: getattr(shape, name) for name in SHAPE_FIELDS if getattr(settings, name) is None}
     if settings.mixed_precision == "auto":
         values["mixed_precision"] = _precision(kind)
     return replace(settings, **values)

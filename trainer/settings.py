@@ -84,7 +84,7 @@ class StageSettings:
     val_every: int = 50  # optimizer steps between validation passes (and checkpoints)
     val_batches: int | None = None  # validation micro-batches per pass; 0: the whole set; None: per device
     patience: int = 3  # validation passes without improvement before stopping early; 0 never stops
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower
     mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32 ("no"); or "bf16", "fp16"
     seed: int = 0  # data order, adapter init and dropout all follow it
     # SFT's objective. "sft": cross-entropy on the cited target, with the gold among the excerpts. "distill":

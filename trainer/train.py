@@ -217,7 +217,7 @@ def train_stage(
     load = partial(load_examples, stage, tokenizer=tokenizer, seq_len=settings.seq_len, objective=objective)
     train_examples = load(train_rows, packing=settings.packing)
     # validation stays cross-entropy: for distillation, the answer's given only what retrieval found
-    val_examples = load(val_rows, packing=settings.packing, teacher=False)
+    val_examples = load(val_rows, packing=settings.packing, validation=True)
     if not train_examples:
         raise TrainingError(f"no training examples in {train_file}: all its texts are empty")
     if not val_examples:
