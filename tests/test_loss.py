@@ -87,11 +87,12 @@ def test_backward_keeps_no_logits(model: Any, monkeypatch: pytest.MonkeyPatch) -
     assert hidden.grad is not None and hidden.grad.abs().sum() > 0
 
 
-def test_no_labelled_token_gives_zero_loss(model: Any) -> None:
+def test_no_labelled_token_gives_zero_loss_that_backward_takes(model: Any) -> None:
     head = output_head(model)
     batch = collate([{"input_ids": [1, 2, 3], "labels": [IGNORE_INDEX] * 3, "weight": 1.0}], pad_id=0)
     sums, counts = group_losses(last_hidden(model, batch), batch["labels"], batch["example_ids"], 1, head)
     assert sums.tolist() == [0.0] and counts.tolist() == [0]
+    sums.sum().backward()  # a micro-batch with nothing to learn must not stop the loop
 
 
 def test_a_soft_capped_model_is_refused(tmp_path: Path) -> None:

@@ -88,7 +88,9 @@ def _chunked(fn: Any, chunk: int, *tensors: torch.Tensor, **kwargs: Any) -> torc
             parts.append(checkpoint(fn, *args, **kwargs, use_reentrant=False, preserve_rng_state=False))
         else:
             parts.append(fn(*args, **kwargs))
-    return torch.cat(parts) if parts else tensors[0].new_zeros(0, dtype=torch.float32)
+    if not parts:  # nothing labelled: still a loss that backward accepts (it reaches no weight)
+        return tensors[0].new_zeros(0, dtype=torch.float32) + 0 * tensors[0].sum()
+    return torch.cat(parts)
 
 
 def _cross_entropy(hidden: torch.Tensor, targets: torch.Tensor, *, head: Any) -> torch.Tensor:

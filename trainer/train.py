@@ -8,7 +8,8 @@
 CPT rows (`{"id", "text", "kind"}`) are tokenized, each followed by eos, concatenated and cut into blocks of
 `seq_len` tokens; every token is learned. SFT rows (`{"id", "messages", "target", "weight"}`) learn only the
 target reply and its eos after the chat-formatted prompt, and each example's loss is scaled by its weight.
-Validation loss is the plain mean token loss in both stages, so runs compare.
+With `packing` (the default) a block's documents, and several SFT pairs packed into one sequence, attend
+only to themselves. Validation loss is the plain mean token loss in both stages, so runs compare.
 
 The same call runs on a CPU, one GPU, or data-parallel under `accelerate launch --num_processes N` (one process
 per GPU; only the main process writes files and reports progress). It leaves in `out_dir` the best adapter
@@ -17,10 +18,11 @@ result (`result.json`); a rerun after a crash continues from the checkpoint, and
 returns its result without loading the model.
 
 Where the parts live: `trainer.batches` turns JSONL rows into examples and batches (packing, chat encoding,
-the sampler); `trainer.checkpoint` writes and reads the stage folder's files (listed in its docstring); this
-module holds the loss and the loop: `train_stage` checks its inputs and loads the model, `_setup` builds the
-optimizer, loaders and schedule and resumes, `_train` runs the epochs, `_validate` and `_record` run at each
-validation or logged step, `_finish` saves the result.
+the sampler); `trainer.loss` computes the losses from hidden states, a chunk of tokens at a time;
+`trainer.devices` chooses the shape the user left unset; `trainer.checkpoint` writes and reads the stage
+folder's files (listed in its docstring); this module holds the loop: `train_stage` checks its inputs and
+loads the model, `_setup` builds the optimizer, loaders and schedule and resumes, `_train` runs the epochs,
+`_validate` and `_record` run at each validation or logged step, `_finish` saves the result.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class _Run:
         return max(1, self.total_steps // MAX_PROGRESS_ROWS)
 
 
-# ---- loss ------------------------------------------------------------------------------------------------------
+# ---- loss -------------------------------------------------------------------------------------------------------
 
 
 def batch_losses(run: _Run, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
