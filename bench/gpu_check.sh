@@ -35,7 +35,7 @@ export HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-XXXXXX")"
 
 if [[ "$device" == "cpu" ]]; then  # small enough for a laptop: the point is that every step runs
-  MB="${MB:-1}" MAX_STEPS="${MAX_STEPS:-2}" EVAL_LIMIT="${EVAL_LIMIT:-1}" RECALLS="${RECALLS:-2}"
+  MB="${MB:-2}" MAX_STEPS="${MAX_STEPS:-2}" EVAL_LIMIT="${EVAL_LIMIT:-1}" RECALLS="${RECALLS:-2}"
   pipeline_args=(--device cpu --seq-len 256 --grad-accum 1)
 else
   MB="${MB:-10}" MAX_STEPS="${MAX_STEPS:-60}" EVAL_LIMIT="${EVAL_LIMIT:-50}" RECALLS="${RECALLS:-12}"
