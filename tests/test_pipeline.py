@@ -100,6 +100,11 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
     m = doc["metrics"]
     assert {"data", "cpt", "sft", "eval"} <= set(m)
     assert m["sft"]["steps"] == 3 and m["cpt"]["steps"] == 3
+    # the shape: --seq-len as given, the rest chosen for the CPU; and each stage's peak memory
+    chosen = m["cpt"]["settings"]
+    assert chosen["seq_len"] == 256 and chosen["mixed_precision"] == "no" and chosen["packing"] is True
+    assert chosen["batch_size"] >= 1 and chosen["grad_accum"] >= 1 and chosen["val_batches"] >= 1
+    assert set(m["peak_memory"]) == {"data", "cpt", "sft", "eval"} and m["peak_memory"]["sft"]["rss_gib"] > 0
     assert {"model", "baseline"} <= set(m["eval"])
     run_dir = Path(doc["run_dir"])
     for name in ("eval.json", "eval.md", "loss.png"):

@@ -18,10 +18,11 @@ from safetensors.torch import load_file
 
 import trainer.train as train_module
 from trainer.batches import IGNORE_INDEX, collate, encode_sft, pack_cpt
+from trainer.loss import group_losses, last_hidden, output_head, weighted_loss
 from trainer.models import chat_prompt, load_model
 from trainer.settings import LoraSettings, Progress, StageSettings
 from trainer.tiny import build_tiny_qwen3
-from trainer.train import StageResult, TrainingError, example_losses, train_stage, weighted_loss
+from trainer.train import StageResult, TrainingError, train_stage
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.1)
 SYSTEM = {"role": "system", "content": "You recall the user's coding habits from past sessions."}
@@ -96,6 +97,20 @@ def run(data: dict[str, Path], stage: str, out_dir: Path, settings: StageSetting
 
 def adapter_tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "adapter_model.safetensors")
+
+
+def identity_head(vocab: int) -> torch.nn.Linear:
+    """An output projection that passes hidden states through: the loss functions then read logits."""
+    head = torch.nn.Linear(vocab, vocab, bias=False)
+    head.weight.data = torch.eye(vocab)
+    head.weight.requires_grad_(False)
+    return head
+
+
+def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of `logits` (batch x seq x vocab): the summed token loss and the labelled tokens."""
+    rows = torch.arange(len(labels))[:, None].expand_as(labels)
+    return group_losses(logits, labels, rows, len(labels), identity_head(logits.shape[-1]))
 
 
 def test_importing_train_does_not_import_torch() -> None:
@@ -173,7 +188,7 @@ def test_weight_zero_example_contributes_nothing() -> None:
     labels[:, :2] = IGNORE_INDEX  # a prompt
     weights = torch.tensor([1.0, 0.0])
 
-    sums, counts = example_losses(logits, labels)
+    sums, counts = row_losses(logits, labels)
     loss = weighted_loss(sums, counts, weights, mean_weight=0.5)
     loss.backward()
     assert logits.grad is not None
@@ -185,7 +200,7 @@ def test_weight_zero_example_contributes_nothing() -> None:
 
     other = logits.detach().clone()
     other[1] = torch.randn(6, 11) * 10
-    again = weighted_loss(*example_losses(other, labels), weights, mean_weight=0.5)
+    again = weighted_loss(*row_losses(other, labels), weights, mean_weight=0.5)
     assert again.item() == pytest.approx(loss.item(), rel=1e-6)
 
 
@@ -261,8 +276,8 @@ def test_cpt_then_sft_trains_only_the_adapter(
     model = PeftModel.from_pretrained(fresh, str(sft.adapter_dir))
     batch = collate([encode_sft(sft_rows(1)[0], tok, 128)], pad_id=tok.pad_token_id)
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    s, c = example_losses(logits, batch["labels"])
+        hidden = last_hidden(model, batch)
+    s, c = group_losses(hidden, batch["labels"], batch["example_ids"], 1, output_head(model))
     assert (s / c).item() < sft.first_val_loss
 
 
@@ -324,7 +339,7 @@ def test_changed_settings_start_afresh(data: dict[str, Path], tmp_path: Path, un
 def test_early_stopping_after_patience(data: dict[str, Path], tmp_path: Path) -> None:
     # a learning rate this high diverges at once, so the validations never beat step 0
     settings = StageSettings(
-        seq_len=128, batch_size=4, grad_accum=1, lr=5.0, max_steps=40, val_every=1, patience=2
+        seq_len=128, batch_size=4, grad_accum=1, lr=5.0, epochs=20, max_steps=40, val_every=1, patience=2
     )
     result = run(data, "sft", tmp_path / "sft", settings)
     assert result.stopped_early and result.steps == 2
@@ -376,7 +391,7 @@ def distill_rows(n: int, *, abstain: bool = True) -> list[dict[str, Any]]:
 
 
 def test_kl_sums_are_per_example_and_zero_where_the_teacher_agrees() -> None:
-    from trainer.train import kl_sums
+    from trainer.loss import kl_sums
 
     torch.manual_seed(0)
     labels = torch.tensor([[IGNORE_INDEX, 5, 6, IGNORE_INDEX], [IGNORE_INDEX, IGNORE_INDEX, 7, 8]])
@@ -384,9 +399,10 @@ def test_kl_sums_are_per_example_and_zero_where_the_teacher_agrees() -> None:
     student = torch.randn(2, 4, 11)
     teacher = torch.zeros(2, 4, 11)
     teacher[0, 1:3] = student[0, 0:2]  # row 0: the teacher's answer positions hold the student's logits
-    same = kl_sums(student, labels, teacher, t_labels, torch.tensor([1.0, 0.0]))
+    head = identity_head(11)  # hidden states are the logits
+    same = kl_sums(student, labels, teacher, t_labels, torch.tensor([1.0, 0.0]), head)
     assert same.tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # agreeing, and no teacher at all
-    differ = kl_sums(student, labels, torch.zeros(2, 4, 11), t_labels, torch.tensor([1.0, 1.0]))
+    differ = kl_sums(student, labels, torch.zeros(2, 4, 11), t_labels, torch.tensor([1.0, 1.0]), head)
     uniform = torch.full((11,), -torch.log(torch.tensor(11.0)))
     by_hand = sum(
         torch.nn.functional.kl_div(

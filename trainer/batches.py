@@ -1,16 +1,28 @@
 """Training batches: a stage's JSONL rows turned into token examples, the sampler, and the collate function.
 
     rows = read_rows(run / "sft_train.jsonl", "training")
-    examples = load_examples("sft", rows, tokenizer, seq_len=1024)   # CPT: packed blocks; SFT: encoded pairs
+    examples = load_examples("sft", rows, tokenizer, seq_len=1024, packing=True)  # packed rows of examples
     loader = DataLoader(examples, batch_size=4, sampler=EpochOrder(len(examples), seed=0),
                         collate_fn=partial(collate, pad_id=tokenizer.pad_token_id))
 
-An example is `{"input_ids", "labels", "weight"}`; a label of IGNORE_INDEX is not learned. Importing this
-module does not import torch.
+An example is `{"input_ids", "labels", "weight"}`; a label of IGNORE_INDEX is not learned. With packing, what
+the loader batches is a *packed row* instead: several examples end to end in one sequence of at most
+`seq_len` tokens, `{"input_ids", "labels", "segments", "examples", "weights"}`. `segments` are the lengths of
+the runs of tokens that attend only to each other (each restarts its position ids at 0), `examples` the
+lengths of the runs whose loss is averaged together, `weights` one per example. In SFT both are the packed
+pairs; in CPT the row is one example (its mean token loss, as unpacked) cut into segments at each document
+start. Collate then passes `position_ids` and no `attention_mask`: transformers reads the restarts as packed
+sequences and builds a block-diagonal causal mask (SDPA and eager alike; flash-attention's varlen path too).
+
+A batch always carries `example_ids`: for each position, the batch's example it belongs to (-1 on padding),
+so the loss can be summed per example whether rows are packed or not. Importing this module does not
+import torch.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 from array import array
@@ -56,20 +68,26 @@ def read_rows(path: Path, what: str) -> list[dict[str, Any]]:
     return rows
 
 
-def pack_cpt(texts: Iterable[str], tokenizer: Any, seq_len: int) -> list[dict[str, Any]]:
+def pack_cpt(
+    texts: Iterable[str], tokenizer: Any, seq_len: int, *, packing: bool = False
+) -> list[dict[str, Any]]:
     """Each text + eos, concatenated and cut into blocks of `seq_len` tokens, labels = input ids.
 
     The short tail is kept as a block of its own (collate pads it and masks the pads), so a small validation
-    file still gives one block; a tail of one token has nothing to predict and is dropped.
+    file still gives one block; a tail of one token has nothing to predict and is dropped. With `packing`,
+    each block is a packed row whose segments start at the documents' starts: a document attends only to
+    itself, and its first token, which nothing before it in the document predicts, is not learned.
     """
     import torch
 
     eos = _eos_id(tokenizer)
     stream = array("i")  # 4 bytes a token: a long history packs into MBs, not GBs of Python ints
+    starts = array("q")  # where each document begins in the stream
     batch: list[str] = []
 
     def flush() -> None:
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            starts.append(len(stream))
             stream.extend(ids)
             stream.append(eos)
         batch.clear()
@@ -82,8 +100,80 @@ def pack_cpt(texts: Iterable[str], tokenizer: Any, seq_len: int) -> list[dict[st
     if batch:
         flush()
     tokens = torch.frombuffer(stream, dtype=torch.int32) if stream else torch.empty(0, dtype=torch.int32)
-    blocks = [tokens[i : i + seq_len] for i in range(0, len(tokens), seq_len)]
-    return [{"input_ids": b, "labels": b, "weight": 1.0} for b in blocks if len(b) >= 2]
+    blocks = []
+    for i in range(0, len(tokens), seq_len):
+        block = tokens[i : i + seq_len]
+        if len(block) < 2:
+            continue
+        if not packing:
+            blocks.append({"input_ids": block, "labels": block, "weight": 1.0})
+            continue
+        inside = starts[bisect.bisect_right(starts, i) : bisect.bisect_left(starts, i + len(block))]
+        cuts = [0, *(c - i for c in inside), len(block)]
+        segments = [b - a for a, b in itertools.pairwise(cuts)]
+        blocks.append(
+            {
+                "input_ids": block,
+                "labels": block,
+                "segments": segments,
+                "examples": [len(block)],
+                "weights": [1.0],
+            }
+        )
+    return blocks
+
+
+def pack_examples(
+    examples: Sequence[dict[str, Any]], seq_len: int, *, keep_order: bool = False
+) -> list[dict[str, Any]]:
+    """Encoded SFT examples packed into rows of at most `seq_len` tokens: best fit, longest first, or with
+    `keep_order` in the examples' own order (each row takes the next examples while they fit).
+
+    Best fit decreasing leaves little room unused (a few percent on our pairs) and is deterministic, so a
+    resumed run packs the same rows; the sampler then shuffles the rows each epoch. Validation keeps the
+    order: a capped validation pass (`val_batches`) then reads the file's first examples, as unpacked,
+    rather than its longest.
+    """
+    bins: list[list[int]] = []
+    if keep_order:
+        room = 0
+        for i, example in enumerate(examples):
+            size = len(example["input_ids"])
+            if size > room:
+                bins.append([])
+                room = seq_len
+            bins[-1].append(i)
+            room -= size
+    else:
+        order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
+        free: list[
+            tuple[int, int]
+        ] = []  # (room left, bin), sorted: the tightest bin that fits is a bisect away
+        for i in order:
+            size = len(examples[i]["input_ids"])
+            at = bisect.bisect_left(free, (size, -1))
+            if at < len(free):
+                room, b = free.pop(at)
+            else:
+                room, b = seq_len, len(bins)
+                bins.append([])
+            bins[b].append(i)
+            if room - size > 0:
+                bisect.insort(free, (room - size, b))
+    rows = []
+    for members in bins:
+        parts = [examples[i] for i in members]
+        lengths = [len(e["input_ids"]) for e in parts]
+        rows.append(
+            {
+                "input_ids": [t for e in parts for t in e["input_ids"]],
+                "labels": [t for e in parts for t in e["labels"]],
+                "segments": lengths,
+                "examples": lengths,
+                "weights": [float(e["weight"]) for e in parts],
+            }
+        )
+    return rows
 
 
 def encode_sft(row: dict[str, Any], tokenizer: Any, seq_len: int) -> dict[str, Any]:
@@ -135,11 +225,15 @@ def encode_distill(row: dict[str, Any], tokenizer: Any, seq_len: int) -> dict[st
 def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad a batch to its longest example: pads get pad_id, attention 0 and label IGNORE_INDEX.
     Distillation examples also carry the teacher's sequence (`teacher_*`; a row without one is all padding
-    there, and `has_teacher` says which rows have one)."""
+    there, and `has_teacher` says which rows have one). Packed rows go to `collate_packed`."""
     import torch
 
+    if "segments" in examples[0]:
+        return collate_packed(examples, pad_id)
     out = _pad([e["input_ids"] for e in examples], [e["labels"] for e in examples], pad_id)
     out["weights"] = torch.tensor([float(e["weight"]) for e in examples])
+    rows = torch.arange(len(examples))[:, None].expand_as(out["input_ids"])
+    out["example_ids"] = torch.where(out["attention_mask"].bool(), rows, -1)
     if any("teacher_ids" in e for e in examples):
         t = _pad(
             [e.get("teacher_ids", [pad_id]) for e in examples],
@@ -149,6 +243,41 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
         out.update({f"teacher_{k}": v for k, v in t.items()})
         out["has_teacher"] = torch.tensor([float("teacher_ids" in e) for e in examples])
     return out
+
+
+def collate_packed(rows: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Packed rows as a batch: `position_ids` restart at every segment and no `attention_mask` is given, so
+    the model masks attention between segments. A segment's first token is not learned (what came before it
+    belongs to another segment). Right padding is a segment of its own, never learned."""
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    example_ids = torch.full((len(rows), width), -1, dtype=torch.long)
+    weights: list[float] = []
+    for i, row in enumerate(rows):
+        n = len(row["input_ids"])
+        ids[i, :n] = torch.as_tensor(row["input_ids"])
+        labels[i, :n] = torch.as_tensor(row["labels"])
+        at = 0
+        for length in [*row["segments"], width - n]:
+            positions[i, at : at + length] = torch.arange(length)
+            labels[i, at : at + length][:1] = IGNORE_INDEX
+            at += length
+        at = 0
+        for length, weight in zip(row["examples"], row["weights"], strict=True):
+            example_ids[i, at : at + length] = len(weights)
+            weights.append(float(weight))
+            at += length
+    return {
+        "input_ids": ids,
+        "position_ids": positions,
+        "labels": labels,
+        "example_ids": example_ids,
+        "weights": torch.tensor(weights),
+    }
 
 
 def _pad(
@@ -175,13 +304,28 @@ def _eos_id(tokenizer: Any) -> int:
 
 
 def load_examples(
-    stage: str, rows: list[dict[str, Any]], tokenizer: Any, seq_len: int, objective: str = "sft"
+    stage: str,
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    seq_len: int,
+    objective: str = "sft",
+    *,
+    packing: bool = False,
+    validation: bool = False,
 ) -> list[dict[str, Any]]:
-    """A stage's training examples: packed CPT blocks, encoded SFT pairs, or distillation examples."""
+    """A stage's examples: CPT blocks, encoded SFT pairs, or distillation examples; with `packing`, packed
+    rows (see the module docstring). Distillation examples are not packed: the teacher's sequence would need
+    a packing of its own whose answers pair up with the student's. For `validation` the teacher's sequence
+    goes (validation is the student's cross-entropy) and packing keeps the examples' order."""
     if stage == "cpt":
-        return pack_cpt((str(r.get("text") or "") for r in rows), tokenizer, seq_len)
+        return pack_cpt((str(r.get("text") or "") for r in rows), tokenizer, seq_len, packing=packing)
     encode = encode_distill if objective == "distill" else encode_sft
-    return [encode(r, tokenizer, seq_len) for r in rows]
+    examples = [encode(r, tokenizer, seq_len) for r in rows]
+    if validation:
+        examples = [{k: v for k, v in e.items() if not k.startswith("teacher_")} for e in examples]
+    if packing and not any("teacher_ids" in e for e in examples):
+        return pack_examples(examples, seq_len, keep_order=validation)
+    return examples
 
 
 class EpochOrder:

@@ -27,6 +27,7 @@ import orjson
 
 from trainer import checkpoint
 from trainer.atomic import read_json
+from trainer.devices import MemoryPeak, fit_settings
 from trainer.errors import TrainerError
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
@@ -69,7 +70,10 @@ class PipelineConfig:
         None, "cap on the optimizer steps of each stage (a quick refresh)", minimum=1
     )
     seq_len: int | None = option(
-        None, "tokens per training sequence in both stages (default: the stage settings', 1024)", minimum=16
+        None,
+        "tokens per training sequence in both stages (default: chosen for the device, 512 on a CPU, 1024 on "
+        "a GPU)",
+        minimum=16,
     )
     eval_limit: int | None = option(
         100, "held-out pairs to evaluate the new adapter on (default 100)", minimum=1
@@ -98,7 +102,8 @@ class PipelineConfig:
     prepare_only: bool = False  # stop after writing the data
 
     def stage_settings(self, stage: str) -> StageSettings:
-        """A stage's settings with the run-wide options (max_steps, seq_len) applied."""
+        """A stage's settings with the run-wide options (max_steps, seq_len) applied; what is still unset is
+        chosen for the device by `trainer.devices.fit_settings`."""
         settings = StageSettings(**asdict(self.stages[stage]))
         if self.max_steps is not None:
             settings.max_steps = self.max_steps
@@ -181,10 +186,12 @@ def run_pipeline(
         since = (start.metrics.get("data") or {}).get("newest_session")
         cfg = replace(cfg, data=replace(cfg.data, since=since))
         say(f"continuing {start.name}: sessions after {since or 'the start'}, with a replay of older ones")
+    peak = MemoryPeak()
     manifest = _data(cfg, history, run_dir / "data", say)
     metrics: dict[str, Any] = {
         "data": {"counts": manifest["counts"], "stats": manifest["stats"]},
         "from_version": start.name if start else None,
+        "peak_memory": {"data": peak.read()},  # per stage: {"rss_gib", "gpu_gib"}
     }
     if manifest.get("newest_session"):
         metrics["data"]["newest_session"] = manifest["newest_session"]
@@ -195,9 +202,11 @@ def run_pipeline(
         return PipelineResult(run_dir, None, metrics)
     adapter = results[-1].adapter_dir
     say("eval: generating memories for the held-out pairs")
+    peak = MemoryPeak()
     metrics["eval"] = evaluate_adapter(
         cfg, adapter, run_dir / "data" / "sft_val.jsonl", on_progress=on_progress
     )
+    metrics["peak_memory"]["eval"] = peak.read()
     from trainer.report import write_report
     from trainer.versions import publish
 
@@ -227,8 +236,9 @@ def _data(
 
     if history is None:
         raise PipelineError(f"{data} holds no training data: prepare it with `lmm-mcp train --prepare-only`")
-    # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token).
-    fit = max(300, (cfg.stage_settings("sft").seq_len - 224) * 3)
+    # Inputs must fit the SFT sequence with room for the rules and the target (~3 characters a token). The
+    # sequence is the one chosen for this device: data prepared here for another machine wants --seq-len.
+    fit = max(300, (fit_settings(cfg.stage_settings("sft"), cfg.device).seq_len - 224) * 3)
     settings = DataSettings(**{**asdict(cfg.data), "max_prompt_chars": min(cfg.data.max_prompt_chars, fit)})
     if not _writes_study(cfg):
         return build_dataset(history, data, settings, log=say)
@@ -281,7 +291,8 @@ def _train_stages(
     for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
-        say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples")
+        settings = fit_settings(cfg.stage_settings(stage), cfg.device)
+        say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples ({shape(settings)})")
         result = train_stage(
             stage,
             model_source=cfg.model,
@@ -290,7 +301,7 @@ def _train_stages(
             val_file=data / f"{stage}_val.jsonl",
             out_dir=run_dir / stage,
             lora=cfg.lora,
-            settings=cfg.stage_settings(stage),
+            settings=settings,
             init_adapter=adapter,
             on_progress=on_progress,
             device=cfg.device,
@@ -298,7 +309,17 @@ def _train_stages(
         results.append(result)
         adapter = result.adapter_dir
         metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
+        metrics["peak_memory"][stage] = result.peak_memory
     return results
+
+
+def shape(settings: StageSettings) -> str:
+    """A stage's shape in words: "seq 512 x batch 1 x accum 4, fp32, packed"."""
+    precision = {"no": "fp32"}.get(settings.mixed_precision, settings.mixed_precision)
+    return (
+        f"seq {settings.seq_len} x batch {settings.batch_size} x accum {settings.grad_accum}, {precision}, "
+        + ("packed" if settings.packing else "padded")
+    )
 
 
 def start_version(cfg: PipelineConfig) -> VersionInfo | None:

@@ -67,9 +67,14 @@ class LoraSettings:
 
 @dataclass
 class StageSettings:
-    seq_len: int = 1024  # tokens per sequence: CPT packs to it, SFT truncates the prompt to fit it
-    batch_size: int = 4  # sequences per micro-batch on each device
-    grad_accum: int = 4  # micro-batches per optimizer step
+    """How one stage trains. The shape fields left at None, and `mixed_precision` "auto", are chosen for the
+    device when the stage starts (`trainer.devices.fit_settings`): a laptop CPU and an 80 GB GPU want
+    different shapes, and a value the user set is kept."""
+
+    seq_len: int | None = None  # tokens per sequence: CPT packs to it, SFT truncates the prompt to fit it
+    batch_size: int | None = None  # sequences (packed rows when `packing`) per micro-batch on each device
+    grad_accum: int | None = None  # micro-batches per optimizer step
+    packing: bool = True  # several examples share a sequence, each with its own positions and attention
     lr: float = 2e-4  # peak learning rate (linear warm-up, cosine decay)
     warmup_ratio: float = 0.05  # share of the steps spent warming up
     weight_decay: float = 0.0
@@ -77,10 +82,10 @@ class StageSettings:
     epochs: float = 1.0  # passes over the training data; max_steps caps it
     max_steps: int | None = None  # optimizer steps, at most; None: as many as the epochs need
     val_every: int = 50  # optimizer steps between validation passes (and checkpoints)
-    val_batches: int | None = None  # validation micro-batches per pass; None: the whole validation set
+    val_batches: int | None = None  # validation micro-batches per pass; 0: the whole set; None: per device
     patience: int = 3  # validation passes without improvement before stopping early; 0 never stops
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
-    mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32; or "no", "bf16", "fp16"
+    gradient_checkpointing: bool | None = None  # recompute activations in backward: less memory, slower
+    mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32 ("no"); or "bf16", "fp16"
     seed: int = 0  # data order, adapter init and dropout all follow it
     # SFT's objective. "sft": cross-entropy on the cited target, with the gold among the excerpts. "distill":
     # context distillation: the student (base + adapter) reads only what retrieval found and matches, by KL on

@@ -8,7 +8,8 @@
 CPT rows (`{"id", "text", "kind"}`) are tokenized, each followed by eos, concatenated and cut into blocks of
 `seq_len` tokens; every token is learned. SFT rows (`{"id", "messages", "target", "weight"}`) learn only the
 target reply and its eos after the chat-formatted prompt, and each example's loss is scaled by its weight.
-Validation loss is the plain mean token loss in both stages, so runs compare.
+With `packing` (the default) a block's documents, and several SFT pairs packed into one sequence, attend
+only to themselves. Validation loss is the plain mean token loss in both stages, so runs compare.
 
 The same call runs on a CPU, one GPU, or data-parallel under `accelerate launch --num_processes N` (one process
 per GPU; only the main process writes files and reports progress). It leaves in `out_dir` the best adapter
@@ -17,10 +18,11 @@ result (`result.json`); a rerun after a crash continues from the checkpoint, and
 returns its result without loading the model.
 
 Where the parts live: `trainer.batches` turns JSONL rows into examples and batches (packing, chat encoding,
-the sampler); `trainer.checkpoint` writes and reads the stage folder's files (listed in its docstring); this
-module holds the loss and the loop: `train_stage` checks its inputs and loads the model, `_setup` builds the
-optimizer, loaders and schedule and resumes, `_train` runs the epochs, `_validate` and `_record` run at each
-validation or logged step, `_finish` saves the result.
+the sampler); `trainer.loss` computes the losses from hidden states, a chunk of tokens at a time;
+`trainer.devices` chooses the shape the user left unset; `trainer.checkpoint` writes and reads the stage
+folder's files (listed in its docstring); this module holds the loop: `train_stage` checks its inputs and
+loads the model, `_setup` builds the optimizer, loaders and schedule and resumes, `_train` runs the epochs,
+`_validate` and `_record` run at each validation or logged step, `_finish` saves the result.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.batches import IGNORE_INDEX, EpochOrder, TrainingError, collate, load_examples, read_rows
+from trainer.batches import EpochOrder, TrainingError, collate, load_examples, read_rows
 from trainer.checkpoint import (
     BEST,
     LoopState,
@@ -48,6 +50,8 @@ from trainer.checkpoint import (
     set_rng_state,
     write_result,
 )
+from trainer.devices import MemoryPeak, fit_settings
+from trainer.loss import group_losses, kl_sums, last_hidden, output_head, weighted_loss
 from trainer.models import load_model
 from trainer.settings import OBJECTIVES, STAGES, LoraSettings, Progress, StageSettings
 
@@ -70,13 +74,17 @@ class StageResult:
     resumed_from: int | None  # the step a resume started from, else None
     # one row per logged or validated step: {"step", "loss", "val_loss", "lr", "tokens_per_s"}
     history: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)  # as run: with the shape chosen for the device
+    step_s: float | None = None  # mean seconds per optimizer step of this process's run
+    padding_share: float | None = None  # share of the training positions that were padding
+    peak_memory: dict[str, Any] = field(default_factory=dict)  # {"rss_gib", "gpu_gib"} of this process's run
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "adapter_dir": str(self.adapter_dir)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageResult:
-        values = {f.name: data[f.name] for f in fields(cls)}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}  # older results lack the last
         return cls(**{**values, "adapter_dir": Path(values["adapter_dir"])})
 
 
@@ -90,6 +98,7 @@ class _Run:
     digest: str  # the fingerprint of the stage's inputs, stored in each checkpoint
     accelerator: Any
     model: Any  # as accelerate prepared it (wrapped for data-parallel); unwrap it to save the adapter
+    head: Any  # the model's output projection, which the loss applies in chunks (trainer.loss)
     optimizer: Any
     scheduler: Any
     train_dl: Any
@@ -106,6 +115,7 @@ class _Run:
     started: float = 0.0  # perf_counter when the run was set up: the ETA's clock
     train_s: float = 0.0  # seconds in training steps, validation excluded (this process, since the resume)
     run_tokens: int = 0  # training tokens since the resume (this process's run)
+    run_positions: int = 0  # training positions since the resume, padding included
     run_steps: int = 0  # optimizer steps since the resume
 
     @property
@@ -116,82 +126,39 @@ class _Run:
 # ---- loss -------------------------------------------------------------------------------------------------------
 
 
-def example_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per example: the summed next-token cross-entropy over its labelled positions, and how many there are."""
-    import torch.nn.functional as F
-
-    shift_labels = labels[:, 1:]
-    losses = F.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-        shift_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="none",
-    ).view_as(shift_labels)
-    return losses.sum(1), (shift_labels != IGNORE_INDEX).sum(1)
-
-
-def kl_sums(
-    student_logits: torch.Tensor,
-    labels: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    teacher_labels: torch.Tensor,
-    has_teacher: torch.Tensor,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """Per example: the summed KL(teacher || student) over the answer's positions, 0 for a row without a
-    teacher. Both sequences end in the same answer tokens (`batches.encode_distill`), so their labelled
-    positions pair up in order."""
-    import torch
-    import torch.nn.functional as F
-
-    rows_with = has_teacher.bool()[:, None]
-    s_mask = (labels[:, 1:] != IGNORE_INDEX) & rows_with
-    t_mask = (teacher_labels[:, 1:] != IGNORE_INDEX) & rows_with
-    if int(s_mask.sum()) != int(t_mask.sum()):
-        raise TrainingError("a distillation example's student and teacher answers differ: rebuild the data")
-    s = student_logits[:, :-1][s_mask].float() / temperature
-    t = teacher_logits[:, :-1][t_mask].float() / temperature
-    per_token = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="none").sum(
-        -1
+def batch_losses(run: _Run, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example of a training batch: its loss sum (cross-entropy, or the distillation objective where the
+    row has a teacher) and its count of labelled tokens."""
+    hidden = last_hidden(run.model, batch)
+    sums, counts = group_losses(
+        hidden, batch["labels"], batch["example_ids"], len(batch["weights"]), run.head
     )
-    sums = torch.zeros(len(labels), device=per_token.device, dtype=per_token.dtype)
-    return sums.index_add_(0, s_mask.nonzero()[:, 0], per_token * temperature**2)
+    if "has_teacher" in batch:
+        sums = _distill(run, batch, hidden, sums)
+    return sums, counts
 
 
 def _distill(
-    run: _Run, batch: dict[str, torch.Tensor], logits: torch.Tensor, sums: torch.Tensor
+    run: _Run, batch: dict[str, torch.Tensor], hidden: torch.Tensor, sums: torch.Tensor
 ) -> torch.Tensor:
     """Per-example loss sums of the distillation objective: KL to the base model reading the gold (plus
-    `distill_ce` x the student's own cross-entropy) where a row has a teacher; cross-entropy elsewhere."""
+    `distill_ce` x the student's own cross-entropy) where a row has a teacher; cross-entropy elsewhere.
+    Distillation batches are unpacked, so an example is a row."""
     import torch
 
     with torch.no_grad(), run.accelerator.unwrap_model(run.model).disable_adapter():
-        teacher = run.model(
-            input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"]
-        ).logits
+        teacher = last_hidden(run.model, batch, prefix="teacher_")
     kl = kl_sums(
-        logits,
+        hidden,
         batch["labels"],
         teacher,
         batch["teacher_labels"],
         batch["has_teacher"],
+        run.head,
         run.settings.distill_temperature,
     )
     has = batch["has_teacher"].to(sums)
     return has * (kl + run.settings.distill_ce * sums) + (1 - has) * sums
-
-
-def weighted_loss(
-    sums: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor, *, mean_weight: float = 1.0
-) -> torch.Tensor:
-    """Each example's mean token loss times its weight, averaged over the batch and divided by the mean weight.
-
-    Dividing by the training set's mean weight rather than the batch's weight sum keeps an example's pull
-    independent of its batch mates (a lone low-weight example in a small batch would otherwise count in
-    full), and the expected gradient is that of the weighted mean over the whole set. Weight 0: no pull at all.
-    """
-    per_example = sums / counts.clamp(min=1)
-    return (weights.to(per_example) * per_example).sum() / (len(per_example) * mean_weight)
 
 
 # ---- training ---------------------------------------------------------------------------------------------------
@@ -216,16 +183,19 @@ def train_stage(
     `init_adapter` (SFT after CPT) is loaded trainable and trained further; its own LoRA config then applies,
     not `lora`. `device="cpu"` forces the CPU; otherwise accelerate places each process (one per GPU).
     A rerun with the same inputs resumes from the last checkpoint, or returns the saved result when finished.
+    Settings left unset are chosen for the device first (`trainer.devices.fit_settings`); the result records
+    them, with the stage's peak memory.
     """
     if stage not in STAGES:
         raise TrainingError(f"unknown stage {stage!r}: use 'cpt' or 'sft'")
-    if settings.seq_len < 2:
-        raise TrainingError(f"seq_len is {settings.seq_len}: a sequence needs at least 2 tokens")
     if settings.objective not in OBJECTIVES:
         raise TrainingError(f"objective {settings.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     train_file, val_file, out_dir = Path(train_file), Path(val_file), Path(out_dir)
     if init_adapter is not None and not (Path(init_adapter) / "adapter_config.json").is_file():
         raise TrainingError(f"{init_adapter} is not a PEFT adapter folder: pass the previous stage's best/")
+    settings = fit_settings(settings, device)
+    if settings.seq_len < 2:
+        raise TrainingError(f"seq_len is {settings.seq_len}: a sequence needs at least 2 tokens")
     train_rows, val_rows = read_rows(train_file, "training"), read_rows(val_file, "validation")
     inputs = fingerprint_inputs(stage, model_source, train_file, val_file, lora, settings, init_adapter)
     digest = fingerprint(inputs)
@@ -235,26 +205,27 @@ def train_stage(
 
     from accelerate.utils import set_seed
 
+    peak = MemoryPeak()  # from here: converting a GGUF file and loading the model count too
+
     accelerator = _accelerator(settings, device)
     if accelerator.is_main_process:
         recover(out_dir)
     set_seed(settings.seed)  # before the adapter exists: its initialisation follows the seed
     with accelerator.main_process_first():  # the first process converts a GGUF source; the others read it
         model, tokenizer = load_model(
-            model_source, cache_dir=Path(cache_dir), device=str(accelerator.device), for_training=True
+            model_source, cache_dir=cache_dir, device=str(accelerator.device), for_training=True
         )
     objective = settings.objective if stage == "sft" else "sft"
-    train_examples = load_examples(stage, train_rows, tokenizer, settings.seq_len, objective)
+    load = partial(load_examples, stage, tokenizer=tokenizer, seq_len=settings.seq_len, objective=objective)
+    train_examples = load(train_rows, packing=settings.packing)
     # validation stays cross-entropy: for distillation, the answer's given only what retrieval found
-    val_examples = [
-        {k: v for k, v in e.items() if not k.startswith("teacher_")}
-        for e in load_examples(stage, val_rows, tokenizer, settings.seq_len, objective)
-    ]
+    val_examples = load(val_rows, packing=settings.packing, validation=True)
     if not train_examples:
         raise TrainingError(f"no training examples in {train_file}: all its texts are empty")
     if not val_examples:
         raise TrainingError(f"no validation examples in {val_file}: all its texts are empty")
-    if sum(e["weight"] for e in train_examples) <= 0:
+    weights = [w for e in train_examples for w in e.get("weights", [e.get("weight")])]
+    if sum(weights) <= 0:
         raise TrainingError(f"every example in {train_file} has weight 0: nothing to learn")
 
     if settings.gradient_checkpointing:
@@ -271,13 +242,14 @@ def train_stage(
         out_dir=out_dir,
         digest=digest,
         on_progress=on_progress,
+        mean_weight=sum(weights) / len(weights),
     )
     if run.state.last_val_step is None:  # fresh: the loss before any training is the baseline to beat
         _record(run, None, _validate(run))
     if run.rng is not None:
         set_rng_state(run.rng)  # last: building and loading the model above drew from the RNG
     _train(run)
-    return _finish(run, inputs)
+    return _finish(run, inputs, peak)
 
 
 def _setup(
@@ -292,6 +264,7 @@ def _setup(
     out_dir: Path,
     digest: str,
     on_progress: Callable[[Progress], None] | None,
+    mean_weight: float,
 ) -> _Run:
     """The optimizer, loaders and schedule for the adapter `model`, all prepared by accelerate.
 
@@ -309,7 +282,7 @@ def _setup(
     train_dl = DataLoader(
         train_examples, batch_size=bs, sampler=order, collate_fn=to_batch, generator=torch.Generator()
     )
-    if settings.val_batches is not None:  # a prefix, not a break out of the loop: accelerate tracks loaders
+    if settings.val_batches:  # a prefix, not a break out of the loop: accelerate tracks loaders
         val_examples = val_examples[: max(1, settings.val_batches) * bs * accelerator.num_processes]
     val_dl = DataLoader(val_examples, batch_size=bs, collate_fn=to_batch)
     model, optimizer, train_dl, val_dl = accelerator.prepare(model, optimizer, train_dl, val_dl)
@@ -332,13 +305,14 @@ def _setup(
         digest=digest,
         accelerator=accelerator,
         model=model,
+        head=output_head(unwrapped),
         optimizer=optimizer,
         scheduler=scheduler,
         train_dl=train_dl,
         val_dl=val_dl,
         order=order,
         params=params,
-        mean_weight=sum(e["weight"] for e in train_examples) / len(train_examples),
+        mean_weight=mean_weight,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         state=state,
@@ -356,7 +330,8 @@ def _train(run: _Run) -> None:
     accelerator, model, settings, state = run.accelerator, run.model, run.settings, run.state
     optimizer, scheduler, train_dl = run.optimizer, run.scheduler, run.train_dl
     ga = accelerator.gradient_accumulation_steps
-    window = torch.zeros(3, device=accelerator.device)  # loss sum, target tokens, input tokens (this process)
+    # loss sum, target tokens, input tokens, positions (padding included), this process
+    window = torch.zeros(4, device=accelerator.device)
     log_loss, log_count = 0.0, 0.0
     epoch, done_in_epoch = divmod(state.step, run.steps_per_epoch)
     while state.step < run.total_steps and not state.stopped_early:
@@ -366,10 +341,7 @@ def _train(run: _Run) -> None:
         tick = time.perf_counter()
         for batch in loader:
             with accelerator.accumulate(model):
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                sums, counts = example_losses(logits, batch["labels"])
-                if "has_teacher" in batch:
-                    sums = _distill(run, batch, logits, sums)
+                sums, counts = batch_losses(run, batch)
                 loss = weighted_loss(sums, counts, batch["weights"], mean_weight=run.mean_weight)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm:
@@ -377,13 +349,16 @@ def _train(run: _Run) -> None:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            window += torch.stack([sums.detach().sum(), counts.sum(), batch["attention_mask"].sum()]).float()
+            real = (batch["example_ids"] >= 0).sum()
+            window[:3] += torch.stack([sums.detach().sum(), counts.sum(), real]).float()
+            window[3] += batch["example_ids"].numel()
             if not accelerator.sync_gradients:
                 continue
-            loss_sum, count, tokens = accelerator.reduce(window, reduction="sum").tolist()
+            loss_sum, count, tokens, positions = accelerator.reduce(window, reduction="sum").tolist()
             window.zero_()
             state.step, state.tokens = state.step + 1, state.tokens + int(tokens)
             run.run_steps, run.run_tokens = run.run_steps + 1, run.run_tokens + int(tokens)
+            run.run_positions += int(positions)
             log_loss, log_count = log_loss + loss_sum, log_count + count
             run.train_s += time.perf_counter() - tick
             val_due = state.step == run.total_steps or (
@@ -408,9 +383,11 @@ def _validate(run: _Run) -> float:
     sums, counts = [], []
     with torch.no_grad():
         for batch in run.val_dl:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            # per example, so gather_for_metrics can drop the duplicates that even out the last batch
-            s, c = run.accelerator.gather_for_metrics(example_losses(logits, batch["labels"]))
+            hidden = last_hidden(model, batch)
+            # per row, so gather_for_metrics can drop the duplicate rows that even out the last batch
+            rows = torch.arange(len(hidden), device=hidden.device)[:, None].expand_as(batch["labels"])
+            losses = group_losses(hidden, batch["labels"], rows, len(hidden), run.head)
+            s, c = run.accelerator.gather_for_metrics(losses)
             sums.append(s.sum())
             counts.append(c.sum())
     model.train()
@@ -442,7 +419,7 @@ def _record(run: _Run, loss: float | None, val_loss: float | None) -> None:
         run.on_progress(progress)
 
 
-def _finish(run: _Run, inputs: dict[str, Any]) -> StageResult:
+def _finish(run: _Run, inputs: dict[str, Any], peak: MemoryPeak) -> StageResult:
     """The stage's result; the main process saves it (with the inputs it came from) and drops the checkpoint."""
     state, accelerator = run.state, run.accelerator
     result = StageResult(
@@ -456,6 +433,10 @@ def _finish(run: _Run, inputs: dict[str, Any]) -> StageResult:
         stopped_early=state.stopped_early,
         resumed_from=run.resumed_from,
         history=state.history,
+        settings=run.settings.as_dict(),
+        step_s=run.train_s / run.run_steps if run.run_steps else None,
+        padding_share=1 - run.run_tokens / run.run_positions if run.run_positions else None,
+        peak_memory=peak.read(),
     )
     if accelerator.is_main_process:
         write_result(run.out_dir, {**result.as_dict(), "fingerprint": run.digest, "inputs": inputs})
@@ -473,17 +454,10 @@ def _accelerator(settings: StageSettings, device: str | None) -> Any:
     # (PartialState) stays.
     AcceleratorState._reset_state()
     GradientState._reset_state()
-    precision = settings.mixed_precision
-    if precision == "auto":
-        import torch
-
-        on_cuda = device is None or device.startswith("cuda")
-        bf16 = on_cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        precision = "bf16" if bf16 else "no"
     return Accelerator(
         cpu=device == "cpu",
         gradient_accumulation_steps=max(1, settings.grad_accum),
-        mixed_precision=precision,
+        mixed_precision=settings.mixed_precision,  # fit_settings has resolved "auto"
     )
 
 
