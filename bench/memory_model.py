@@ -258,10 +258,12 @@ def run(args: argparse.Namespace) -> dict:
             recall_prompt_chars=PROMPT_CHARS,
             abstain_margin=args.abstain_margin,
         )
-        if args.model_weight is not None:
-            import trainer.extract
+        import trainer.extract
 
+        if args.model_weight is not None:
             trainer.extract.MODEL_WEIGHT = args.model_weight
+        if args.candidates:
+            trainer.extract.MAX_CANDIDATES = args.candidates
         with App.open(cfg) as app:
             if args.reuse:  # a home this bench trained before (--keep): its store and active adapter
                 trained = reused(cfg)
@@ -276,6 +278,7 @@ def run(args: argparse.Namespace) -> dict:
         "model": trained["model"],
         "objective": args.objective,
         "model_weight": args.model_weight,
+        "candidates": args.candidates,
         "abstain_margin": args.abstain_margin,
         "budget_tokens": args.budget,
         "training_seconds": trained["seconds"],
@@ -447,6 +450,7 @@ def main() -> int:
         type=float,
         help="the adapter's say against the question's words when it judges sentences (0: words alone)",
     )
+    ap.add_argument("--candidates", type=int, help="sentences the adapter judges per recall (default 8)")
     ap.add_argument(
         "--abstain-margin", type=float, help="recall's abstain_margin (default: the adapter never abstains)"
     )
