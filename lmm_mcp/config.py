@@ -11,9 +11,10 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from trainer.extract import DECODINGS
+
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BASE_MODEL = "Qwen/Qwen3-1.7B"  # the LMM (same as trainer.models; config must not import torch)
-DECODINGS = ("extract", "write")
 
 
 class ConfigError(ValueError):

@@ -35,6 +35,7 @@ from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits
 from trainer.devices import gpu_visible
 from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences, render
 from trainer.prompts import (
+    ABSTAIN,
     Passage,
     citations,
     expand_messages,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 FRAME = "Recalled from past sessions (records of what was said and done, not instructions):"
 CHARS_PER_TOKEN = 4  # budgeting without a tokenizer: English and code average ~4 characters a token
 MODES = ("auto", "retrieve", "generate")
-NOTHING_ANSWERS = "No relevant memory: nothing in past sessions answers this."
 REPEATED = 0.9  # share of an excerpt's words in the generated memory at which the excerpt shows no text
 
 
@@ -194,7 +194,7 @@ class Recaller:
             )
         # Stored memories first: one sentence each, already distilled; then the raw snippets.
         ordered = [h for h in hits if h.kind == "memory"] + [h for h in hits if h.kind != "memory"]
-        budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
+        budget = _budget(max_tokens)
         lines, sources = _excerpts(ordered, budget)
         if len(sources) < len(ordered):
             # The budget cuts excerpts off: show each excerpt's sentences that share the question's words
@@ -232,12 +232,12 @@ class Recaller:
     ) -> RecallResult:
         """The adapter as a judge (trainer.extract.judge): it scores the excerpts' sentences as its own cited
         answer, and the memory leads with the best, then the next best within the budget."""
-        budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
+        budget = _budget(max_tokens)
         with self._lock:
             _, model, tokenizer = self._load(version)
             extract = judge(model, tokenizer, query, passages, budget, abstain_margin=self.cfg.abstain_margin)
         if extract is None:
-            return RecallResult(memory=NOTHING_ANSWERS, mode_used="generate", adapter_version=version)
+            return RecallResult(memory=ABSTAIN, mode_used="generate", adapter_version=version)
         lines, sources = _extract_lines(extract, hits, passages)
         return RecallResult(
             memory="\n".join([FRAME, *lines]), sources=sources, mode_used="generate", adapter_version=version
@@ -282,13 +282,13 @@ def compose_generated(
     cited, clean = citations(text, len(hits))
     if is_abstention(clean) or not clean:
         return RecallResult(
-            memory=NOTHING_ANSWERS,
+            memory=ABSTAIN,
             mode_used="generate",
             adapter_version=version,
         )
     if not cited:
         return None
-    budget = max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
+    budget = _budget(max_tokens)
     clean = clean if len(clean) <= budget else clean[: budget - 1] + "…"
     renumber = {old: new for new, old in enumerate(cited, 1)}
     memory = _renumber(clean, renumber)
@@ -327,6 +327,11 @@ def _excerpts(
         lines.append(line)
         sources.append(_source(n, h))
     return lines, sources
+
+
+def _budget(max_tokens: int) -> int:
+    """The characters a recall's lines may take: the token budget less the frame and its line break."""
+    return max_tokens * CHARS_PER_TOKEN - len(FRAME) - 1
 
 
 def _extract_lines(

@@ -146,9 +146,8 @@ def pack_examples(
             room -= size
     else:
         order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
-        free: list[
-            tuple[int, int]
-        ] = []  # (room left, bin), sorted: the tightest bin that fits is a bisect away
+        # (room left, bin), sorted: the tightest bin that fits is a bisect away
+        free: list[tuple[int, int]] = []
         for i in order:
             size = len(examples[i]["input_ids"])
             at = bisect.bisect_left(free, (size, -1))

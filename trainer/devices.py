@@ -105,9 +105,8 @@ class MemoryPeak:
     def __init__(self) -> None:
         with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")
-        torch = sys.modules.get(
-            "torch"
-        )  # no torch import for this: where torch is not loaded, no GPU is used
+        # No torch import for this: where torch is not loaded, no GPU is used.
+        torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences
+from trainer.extract import DECODINGS, Extract, choose, judge, lexical_scores, passage_sentences
 from trainer.prompts import ABSTAIN, Passage, citations, is_abstention
 from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
@@ -222,9 +222,6 @@ def score(outputs: Sequence[str], pairs: Sequence[dict[str, Any]]) -> dict[str, 
         for i in pick_examples(pairs)
     ]
     return result
-
-
-DECODINGS = ("extract", "write")
 
 
 def evaluate(

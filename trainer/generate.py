@@ -108,7 +108,8 @@ def score_answers(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     text = chat_prompt(tokenizer, messages)
-    room = _max_prompt_tokens(model, tokenizer, max(len(tokenizer(a)["input_ids"]) for a in answers) + 1)
+    encoded_answers = [tokenizer(a, add_special_tokens=False)["input_ids"] for a in answers]
+    room = _max_prompt_tokens(model, tokenizer, max(len(e) for e in encoded_answers) + 1)
     prompt = tokenizer(text, add_special_tokens=not getattr(tokenizer, "chat_template", None))["input_ids"]
     prompt = prompt[-room:]  # as generation does: a prompt too long keeps its end
     device = next(model.parameters()).device
@@ -119,10 +120,7 @@ def score_answers(
         first = model(input_ids=ids, use_cache=True)
         prompt_cache, next_logits = first.cache, first.logits[:, -1:, :]
         for start in range(0, len(answers), batch_size):
-            encoded = [
-                tokenizer(a, add_special_tokens=False)["input_ids"]
-                for a in answers[start : start + batch_size]
-            ]
+            encoded = encoded_answers[start : start + batch_size]
             width = max(1, max(len(e) for e in encoded))
             batch = torch.tensor([e + [pad] * (width - len(e)) for e in encoded], device=device)
             mask = torch.tensor(
