@@ -43,6 +43,7 @@ from transcripts.parse import (
     parse_record,
     read_lines,
 )
+from transcripts.provenance import call_origin, turn_origin
 from transcripts.redact import Redactor
 
 SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
@@ -434,14 +435,21 @@ class Ingester:
         return self._write_chunks(key, turn_id, turn, project)
 
     def _write_chunks(self, key: str, turn_id: int, turn: Turn, project: int | None) -> int:
+        """The turn's chunks, each with its origin; a turn's tool calls leave theirs for the results to come."""
+        conn = self.conn
+        conn.executemany(
+            "INSERT OR REPLACE INTO tool_origins(tool_use_id, origin) VALUES (?, ?)",
+            [(c.id, call_origin(c, turn.cwd)) for c in turn.tool_calls if c.id],
+        )
         texts = chunk_turn(turn)
         if texts:
             ts, kind = _epoch(turn.timestamp), chunk_kind(turn)
-            self.conn.executemany(
-                "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind, text)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+            origin = turn_origin(turn, lambda tool_use_id: _tool_origin(conn, tool_use_id))
+            conn.executemany(
+                "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind,"
+                " text, origin) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (turn_id, key, turn.session_id, turn.uuid, project, turn.timestamp, ts, kind, t)
+                    (turn_id, key, turn.session_id, turn.uuid, project, turn.timestamp, ts, kind, t, origin)
                     for t in texts
                 ],
             )
@@ -456,6 +464,11 @@ class Ingester:
             if row:
                 target = row[0]
         self.conn.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.text, target))
+
+
+def _tool_origin(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
+    row = conn.execute("SELECT origin FROM tool_origins WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+    return row[0] if row else None
 
 
 def _head_hash(path: str, length: int) -> str:

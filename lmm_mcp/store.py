@@ -167,6 +167,57 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX memories_by_category ON memories(category, salience);
     """,
+    """
+    -- Where each chunk's text came from (transcripts.provenance): 'user', 'assistant', 'project' (the
+    -- project's own tools), 'third_party' (web, MCP tools, files outside the project) or 'memory'. The hooks
+    -- inject only user, assistant and memory chunks; recall marks third-party ones.
+    ALTER TABLE chunks ADD COLUMN origin TEXT;
+    -- The origin of each tool call's output, for its result that arrives in a later turn (or ingest).
+    CREATE TABLE tool_origins (tool_use_id TEXT PRIMARY KEY, origin TEXT NOT NULL) WITHOUT ROWID;
+    INSERT OR IGNORE INTO tool_origins(tool_use_id, origin)
+        SELECT json_extract(c.value, '$.id'),
+            CASE WHEN json_extract(c.value, '$.name') IN ('WebFetch', 'WebSearch')
+                    OR substr(json_extract(c.value, '$.name'), 1, 5) = 'mcp__'
+                    OR (json_extract(c.value, '$.name') = 'Bash' AND (
+                        json_extract(c.value, '$.input.command') LIKE '%curl %'
+                        OR json_extract(c.value, '$.input.command') LIKE '%wget %'
+                        OR json_extract(c.value, '$.input.command') LIKE '%gh issue%'
+                        OR json_extract(c.value, '$.input.command') LIKE '%gh pr%'
+                        OR json_extract(c.value, '$.input.command') LIKE '%gh api%'
+                        OR json_extract(c.value, '$.input.command') LIKE '%http://%'
+                        OR json_extract(c.value, '$.input.command') LIKE '%https://%'))
+                    OR (json_extract(c.value, '$.name') IN ('Read', 'Grep', 'Glob')
+                        AND coalesce(json_extract(c.value, '$.input.file_path'),
+                                     json_extract(c.value, '$.input.path'), '') GLOB '/*'
+                        AND coalesce(json_extract(c.value, '$.input.file_path'),
+                                     json_extract(c.value, '$.input.path')) NOT GLOB coalesce(t.cwd, '') || '/*')
+                THEN 'third_party' ELSE 'project' END
+        FROM turns t, json_each(t.tool_calls) c
+        WHERE json_valid(t.tool_calls) AND json_extract(c.value, '$.id') IS NOT NULL;
+    -- Chunks stored before: by kind; a tool result by its call (unknown: third-party, the safe side).
+    UPDATE chunks SET origin = CASE
+        WHEN kind = 'memory' THEN 'memory'
+        WHEN kind = 'prompt' AND session_key LIKE '%/agent-%' THEN 'assistant'
+        WHEN kind = 'prompt' THEN 'user'
+        WHEN kind IN ('reply', 'compact_summary', 'api_error') THEN 'assistant'
+        WHEN EXISTS (
+            SELECT 1 FROM turns t, json_each(t.tool_results) r
+            LEFT JOIN tool_origins o ON o.tool_use_id = json_extract(r.value, '$.tool_use_id')
+            WHERE t.id = chunks.turn_id AND json_valid(t.tool_results)
+              AND coalesce(o.origin, 'third_party') = 'third_party'
+        ) THEN 'third_party'
+        ELSE 'project' END;
+    -- A chunk written without an origin (stored memories, older writers) gets one from its kind.
+    CREATE TRIGGER chunks_origin AFTER INSERT ON chunks WHEN new.origin IS NULL BEGIN
+        UPDATE chunks SET origin = CASE
+            WHEN new.kind = 'memory' THEN 'memory'
+            WHEN new.kind = 'prompt' AND new.session_key LIKE '%/agent-%' THEN 'assistant'
+            WHEN new.kind = 'prompt' THEN 'user'
+            WHEN new.kind IN ('reply', 'compact_summary', 'api_error') THEN 'assistant'
+            ELSE 'third_party' END
+        WHERE id = new.id;
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,242 @@
+"""Instruction-like text addressed to an agent: found, and neutralised before it reaches one.
+
+    find_spans(text)           # [Span(start, end, reason), ...]
+    neutralise(text)           # the text with each span replaced by a visible marker
+    is_instruction_like(text)  # any span at all
+
+Anything an agent ever read (a web page, an issue comment, a dependency's README) can carry a prompt
+injection, and a memory layer that hands it back in a later session turns it into standing context (memory
+poisoning: MINJA, AgentPoison). The signals here are what such text has and ordinary coding text does not:
+an override of the agent's instructions ("ignore previous instructions"), an address to an AI ("AI agents:",
+"if you are an LLM"), a chat role marker ("<|im_start|>", "Human:"), a request to keep something from the
+user, or to send keys and secrets somewhere, and hidden carriers (HTML comments, invisible Unicode) holding
+any of these. Plain imperatives ("run pytest", "curl ... | sh" in an install guide) are left alone: they are
+how a project documents itself, and only an address to an agent makes them an injection.
+
+A span is the sentence that holds the signal; an address to an agent takes the rest of its paragraph (the
+instruction usually follows it), a flagged HTML comment goes whole. Pure functions, standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MARKER = "[instruction-like text removed]"
+PARAGRAPH_CHARS = 800  # how far an address to an agent reaches when its paragraph does not end sooner
+
+_AI = (
+    r"(?:ai|a\.i\.|llm|large\s+language|language|coding|autonomous|automated|browsing|web)\s*"
+    r"(?:agents?|assistants?|models?|systems?|bots?|tools?)"
+    r"|llms?|chat\s*bots?|chatgpt|gpt-?\d\w*|claude(?:\s+code)?|copilot|gemini|codex|cursor\s+agent"
+)
+_VERB = (
+    r"ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|set\s+aside|do\s+not\s+follow"
+    r"|don'?t\s+follow|stop\s+following"
+)
+_RULES = r"instructions?|prompts?|rules|directives?|guidelines|guardrails|constraints|system\s+messages?|programming"
+_ROLE_TOKEN = (
+    r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id"
+    r"|begin_of_text)\|>|\[/?INST\]|<</?SYS>>|</?(?:system|system[-_]prompt|instructions?)>"
+)
+_SECRET = (
+    r"id_(?:rsa|ed25519|ecdsa|dsa)\b|~?/?\.ssh\b|\.aws/credentials|\.netrc|\.npmrc|private\s+keys?"
+    r"|(?:the\s+user'?s|your|all|any|every)\s+(?:\w+\s+)?(?:secrets|credentials|api[\s_-]?keys?|tokens|passwords|"
+    r"env(?:ironment)?\s+(?:vars?|variables)|\.env(?:\s+files?)?)"
+)
+_SEND = (
+    r"upload|send|post|exfiltrate|transmit|leak|forward|e-?mail|paste|ship|sync|copy|cat|curl|wget|scp|pipe"
+)
+
+# (reason, pattern, reach): reach "sentence" or "paragraph" (an address: the instruction follows it).
+_SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
+    (
+        "overrides the agent's instructions",
+        re.compile(
+            rf"\b(?:{_VERB})\s+(?:(?:all|any|the|your|my|of|these|those|every|previous|prior|above|earlier|"
+            rf"preceding|original|initial|existing|system|safety|developer'?s?|other)\s+){{0,4}}(?:{_RULES})\b",
+            re.I,
+        ),
+        "sentence",
+    ),
+    (
+        "gives the agent new instructions",
+        re.compile(
+            r"\b(?:new|updated|real|actual|true|revised|secret|hidden|additional|urgent|important)\s+"
+            r"(?:system\s+)?(?:instructions?|directives?|orders|task|objective|goal|mission)\s*(?:for\s+\w+\s*)?:"
+            r"|\byour\s+(?:new|real|actual|true|only|primary)\s+(?:task|goal|objective|purpose|instructions?|role)\b"
+            r"|\bfrom\s+now\s+on,?\s+(?:you|the\s+(?:assistant|agent|ai))\b"
+            r"|\byou\s+are\s+(?:now|no\s+longer)\s+(?:a|an|in|the|dan|free|unrestricted|jailbroken)\b"
+            r"|\b(?:enter|enable|activate)\s+(?:developer|god|admin|unrestricted|jailbreak|dan)\s+mode\b"
+            r"|\bpretend\s+(?:that\s+)?(?:you\s+are|to\s+be)\b",
+            re.I,
+        ),
+        "sentence",
+    ),
+    (
+        "addressed to an AI",
+        re.compile(
+            rf"(?:^|(?<=[\s(\[>*#\-–—\"'“]))(?:(?:note|message|attention|notice|warning|instructions?|important)"
+            rf"\s+(?:to|for)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
+            rf"|(?:dear|hey|hi|hello|attention|calling|to)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
+            rf"|if\s+you\s+are\s+(?:an?\s+)?(?:{_AI}|ai|assistant|agent|bot|language\s+model|automated\s+\w+)\b"
+            rf"|(?:all|any|every)\s+(?:{_AI}|agents?|assistants?)\s+(?:reading|processing|parsing|summari[sz]ing|"
+            rf"visiting|crawling|browsing|that\s+reads?|who\s+reads?|seeing)\b"
+            rf"|(?:{_AI})\s+(?:reading|processing|parsing|summari[sz]ing|visiting|crawling|browsing)\s+this\b"
+            rf"|(?:{_AI})\s*(?:[,:!]|—|-{{1,2}})\s*(?:please\s+)?(?:you\s+(?:must|should|will|need)\b|(?:{_VERB})\b|"
+            rf"(?:must|should|run|execute|do|now|immediately|always|never|first|instead|make|open|fetch|download|"
+            rf"install|upload|send|delete|remove|write|add|read|print|reveal|output|tell|report|visit|go|call|"
+            rf"use|set|change|disable|enable|include|insert|append|reply|respond|say|answer)\b)"
+            rf"|(?:{_AI})\s+(?:must|should|shall|are\s+(?:required|instructed|expected|asked)\s+to|need\s+to|"
+            rf"have\s+to|will\s+now)\b)",
+            re.I | re.M,
+        ),
+        "paragraph",
+    ),
+    (
+        "keeps something from the user",
+        re.compile(
+            r"\b(?:do\s+not|don'?t|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|reveal(?:ing)?|"
+            r"notify(?:ing)?|alert(?:ing)?|show(?:ing)?|warn(?:ing)?|let(?:ting)?|ask(?:ing)?\s+for\s+"
+            r"(?:confirmation|permission|approval))\s+(?:(?:this|it|that|anything)\s+)?(?:to\s+)?"
+            r"(?:the\s+)?(?:user|human|developer|operator)s?\b(?:\s+know)?"
+            r"|\b(?:hide|conceal|keep)\s+(?:this|it|these\s+\w+)\s+(?:secret\s+)?from\s+the\s+(?:user|human)\b"
+            r"|\bthe\s+(?:user|human)\s+(?:must|should)\s+(?:not|never)\s+(?:know|see|find\s+out|be\s+told)\b",
+            re.I,
+        ),
+        "sentence",
+    ),
+    (
+        "sends keys or secrets away",
+        re.compile(
+            rf"\b(?:{_SEND})\b[^.!?\n]{{0,120}}?(?:{_SECRET})[^.!?\n]{{0,120}}?"
+            r"(?:\bto\s+(?:https?://|[\w.-]+\.(?:com|net|org|io|xyz|ru|cn|site|example|dev|app)\b|"
+            r"(?:this|the\s+following|my|our|an?\s+(?:external|remote))\s+(?:server|url|endpoint|address|webhook|"
+            r"e-?mail|host|bucket))|https?://|@[\w.-]+\.\w+)"
+            rf"|\b(?:upload|exfiltrate|leak|transmit)\b[^.!?\n]{{0,80}}?(?:{_SECRET})",
+            re.I,
+        ),
+        "sentence",
+    ),
+    (
+        "asks for the agent's system prompt",
+        re.compile(
+            r"\b(?:reveal|print|show|output|repeat|leak|dump|display|recite)\s+(?:me\s+)?(?:your|the)\s+"
+            r"(?:full\s+|entire\s+|hidden\s+|original\s+)?(?:system\s+prompt|initial\s+prompt|hidden\s+instructions|"
+            r"instructions\s+above|system\s+message)\b",
+            re.I,
+        ),
+        "sentence",
+    ),
+    ("chat role marker", re.compile(_ROLE_TOKEN, re.I), "line"),
+    (
+        "chat role marker",
+        re.compile(
+            r"^[ \t>#*\[]*(?:human|assistant)[\]*]*\s*:[ \t]*\S"
+            r"|^[ \t>#*\[]*(?:system|user|developer)[\]*]*\s*:[ \t]*(?=[^\n]*\b(?:you|your|ignore|disregard|"
+            r"instructions?|assistant|agent|ai|must|override)\b)",
+            re.I | re.M,
+        ),
+        "line",
+    ),
+]
+_COMMENT = re.compile(r"<!--(.*?)(?:-->|\Z)", re.S)
+_HIDDEN_COMMENT_WORDS = re.compile(rf"\b(?:{_AI}|agents?|assistants?|prompt|instructions?)\b", re.I)
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
+# Where a sentence ends: its stop, a line break, or markup that starts a new block (pages are often one line).
+_SENTENCE_END = re.compile(
+    r"[.!?](?=\s)|\n|<!--|-->|</?(?:p|div|li|ul|ol|h\d|br|td|tr|table|body|html|pre|code)\b[^>]*>", re.I
+)
+_PARAGRAPH_END = re.compile(r"\n\s*\n")
+_BLOCK_END = re.compile(r"<!--|-->|</?(?:p|div|li|h\d|td|body|html)\b[^>]*>", re.I)
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    reason: str
+
+
+def find_spans(text: str) -> list[Span]:
+    """The instruction-like spans of `text`, sorted and merged where they touch."""
+    spans = [_hidden_comment(m) for m in _COMMENT.finditer(text)]
+    spans = [s for s in spans if s is not None]
+    for reason, pattern, reach in _SIGNALS:
+        for m in pattern.finditer(text):
+            spans.append(_extend(text, m.start(), m.end(), reason, reach))
+    return _merge(spans)
+
+
+def is_instruction_like(text: str) -> bool:
+    return bool(find_spans(reveal(text)))
+
+
+def reveal(text: str) -> str:
+    """Invisible characters out; Unicode tag characters (text hidden as ASCII look-alikes) decoded, so the
+    detector reads what a model would."""
+    text = _TAG_CHARS.sub(lambda m: " " + "".join(chr(ord(c) - 0xE0000) for c in m.group()) + " ", text)
+    return _INVISIBLE.sub("", text)
+
+
+def neutralise(text: str) -> str:
+    """`text` with every instruction-like span replaced by MARKER (with its reason): quoted material that
+    says an instruction was there, never the instruction itself."""
+    if not text:
+        return text
+    text = reveal(text)
+    spans = find_spans(text)
+    if not spans:
+        return text
+    out, pos = [], 0
+    for s in spans:
+        out.append(text[pos : s.start])
+        out.append(f"{MARKER[:-1]}: {s.reason}]")
+        pos = s.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _hidden_comment(m: re.Match[str]) -> Span | None:
+    """An HTML comment is hidden from the person who reads the page: flag it when it speaks to an agent."""
+    body = m.group(1)
+    inner = find_spans(body) if "<!--" not in body else []
+    speaks = _HIDDEN_COMMENT_WORDS.search(body) and re.search(r"\b(?:you|your|must|should|run)\b", body, re.I)
+    if inner or speaks:
+        return Span(m.start(), m.end(), "hidden HTML comment addressed to an agent")
+    return None
+
+
+def _extend(text: str, start: int, end: int, reason: str, reach: str) -> Span:
+    """Grow a match to its sentence (or line, or the rest of its paragraph)."""
+    if reach == "line":
+        left = text.rfind("\n", 0, start) + 1
+        right = text.find("\n", end)
+        return Span(left, len(text) if right < 0 else right, reason)
+    left = 0
+    for b in _SENTENCE_END.finditer(text, max(0, start - 400), start):
+        left = b.end()
+    if reach == "paragraph":
+        p = _PARAGRAPH_END.search(text, end, end + PARAGRAPH_CHARS)
+        right = p.start() if p else min(len(text), end + PARAGRAPH_CHARS)
+        tag = _BLOCK_END.search(text, end, right)
+        if tag:  # a block of markup ends the address too
+            right = tag.start()
+        elif not p and right < len(text):  # no paragraph end near: stop at the last sentence end instead
+            ends = [e.end() for e in _SENTENCE_END.finditer(text, end, right)]
+            right = ends[-1] if ends else right
+        return Span(left, right, reason)
+    b = _SENTENCE_END.search(text, end)
+    return Span(left, len(text) if b is None else b.end() if b.group() in ".!?" else b.start(), reason)
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if out and s.start <= out[-1].end:
+            last = out[-1]
+            out[-1] = Span(last.start, max(last.end, s.end), last.reason)
+        else:
+            out.append(s)
+    return out
