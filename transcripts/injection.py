@@ -31,7 +31,7 @@ _AI = (
     r"|llms?|chat\s*bots?|chatgpt|gpt-?\d\w*|claude(?:\s+code)?|copilot|gemini|codex|cursor\s+agent"
 )
 _VERB = (
-    r"ignore|disregard|forget|override|bypass|skip|drop|abandon|discard|set\s+aside|do\s+not\s+follow"
+    r"ignore|disregard|forget|override|bypass|abandon|discard|set\s+aside|do\s+not\s+follow"
     r"|don'?t\s+follow|stop\s+following"
 )
 _RULES = r"instructions?|prompts?|rules|directives?|guidelines|guardrails|constraints|system\s+messages?|programming"
@@ -48,16 +48,19 @@ _SEND = (
     r"upload|send|post|exfiltrate|transmit|leak|forward|e-?mail|paste|ship|sync|copy|cat|curl|wget|scp|pipe"
 )
 
+# Where an address or a role marker can start: a line, a quoted string, a sentence, an HTML comment.
+_OPENS = r"(?:^|(?<=[\n>\"'“(])|(?<=[.!?;] )|(?<=<!-- ))[ \t]*"
+
 # (reason, pattern, reach): reach "sentence" or "paragraph" (an address: the instruction follows it).
 _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
     (
         "overrides the agent's instructions",
         re.compile(
             rf"\b(?:{_VERB})\s+(?:(?:all|any|the|your|my|of|these|those|every|previous|prior|above|earlier|"
-            rf"preceding|original|initial|existing|system|safety|developer'?s?|other)\s+){{0,4}}(?:{_RULES})\b",
+            rf"preceding|original|initial|existing|system|safety|developer'?s?|user'?s?|other)\s+){{0,4}}(?:{_RULES})\b",
             re.I,
         ),
-        "sentence",
+        "line",
     ),
     (
         "gives the agent new instructions",
@@ -71,14 +74,14 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
             r"|\bpretend\s+(?:that\s+)?(?:you\s+are|to\s+be)\b",
             re.I,
         ),
-        "sentence",
+        "line",
     ),
     (
         "addressed to an AI",
         re.compile(
             rf"(?:^|(?<=[\s(\[>*#\-–—\"'“]))(?:(?:note|message|attention|notice|warning|instructions?|important)"
             rf"\s+(?:to|for)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
-            rf"|(?:dear|hey|hi|hello|attention|calling|to)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
+            rf"|(?:dear|hey|hi|hello|attention|calling)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
             rf"|if\s+you\s+are\s+(?:an?\s+)?(?:{_AI}|ai|assistant|agent|bot|language\s+model|automated\s+\w+)\b"
             rf"|(?:all|any|every)\s+(?:{_AI}|agents?|assistants?)\s+(?:reading|processing|parsing|summari[sz]ing|"
             rf"visiting|crawling|browsing|that\s+reads?|who\s+reads?|seeing)\b"
@@ -88,23 +91,34 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
             rf"install|upload|send|delete|remove|write|add|read|print|reveal|output|tell|report|visit|go|call|"
             rf"use|set|change|disable|enable|include|insert|append|reply|respond|say|answer)\b)"
             rf"|(?:{_AI})\s+(?:must|should|shall|are\s+(?:required|instructed|expected|asked)\s+to|need\s+to|"
-            rf"have\s+to|will\s+now)\b)",
+            rf"have\s+to|will\s+now)\b"
+            rf"|{_OPENS}(?:{_AI})\s*:\s)",  # "LLM: ...", "Coding agents: ..." where a line or sentence starts
             re.I | re.M,
         ),
         "paragraph",
+    ),
+    (
+        "relays an instruction addressed to an AI",
+        re.compile(
+            r"\b(?:tell|tells|telling|told|instruct|instructs|instructing|instructed|ask|asks|asking|asked|wants?|"
+            r"wanted|urges?|urging|directs?|directing|orders?|ordering)\s+(?:all\s+|any\s+|the\s+|other\s+)?"
+            r"(?:ai|llm|coding|autonomous|automated)\s+(?:agents?|assistants?)\s+to\b",
+            re.I,
+        ),
+        "sentence",
     ),
     (
         "keeps something from the user",
         re.compile(
             r"\b(?:do\s+not|don'?t|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|reveal(?:ing)?|"
             r"notify(?:ing)?|alert(?:ing)?|show(?:ing)?|warn(?:ing)?|let(?:ting)?|ask(?:ing)?\s+for\s+"
-            r"(?:confirmation|permission|approval))\s+(?:(?:this|it|that|anything)\s+)?(?:to\s+)?"
+            r"(?:confirmation|permission|approval))\s+(?:(?:this|it|that|anything)\s+)?(?:to\s+|from\s+)?"
             r"(?:the\s+)?(?:user|human|developer|operator)s?\b(?:\s+know)?"
             r"|\b(?:hide|conceal|keep)\s+(?:this|it|these\s+\w+)\s+(?:secret\s+)?from\s+the\s+(?:user|human)\b"
             r"|\bthe\s+(?:user|human)\s+(?:must|should)\s+(?:not|never)\s+(?:know|see|find\s+out|be\s+told)\b",
             re.I,
         ),
-        "sentence",
+        "line",
     ),
     (
         "sends keys or secrets away",
@@ -121,9 +135,9 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
     (
         "asks for the agent's system prompt",
         re.compile(
-            r"\b(?:reveal|print|show|output|repeat|leak|dump|display|recite)\s+(?:me\s+)?(?:your|the)\s+"
-            r"(?:full\s+|entire\s+|hidden\s+|original\s+)?(?:system\s+prompt|initial\s+prompt|hidden\s+instructions|"
-            r"instructions\s+above|system\s+message)\b",
+            r"\b(?:reveal|print|show|output|repeat|leak|dump|display|recite)\s+(?:me\s+)?(?:your\s+(?:full\s+|"
+            r"entire\s+|hidden\s+|original\s+)?(?:system\s+prompt|initial\s+prompt|instructions|system\s+message)"
+            r"|the\s+(?:instructions\s+above|hidden\s+instructions|initial\s+prompt))\b",
             re.I,
         ),
         "sentence",
@@ -133,7 +147,7 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
         "chat role marker",
         re.compile(
             r"^[ \t>#*\[]*(?:human|assistant)[\]*]*\s*:[ \t]*\S"
-            r"|^[ \t>#*\[]*(?:system|user|developer)[\]*]*\s*:[ \t]*(?=[^\n]*\b(?:you|your|ignore|disregard|"
+            rf"|{_OPENS}[>#*\[]*(?:system|user|developer)[\]*]*\s*:[ \t]*(?=[^\n]*\b(?:you|your|ignore|disregard|"
             r"instructions?|assistant|agent|ai|must|override)\b)",
             re.I | re.M,
         ),
@@ -210,10 +224,14 @@ def _hidden_comment(m: re.Match[str]) -> Span | None:
 
 def _extend(text: str, start: int, end: int, reason: str, reach: str) -> Span:
     """Grow a match to its sentence (or line, or the rest of its paragraph)."""
-    if reach == "line":
+    if reach == "line":  # the line, or the block of markup, that holds it: the demand sits beside the signal
         left = text.rfind("\n", 0, start) + 1
+        for b in _BLOCK_END.finditer(text, left, start):
+            left = b.end()
         right = text.find("\n", end)
-        return Span(left, len(text) if right < 0 else right, reason)
+        right = len(text) if right < 0 else right
+        b = _BLOCK_END.search(text, end, right)
+        return Span(left, b.start() if b else right, reason)
     left = 0
     for b in _SENTENCE_END.finditer(text, max(0, start - 400), start):
         left = b.end()
