@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 MARKER = "[instruction-like text removed]"
 PARAGRAPH_CHARS = 800  # how far an address to an agent reaches when its paragraph does not end sooner
+SENTENCE_CHARS = 400  # how far back a sentence is looked for
 
 _AI = (
     r"(?:ai|a\.i\.|llm|large\s+language|language|coding|autonomous|automated|browsing|web)\s*"
@@ -231,10 +232,11 @@ def _extend(text: str, start: int, end: int, reason: str, reach: str) -> Span:
         right = text.find("\n", end)
         right = len(text) if right < 0 else right
         b = _BLOCK_END.search(text, end, right)
-        return Span(left, b.start() if b else right, reason)
-    left = 0
-    for b in _SENTENCE_END.finditer(text, max(0, start - 400), start):
+        return Span(_skip_space(text, left, start), b.start() if b else right, reason)
+    left = max(0, start - SENTENCE_CHARS)
+    for b in _SENTENCE_END.finditer(text, left, start):
         left = b.end()
+    left = _skip_space(text, left, start)  # the space before a sentence stays between its neighbours
     if reach == "paragraph":
         p = _PARAGRAPH_END.search(text, end, end + PARAGRAPH_CHARS)
         right = p.start() if p else min(len(text), end + PARAGRAPH_CHARS)
@@ -247,6 +249,12 @@ def _extend(text: str, start: int, end: int, reason: str, reach: str) -> Span:
         return Span(left, right, reason)
     b = _SENTENCE_END.search(text, end)
     return Span(left, len(text) if b is None else b.end() if b.group() in ".!?" else b.start(), reason)
+
+
+def _skip_space(text: str, left: int, start: int) -> int:
+    while left < start and text[left].isspace():
+        left += 1
+    return left
 
 
 def _merge(spans: list[Span]) -> list[Span]:
