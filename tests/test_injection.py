@@ -36,7 +36,7 @@ from transcripts.parse import ToolCall, ToolResult, Turn
 from transcripts.provenance import STANDING, call_origin, turn_origin, without_third_party
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from injection import held_out, measure  # noqa: E402
+from injection import held_out, measure
 
 BILLING = "/work/billing"
 INJECTION = (
