@@ -299,10 +299,9 @@ def _open_threads(conn, last) -> list[str]:
 
 def _own_output(conn, tool_use_id) -> bool:
     """Did the project's own tools write this result (transcripts.provenance)? Unknown calls did not."""
-    if not isinstance(tool_use_id, str):
-        return False
-    row = conn.execute("SELECT origin FROM tool_origins WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
-    return row is not None and row[0] != "third_party"
+    from lmm_mcp.queries import tool_origin
+
+    return isinstance(tool_use_id, str) and tool_origin(conn, tool_use_id) not in (None, "third_party")
 
 
 def _item(text: str, seen: str | None) -> str:

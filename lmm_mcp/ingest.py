@@ -29,6 +29,7 @@ from lmm_mcp import archive
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.memories import MemoryReport
+from lmm_mcp.queries import tool_origin
 from lmm_mcp.store import project_id, write_transaction
 from lmm_mcp.turns import INSERT_TURN, load_turn, turn_row
 from transcripts.parse import (
@@ -444,7 +445,7 @@ class Ingester:
         texts = chunk_turn(turn)
         if texts:
             ts, kind = _epoch(turn.timestamp), chunk_kind(turn)
-            origin = turn_origin(turn, lambda tool_use_id: _tool_origin(conn, tool_use_id))
+            origin = turn_origin(turn, lambda tool_use_id: tool_origin(conn, tool_use_id))
             conn.executemany(
                 "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind,"
                 " text, origin) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -464,11 +465,6 @@ class Ingester:
             if row:
                 target = row[0]
         self.conn.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.text, target))
-
-
-def _tool_origin(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
-    row = conn.execute("SELECT origin FROM tool_origins WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
-    return row[0] if row else None
 
 
 def _head_hash(path: str, length: int) -> str:
