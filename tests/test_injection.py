@@ -28,6 +28,7 @@ from lmm_mcp.memories import refresh_memories
 from lmm_mcp.recall import THIRD_PARTY_LABEL
 from lmm_mcp.retrieval import Retriever
 from lmm_mcp.store import MIGRATIONS, connect
+from lmm_mcp.tools import RecallOutput
 from trainer.prompts import Passage
 from trainer.selfstudy import self_study
 from transcripts.extraction import extract_session
@@ -141,6 +142,9 @@ def test_explicit_recall_returns_the_page_marked_and_neutralised(poisoned):
     for leak in LEAKS:
         assert leak not in result.memory.lower() and leak not in page[0].snippet.lower(), leak
     assert "release branch" in result.memory  # the page's own content stays searchable and quoted
+    # The MCP tool's typed output says so too (lmm_mcp.tools builds it this way from the result).
+    out = RecallOutput(**{**result.as_dict(), "sources": [s.__dict__ for s in result.sources]})
+    assert {s.uuid: s.origin for s in out.sources}["r1"] == "third_party"
 
 
 def test_session_start_memories_and_training_text_hold_no_instruction(poisoned):
