@@ -175,25 +175,25 @@ MIGRATIONS: list[str] = [
     -- The origin of each tool call's output, for its result that arrives in a later turn (or ingest).
     CREATE TABLE tool_origins (tool_use_id TEXT PRIMARY KEY, origin TEXT NOT NULL) WITHOUT ROWID;
     INSERT OR IGNORE INTO tool_origins(tool_use_id, origin)
-        SELECT json_extract(c.value, '$.id'),
-            CASE WHEN json_extract(c.value, '$.name') IN ('WebFetch', 'WebSearch')
-                    OR substr(json_extract(c.value, '$.name'), 1, 5) = 'mcp__'
-                    OR (json_extract(c.value, '$.name') = 'Bash' AND (
-                        json_extract(c.value, '$.input.command') LIKE '%curl %'
-                        OR json_extract(c.value, '$.input.command') LIKE '%wget %'
-                        OR json_extract(c.value, '$.input.command') LIKE '%gh issue%'
-                        OR json_extract(c.value, '$.input.command') LIKE '%gh pr%'
-                        OR json_extract(c.value, '$.input.command') LIKE '%gh api%'
-                        OR json_extract(c.value, '$.input.command') LIKE '%http://%'
-                        OR json_extract(c.value, '$.input.command') LIKE '%https://%'))
-                    OR (json_extract(c.value, '$.name') IN ('Read', 'Grep', 'Glob')
-                        AND coalesce(json_extract(c.value, '$.input.file_path'),
-                                     json_extract(c.value, '$.input.path'), '') GLOB '/*'
-                        AND coalesce(json_extract(c.value, '$.input.file_path'),
-                                     json_extract(c.value, '$.input.path')) NOT GLOB coalesce(t.cwd, '') || '/*')
-                THEN 'third_party' ELSE 'project' END
-        FROM turns t, json_each(t.tool_calls) c
-        WHERE json_valid(t.tool_calls) AND json_extract(c.value, '$.id') IS NOT NULL;
+        WITH calls AS (
+            SELECT json_extract(c.value, '$.id') AS id, json_extract(c.value, '$.name') AS name,
+                coalesce(json_extract(c.value, '$.input.command'), '') AS command,
+                coalesce(json_extract(c.value, '$.input.file_path'), json_extract(c.value, '$.input.path'), '')
+                    AS path,
+                coalesce(t.cwd, '') AS cwd
+            FROM turns t, json_each(t.tool_calls) c WHERE json_valid(t.tool_calls)
+        )
+        SELECT id, CASE
+            WHEN name IN ('WebFetch', 'WebSearch') OR substr(name, 1, 5) = 'mcp__' THEN 'third_party'
+            WHEN name = 'Bash' AND (command LIKE '%curl %' OR command LIKE '%wget %' OR command LIKE '%gh issue%'
+                OR command LIKE '%gh pr%' OR command LIKE '%gh api%' OR command LIKE '%http://%'
+                OR command LIKE '%https://%') THEN 'third_party'
+            WHEN name IN ('Read', 'Grep', 'Glob') AND (
+                (path GLOB '/*' AND path != cwd AND path NOT GLOB cwd || '/*')
+                OR path GLOB '*node_modules/*' OR path GLOB '*-packages/*' OR path GLOB '*venv/*'
+                OR path GLOB '*vendor/*' OR path GLOB '../*') THEN 'third_party'
+            ELSE 'project' END
+        FROM calls WHERE id IS NOT NULL;
     -- Chunks stored before: by kind; a tool result by its call (unknown: third-party, the safe side).
     UPDATE chunks SET origin = CASE
         WHEN kind = 'memory' THEN 'memory'

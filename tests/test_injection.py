@@ -173,6 +173,8 @@ def test_an_existing_store_migrates_and_classifies_its_chunks(tmp_path):
         [{"id": "t_web", "name": "WebFetch", "input": {"url": "https://x.example"}}],
         [{"id": "t_sh", "name": "Bash", "input": {"command": "pytest -q"}}],
         [{"id": "t_rd", "name": "Read", "input": {"file_path": "/etc/hosts"}}],
+        [{"id": "t_gr", "name": "Grep", "input": {"pattern": "x", "path": "/work/app"}}],
+        [{"id": "t_nm", "name": "Read", "input": {"file_path": "/work/app/node_modules/a/README.md"}}],
     ]
     turns = [
         ("p", "user", "prompt", [], []),
@@ -183,6 +185,10 @@ def test_an_existing_store_migrates_and_classifies_its_chunks(tmp_path):
         ("a3", "assistant", "reply", calls[2], []),
         ("r3", "user", "tool_result", [], [{"tool_use_id": "t_rd", "content": "127.0.0.1"}]),
         ("r4", "user", "tool_result", [], [{"tool_use_id": "t_gone", "content": "?"}]),
+        ("a5", "assistant", "reply", calls[3], []),
+        ("r5", "user", "tool_result", [], [{"tool_use_id": "t_gr", "content": "a.py:1:x"}]),
+        ("a6", "assistant", "reply", calls[4], []),
+        ("r6", "user", "tool_result", [], [{"tool_use_id": "t_nm", "content": "# a"}]),
     ]
     conn.execute("INSERT INTO sessions(key, session_id) VALUES ('s', 's')")
     for i, (uuid, role, kind, tool_calls, results) in enumerate(turns, 1):
@@ -200,7 +206,8 @@ def test_an_existing_store_migrates_and_classifies_its_chunks(tmp_path):
     conn = connect(db)
     got = dict(conn.execute("SELECT uuid, origin FROM chunks"))
     assert got == {"p": "user", "a1": "assistant", "r1": "third_party", "a2": "assistant", "r2": "project",
-                   "a3": "assistant", "r3": "third_party", "r4": "third_party"}  # fmt: skip
+                   "a3": "assistant", "r3": "third_party", "r4": "third_party", "a5": "assistant",
+                   "r5": "project", "a6": "assistant", "r6": "third_party"}  # fmt: skip
     conn.close()
 
 
