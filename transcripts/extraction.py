@@ -26,6 +26,7 @@ it change" — dropping it would lose that history and the evidence for the chan
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -41,7 +42,7 @@ from transcripts.conversation import (
     prompt_drafts,
     reply_drafts,
 )
-from transcripts.injection import is_instruction_like
+from transcripts.injection import is_instruction_like, neutralise
 from transcripts.notes import note_drafts
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
 from transcripts.profile import project_profiles
@@ -208,13 +209,21 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
     if summary is not None and summary.turns:
         found.append((summary, summary.turns[0]))
     redactor = Redactor()
-    memories = [_memory(f, turn, cwd, redactor) for f, turn in found if not _instruction_like(f)]
+    memories = [_memory(f, turn, cwd, redactor) for f, turn in _without_instructions(found)]
     return _cap(merge_memories(memories))
 
 
-def _instruction_like(fact: Draft) -> bool:
-    """A draft that says what an agent should do, in the words of an injection: never a memory."""
-    return is_instruction_like(" ".join([fact.text, *fact.attrs.values()]))
+def _without_instructions(found: list[tuple[Draft, Turn]]) -> list[tuple[Draft, Turn]]:
+    """Drafts that read as an injection's instruction to an agent are dropped; a session summary, which
+    says much else, keeps its other words with the instruction neutralised."""
+    kept = []
+    for fact, turn in found:
+        if not is_instruction_like(" ".join([fact.text, *fact.attrs.values()])):
+            kept.append((fact, turn))
+        elif fact.category == "session":
+            attrs = {k: neutralise(v) for k, v in fact.attrs.items()}
+            kept.append((dataclasses.replace(fact, text=neutralise(fact.text), attrs=attrs), turn))
+    return kept
 
 
 def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
