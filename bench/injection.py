@@ -20,7 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from injection_corpus import HELD_OUT_CLEAN, HELD_OUT_INJECTIONS, clean_texts, injection_cases
+from injection_corpus import (
+    HELD_OUT_2_CLEAN,
+    HELD_OUT_2_INJECTIONS,
+    HELD_OUT_3_CLEAN,
+    HELD_OUT_3_INJECTIONS,
+    HELD_OUT_CLEAN,
+    HELD_OUT_INJECTIONS,
+    clean_texts,
+    injection_cases,
+)
 
 from transcripts.injection import find_spans, neutralise, reveal
 
@@ -57,21 +66,25 @@ def measure() -> dict:
         "flagged_clean": flagged,
         "misses": misses,
         "ms_per_text": round(1000 * seconds / (len(cases) + len(clean)), 3),
-        "held_out": held_out(),
+        "held_out_1": held_out(HELD_OUT_INJECTIONS, HELD_OUT_CLEAN),  # a regression set now (see the corpus)
+        "held_out_2": held_out(HELD_OUT_2_INJECTIONS, HELD_OUT_2_CLEAN),  # a regression set now too
+        "held_out_3": held_out(HELD_OUT_3_INJECTIONS, HELD_OUT_3_CLEAN),  # the estimate: never tuned on
     }
 
 
-def held_out() -> dict:
-    """The sets written after tuning (bench/injection_corpus.py): never tuned on."""
-    caught = sum(payload not in neutralise(text) for text, payload in HELD_OUT_INJECTIONS)
-    flagged = sum(bool(find_spans(reveal(text))) for text in HELD_OUT_CLEAN)
+def held_out(injections: list[tuple[str, str]], clean: list[str]) -> dict:
+    """A set written after tuning (bench/injection_corpus.py): (text, payload) injections and clean texts."""
+    missed = [text for text, payload in injections if payload in neutralise(text)]
+    flagged = [text for text in clean if find_spans(reveal(text))]
     return {
-        "injections": len(HELD_OUT_INJECTIONS),
-        "neutralised": caught,
-        "neutralised_share": round(caught / len(HELD_OUT_INJECTIONS), 3),
-        "clean_texts": len(HELD_OUT_CLEAN),
-        "false_positives": flagged,
-        "false_positive_rate": round(flagged / len(HELD_OUT_CLEAN), 3),
+        "injections": len(injections),
+        "neutralised": len(injections) - len(missed),
+        "neutralised_share": round(1 - len(missed) / len(injections), 3),
+        "clean_texts": len(clean),
+        "false_positives": len(flagged),
+        "false_positive_rate": round(len(flagged) / len(clean), 3),
+        "missed": missed,
+        "flagged": flagged,
     }
 
 
@@ -93,11 +106,18 @@ def main() -> None:
     for style, v in r["by_style"].items():
         print(f"  {style:18} {v['neutralised']:3}/{v['cases']}")
     print(f"clean texts flagged: {r['false_positives']}/{r['clean_texts']} = {r['false_positive_rate']:.1%}")
-    h = r["held_out"]
-    print(
-        f"held out (never tuned on): {h['neutralised']}/{h['injections']} neutralised,"
-        f" {h['false_positives']}/{h['clean_texts']} clean flagged"
-    )
+    sets = [("held_out_1", "held-out set 1 (regression)"), ("held_out_2", "held-out set 2 (regression)")]
+    for name, label in [*sets, ("held_out_3", "held-out set 3 (estimate)")]:
+        h = r[name]
+        print(
+            f"{label}: {h['neutralised']}/{h['injections']} neutralised,"
+            f" {h['false_positives']}/{h['clean_texts']} clean flagged"
+        )
+        if args.show_misses:
+            for text in h["missed"]:
+                print("  MISS", text[:110].replace("\n", " "))
+            for text in h["flagged"]:
+                print("  FLAGGED", text[:110].replace("\n", " "))
     print(f"{r['ms_per_text']} ms per text")
     if args.show_misses:
         for m in r["misses"]:

@@ -35,7 +35,10 @@ _VERB = (
     r"ignore|disregard|forget|override|bypass|abandon|discard|set\s+aside|do\s+not\s+follow"
     r"|don'?t\s+follow|stop\s+following"
 )
-_RULES = r"instructions?|prompts?|rules|directives?|guidelines|guardrails|constraints|system\s+messages?|programming"
+_RULES = (
+    r"instructions?|prompts?|rules|directives?|guidelines|guidance|guardrails|constraints|system\s+messages?|"
+    r"programming|orders|commands"
+)
 _ROLE_TOKEN = (
     r"<\|(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id"
     r"|begin_of_text)\|>|\[/?INST\]|<</?SYS>>|</?(?:system|system[-_]prompt|instructions?)>"
@@ -49,6 +52,18 @@ _SEND = (
     r"upload|send|post|exfiltrate|transmit|leak|forward|e-?mail|paste|ship|sync|copy|cat|curl|wget|scp|pipe"
 )
 
+_READING = (
+    r"reading|processing|parsing|summari[sz]ing|visiting|crawling|browsing|scraping|indexing|reviewing|editing|"
+    r"handling|analy[sz]ing"
+)
+# What follows an address to an agent: an order.
+_COMMAND = (
+    rf"you\s+(?:must|should|will|need|are\s+required)|{_VERB}|must|should|run|execute|do|now|immediately|always|"
+    r"never|first|instead|make|open|fetch|download|install|upload|send|exfiltrate|delete|remove|write|add|read|"
+    r"print|reveal|output|tell|report|visit|go|call|use|set|change|disable|enable|include|insert|append|reply|"
+    r"respond|say|answer|recommend|commit|push|merge|approve|replace|update|modify|you|your"
+)
+
 # Where an address or a role marker can start: a line, a quoted string, a sentence, an HTML comment.
 _OPENS = r"(?:^|(?<=[\n>\"'“(])|(?<=[.!?;] )|(?<=<!-- ))[ \t]*"
 
@@ -58,7 +73,19 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
         "overrides the agent's instructions",
         re.compile(
             rf"\b(?:{_VERB})\s+(?:(?:all|any|the|your|my|of|these|those|every|previous|prior|above|earlier|"
-            rf"preceding|original|initial|existing|system|safety|developer'?s?|user'?s?|other)\s+){{0,4}}(?:{_RULES})\b",
+            rf"preceding|original|initial|existing|system|safety|developer'?s?|user'?s?|other)\s+){{0,4}}(?:{_RULES})\b"
+            r"|\b(?:forget|ignore|disregard)\s+(?:everything|all|anything)\s+(?:you\s+(?:were|have\s+been)\s+"
+            r"(?:told|given|instructed)|(?:said\s+)?(?:above|before|so\s+far|until\s+now))\b"
+            r"|\b(?:system|admin|security|safety|emergency)\s+override\b"
+            rf"|\b(?:{_VERB})\s+(?:(?!(?:its|their|his|her|old|new|this)\b)[\w'’-]+\s+){{0,3}}(?:instructions|"
+            r"prompts?|directives|guidelines|guidance|guardrails|system\s+messages?|programming)\b"
+            r"(?!\s+(?:file|folder|page|section|doc|template)s?\b)"
+            r"|\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|preceding|prior|"
+            r"earlier)(?:\s+(?:text|context|messages?|conversation|content))?(?=\s*(?:[.,;:!]|and\b|then\b|"
+            r"instead\b))"
+            r"|\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:prior|previous|preceding|earlier|your)\s+"
+            r"(?:context|messages|conversation)\b"
+            r"|\bno\s+longer\s+(?:bound|restricted|constrained)\s+by\b",
             re.I,
         ),
         "line",
@@ -81,19 +108,31 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
         "addressed to an AI",
         re.compile(
             rf"(?:^|(?<=[\s(\[>*#\-–—\"'“]))(?:(?:note|message|attention|notice|warning|instructions?|important)"
-            rf"\s+(?:to|for)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
-            rf"|(?:dear|hey|hi|hello|attention|calling)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI})\b"
+            rf"\s+(?:to|for)\s+(?:all\s+|any\s+|the\s+)?(?:{_AI}|ai|a\.i\.)\b"
+            rf"|(?:dear|hey|hi|hello|attention|calling)\s+(?:there,?\s+)?(?:all\s+|any\s+|the\s+)?(?:{_AI}|ai|a\.i\.)\b"
+            rf"|(?:{_AI}|ai|agent|assistant|llm|model)\s+instructions?\s*:"
+            rf"|(?:{_AI}|ai)\s+(?:detected|identified)\b"
+            rf"|(?:{_AI}|ai)\s+(?:is|are)\s+(?:{_READING})\b"
             rf"|if\s+you\s+are\s+(?:an?\s+)?(?:{_AI}|ai|assistant|agent|bot|language\s+model|automated\s+\w+)\b"
-            rf"|(?:all|any|every)\s+(?:{_AI}|agents?|assistants?)\s+(?:reading|processing|parsing|summari[sz]ing|"
-            rf"visiting|crawling|browsing|that\s+reads?|who\s+reads?|seeing)\b"
-            rf"|(?:{_AI})\s+(?:reading|processing|parsing|summari[sz]ing|visiting|crawling|browsing)\s+this\b"
-            rf"|(?:{_AI})\s*(?:[,:!]|—|-{{1,2}})\s*(?:please\s+)?(?:you\s+(?:must|should|will|need)\b|(?:{_VERB})\b|"
-            rf"(?:must|should|run|execute|do|now|immediately|always|never|first|instead|make|open|fetch|download|"
-            rf"install|upload|send|delete|remove|write|add|read|print|reveal|output|tell|report|visit|go|call|"
-            rf"use|set|change|disable|enable|include|insert|append|reply|respond|say|answer)\b)"
+            rf"|(?:to|for)\s+(?:any|the|all|every|an?)\s+(?:{_AI}|ai|a\.i\.|agents?|assistants?)\s*"
+            rf"(?:[,:]|(?:that\s+|who\s+)?(?:{_READING}))"
+            rf"|(?:all|any|every)\s+(?:{_AI}|agents?|assistants?)\s+(?:{_READING}|that\s+reads?|who\s+reads?|seeing)\b"
+            rf"|(?:{_AI}|ai)[\w\s-]{{0,30}}?\b(?:that|which|who)\s+(?:reads?|process(?:es)?|sees?|parses?)\s+this\b"
+            rf"|(?:{_AI})\s+(?:{_READING})\s+(?:this|these|the)\b)",
+            re.I | re.M,
+        ),
+        "paragraph",
+    ),
+    (
+        "addressed to an AI",
+        re.compile(
+            rf"(?:{_AI})\s*(?:[,:!]|—|-{{1,2}})\s*(?:please\s+)?(?:{_COMMAND})\b"
             rf"|(?:{_AI})\s+(?:must|should|shall|are\s+(?:required|instructed|expected|asked)\s+to|need\s+to|"
             rf"have\s+to|will\s+now)\b"
-            rf"|{_OPENS}(?:{_AI})\s*:\s)",  # "LLM: ...", "Coding agents: ..." where a line or sentence starts
+            rf"|(?:{_AI})\s+(?:{_READING})\s+(?:[\w'’-]+\s+){{0,3}}?(?:must|should|shall|need\s+to|are\s+required\s+to)\b"
+            rf"|\b(?:your|any|every|all)\s+(?:ai|llm)s?\s+(?:must|should|shall|needs?\s+to|has\s+to|will\s+now)\b"
+            rf"|{_OPENS}(?:{_AI})\s*:\s"  # "LLM: ...", "Coding agents: ..." where a line or sentence starts
+            rf"|{_OPENS}(?:agents?|assistants?|bots?|models?)\s*:\s*(?:please\s+)?(?:{_COMMAND})\b",
             re.I | re.M,
         ),
         "paragraph",
@@ -147,9 +186,13 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
     (
         "chat role marker",
         re.compile(
-            r"^[ \t>#*\[]*(?:human|assistant)[\]*]*\s*:[ \t]*\S"
+            r"^[ \t>#*\[]*human[\]*]*\s*:[ \t]*\S"
+            r"|^[ \t>#*\[]*assistant[\]*]*\s*:[ \t]*(?=[^\n]*\b(?:you|your|i\s+will|i'll|i\s+have|sure|certainly|"
+            r"okay|ok|done|understood|of\s+course)\b)"
             rf"|{_OPENS}[>#*\[]*(?:system|user|developer)[\]*]*\s*:[ \t]*(?=[^\n]*\b(?:you|your|ignore|disregard|"
-            r"instructions?|assistant|agent|ai|must|override)\b)",
+            r"instructions?|assistant|agent|ai|must|override)\b)"
+            rf"|{_OPENS}\[(?:system|admin|developer|operator)\][ \t]*(?=[^\n]*\b(?:you|your|ignore|disregard|"
+            r"instructions?|assistant|agent|ai|must|override|execute|session)\b)",
             re.I | re.M,
         ),
         "line",
@@ -157,6 +200,7 @@ _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
 ]
 _COMMENT = re.compile(r"<!--(.*?)(?:-->|\Z)", re.S)
 _HIDDEN_COMMENT_WORDS = re.compile(rf"\b(?:{_AI}|agents?|assistants?|prompt|instructions?)\b", re.I)
+_ORDER = re.compile(rf"\b(?:{_COMMAND})\b", re.I)
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _TAG_CHARS = re.compile("[\U000e0000-\U000e007f]+")
 # Where a sentence ends: its stop, a line break, or markup that starts a new block (pages are often one line).
@@ -217,7 +261,7 @@ def _hidden_comment(m: re.Match[str]) -> Span | None:
     """An HTML comment is hidden from the person who reads the page: flag it when it speaks to an agent."""
     body = m.group(1)
     inner = find_spans(body) if "<!--" not in body else []
-    speaks = _HIDDEN_COMMENT_WORDS.search(body) and re.search(r"\b(?:you|your|must|should|run)\b", body, re.I)
+    speaks = _HIDDEN_COMMENT_WORDS.search(body) and _ORDER.search(body)
     if inner or speaks:
         return Span(m.start(), m.end(), "hidden HTML comment addressed to an agent")
     return None
