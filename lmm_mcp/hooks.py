@@ -1,7 +1,8 @@
 """Claude Code hooks: memory in at the start of a session and with each prompt, the transcript ingested at the end.
 
     lmm-mcp hook session-start   SessionStart: preferences, current decisions and open threads for the project
-    lmm-mcp hook user-prompt     UserPromptSubmit: BM25 recall for the prompt (no torch), only when it finds something
+    lmm-mcp hook user-prompt     UserPromptSubmit: BM25 recall for the prompt (no torch), only when it finds something,
+                                 from the user's and assistant's words and memories only (never third-party text)
     lmm-mcp hook session-end     SessionEnd: starts a detached `lmm-mcp ingest` of the transcript and returns
 
 Claude Code pipes the event as JSON on stdin (`session_id`, `transcript_path`, `cwd`, `hook_event_name`, and

@@ -13,8 +13,14 @@ user, or to send keys and secrets somewhere, and hidden carriers (HTML comments,
 any of these. Plain imperatives ("run pytest", "curl ... | sh" in an install guide) are left alone: they are
 how a project documents itself, and only an address to an agent makes them an injection.
 
-A span is the sentence that holds the signal; an address to an agent takes the rest of its paragraph (the
-instruction usually follows it), a flagged HTML comment goes whole. Pure functions, standard library only.
+A span is the sentence that holds the signal; an override, new orders, a secrecy demand or a role marker
+take their whole line (the demand sits beside them); an address to an agent takes the rest of its paragraph
+(the instruction follows it); a flagged HTML comment goes whole. Lines and sentences stop at block markup, as
+pages are often one line. Pure functions, standard library only.
+
+This is a second line of defence, not a proof: it catches the known shapes (bench/injection.py measures it,
+including on held-out sets written after tuning, where it catches far less). What keeps third-party text out
+of an agent's standing context is its provenance (`transcripts.provenance`), not this detector.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ _COMMAND = (
 # Where an address or a role marker can start: a line, a quoted string, a sentence, an HTML comment.
 _OPENS = r"(?:^|(?<=[\n>\"'“(])|(?<=[.!?;] )|(?<=<!-- ))[ \t]*"
 
-# (reason, pattern, reach): reach "sentence" or "paragraph" (an address: the instruction follows it).
+# (reason, pattern, reach): reach "sentence", "line" or "paragraph" (see the module docstring).
 _SIGNALS: list[tuple[str, re.Pattern[str], str]] = [
     (
         "overrides the agent's instructions",
