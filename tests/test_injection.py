@@ -160,6 +160,29 @@ def test_session_start_memories_and_training_text_hold_no_instruction(poisoned):
         assert leak not in document.lower(), leak  # CPT text: every token of it is a target
 
 
+@pytest.mark.parametrize(("tool", "inp", "shown"), [("WebFetch", {"url": "https://x.example"}, False),
+                                                    ("Bash", {"command": "make test"}, True)])  # fmt: skip
+def test_session_start_names_a_failed_result_only_from_the_projects_own_tools(tmp_path, tool, inp, shown):
+    cfg = Config.load(home=tmp_path / "home", claude_dir=tmp_path / "projects")
+    call = {"type": "tool_use", "id": "toolu_1", "name": tool, "input": inp}
+    failed = [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True,
+               "content": "Error 503: the billing wiki is down for maintenance"}]  # fmt: skip
+    write_jsonl(
+        cfg.claude_dir / "-work-billing" / "sess-old.jsonl",
+        [
+            record("u1", "Check the billing deploy status please", session="sess-old", cwd=BILLING),
+            record("a1", role="assistant", parent="u1", session="sess-old", cwd=BILLING, blocks=[call]),
+            record("r1", parent="a1", session="sess-old", cwd=BILLING, blocks=failed),
+        ],
+    )
+    conn = connect(cfg.db_path)
+    assert not Ingester(cfg, conn).ingest().errors
+    context = start_context(conn, BILLING, current_session="sess-new")
+    conn.close()
+    assert "Check the billing deploy status" in context  # the session is there either way
+    assert ("billing wiki is down" in context) is shown
+
+
 def test_an_existing_store_migrates_and_classifies_its_chunks(tmp_path):
     from lmm_mcp.store import _statements
 
