@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         for q in questions:
             hits = recaller.hits(q.question, project=q.project, k=8)
             prompts += [(q.question, fit_passages([h.passage() for h in hits], c), c) for c in sizes]
-        for name, m in models.items():  # warm each once: first calls allocate
+        for m in models.values():  # warm each once: first calls allocate
             scored(m, tokenizer, *prompts[0][:2])
         rows: dict[tuple[str, int], list[tuple[float, list[float]]]] = {}
         for query, passages, chars in prompts:
@@ -119,7 +119,9 @@ def run(args: argparse.Namespace) -> dict:
                 for (_, s), (_, b) in zip(timed, base, strict=True)
             ]
             diff = max(
-                abs(x - y) for (_, s), (_, b) in zip(timed, base, strict=True) for x, y in zip(s, b, strict=True)
+                abs(x - y)
+                for (_, s), (_, b) in zip(timed, base, strict=True)
+                for x, y in zip(s, b, strict=True)
             )
             seconds = [t for t, _ in timed]
             table.append(

@@ -249,8 +249,12 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     assert all(s in texts for s in _shown_sentences(r.memory))
     assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
     # A budget that holds every hit whole: the judged lead, then all that retrieve mode shows, none cut.
-    wide = recaller.recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=3000)
-    plain = recaller.recall("KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=3000)
+    wide = recaller.recall(
+        "KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=3000
+    )
+    plain = recaller.recall(
+        "KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=3000
+    )
     lead, *rest = wide.memory.splitlines()[1:]
     assert lead.endswith(" [1]") and lead.removesuffix(" [1]") in rest[0]
     assert len(wide.sources) == len(plain.sources) == len(hits)
