@@ -13,7 +13,6 @@ adapter versions that may have trained on it as stale.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -22,12 +21,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from lmm_mcp import archive
 from lmm_mcp.store import write_transaction
+
+if TYPE_CHECKING:
+    from lmm_mcp.app import App
 
 _PRIVATE = re.compile(r"<private>.*?(?:</private>|\Z)", re.IGNORECASE | re.DOTALL)
 _MAYBE_PRIVATE = re.compile(rb"(?i)private|\\u")  # the tag's word, or an escape that could spell it
@@ -103,9 +105,11 @@ class ForgetReport:
         return asdict(self)
 
 
-def forget(app: Any, *, session: str | None = None, project: str | None = None, before: str | None = None):
+def forget(
+    app: App, *, session: str | None = None, project: str | None = None, before: str | None = None
+) -> ForgetReport:
     """Forget one session, every session of a project (and folders under it), or every session that ended
-    before a date. Returns a ForgetReport."""
+    before a date."""
     from lmm_mcp.memories import refresh_memories
     from trainer.versions import mark_stale
 
@@ -187,16 +191,21 @@ def _in(conn: sqlite3.Connection, sql: str, values: Any) -> list[tuple]:
 
 
 def _archive_files(conn: sqlite3.Connection, archive_dir: Path, ids: set[str], keys: list[str]) -> set[Path]:
-    """Every archive file of these sessions: those the store knows of, and those named after the sessions."""
+    """Every archive file of these sessions: those the store knows of, and those named after the sessions
+    (copies this store never read, e.g. from before a rebuild)."""
     found: set[Path] = set()
     for path, archived in _in(conn, "SELECT path, archive_path FROM files WHERE session_key IN ({})", keys):
         for p in (path, archived):
             if p and Path(p).is_relative_to(archive_dir):
                 found.update(archive.generations(Path(p)))
-    if archive_dir.is_dir():
-        for sid in ids:
-            found.update(archive_dir.glob(f"*/{glob.escape(sid)}.jsonl*.gz"))
-            found.update(archive_dir.glob(f"*/{glob.escape(sid)}/**/*.gz"))
+    for p in archive_dir.rglob("*.gz") if archive_dir.is_dir() else ():
+        named = archive.transcript_name(p)
+        if named is None:
+            continue
+        stem, folders = named[0].removesuffix(".jsonl"), p.relative_to(archive_dir).parts[:-1]
+        outside = folders[:1] == ("_other",) and any(stem.endswith(f"-{i}") for i in ids)
+        if stem in ids or any(f in ids for f in folders) or outside:  # a session, or its sub-agents' folder
+            found.add(p)
     return found
 
 

@@ -300,9 +300,12 @@ def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
         (home / "runs" / run / "data").mkdir(parents=True)
         (home / "runs" / run / "data" / "sft.jsonl").write_text(SECRET if run > "r-20261001" else "")
 
+    stray = home / "archive" / "-work-app-sub" / "gone.jsonl.7.gz"  # a copy this store never read
+    stray.write_bytes(gzip.compress(SECRET.encode() + b"\n"))
+
     doc = cli_json("forget", "--home", str(home), "--session", "gone")
     assert doc["sessions"] == ["gone"] and doc["transcripts"] == 2 and doc["turns"] == 8
-    assert doc["archive_files"] == 2 and len(doc["stale_adapters"]) == 1
+    assert doc["archive_files"] == 3 and len(doc["stale_adapters"]) == 1 and not stray.exists()
     assert doc["runs_removed"] == ["r-20261002-000000"] and not (home / "runs" / "r-20261002-000000").exists()
     assert (home / "runs" / "r-20260901-000000").exists()
     conn = connect(cfg.db_path)
@@ -333,6 +336,22 @@ def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
     assert conn.execute("SELECT count(*) FROM sessions WHERE session_id = 'gone'").fetchone()[0] == 0
     conn.close()
     assert _status(cfg)["adapter_stale"]
+
+
+def test_a_stale_adapter_is_not_continued_by_the_next_retrain(tmp_path):
+    from trainer.pipeline import PipelineConfig, PipelineError, start_version
+    from trainer.versions import mark_stale, publish
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    models = tmp_path / "home" / "models"
+    publish(models, adapter, config={}, metrics={})
+    cfg = PipelineConfig(home=tmp_path / "home", from_version="active")
+    assert start_version(cfg) is not None
+    assert mark_stale(models, None, "sessions were forgotten") != []
+    with pytest.raises(PipelineError, match="stale"):
+        start_version(cfg)
 
 
 def _status(cfg: Config) -> dict:
