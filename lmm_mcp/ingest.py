@@ -169,6 +169,7 @@ class Ingester:
                     new_size = archive_size
                     if not (from_archive or forgotten):
                         new_size = archive.append(archive_file, archive_size, segment.raw)
+                        self._archive_meta(tf, archive_file)
                     added = self._apply(tf, segment, path, generation, sessions, state)
                     self._save_state(path, st, state, segment, generation, archive_file, new_size, added)
             except _Moved:
@@ -231,6 +232,17 @@ class Ingester:
             generation += 1
             dest = archive.archive_path(self.cfg.archive_dir, Path(path), self.cfg.claude_dir, generation)
         return 0, 0, generation, dest, 0
+
+    def _archive_meta(self, tf: TranscriptFile, archive_file: Path) -> None:
+        """Keep a sub-agent's type and task beside its archive copy, redacted, so a rebuild has them."""
+        meta = archive_file.with_name(f"agent-{tf.agent_id}.meta.json")
+        if not tf.is_subagent or tf.session_id is None or meta.exists():
+            return
+        doc = orjson.dumps(
+            {"agentType": tf.agent_type, "description": tf.description, "toolUseId": tf.tool_use_id}
+        )
+        doc, _ = self.redactor.redact_bytes(privacy.drop_private(doc)[0])
+        meta.write_bytes(doc)
 
     def _claimed(self, dest: Path) -> bool:
         """Does the store already account for this archive file (as a copy it wrote or a file it read)?"""

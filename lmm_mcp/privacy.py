@@ -198,11 +198,12 @@ def _archive_files(conn: sqlite3.Connection, archive_dir: Path, ids: set[str], k
         for p in (path, archived):
             if p and Path(p).is_relative_to(archive_dir):
                 found.update(archive.generations(Path(p)))
-    for p in archive_dir.rglob("*.gz") if archive_dir.is_dir() else ():
+    for p in archive_dir.rglob("*") if archive_dir.is_dir() else ():
         named = archive.transcript_name(p)
-        if named is None:
+        if named is None and not p.name.endswith(".meta.json"):  # a sub-agent's type and task
             continue
-        stem, folders = named[0].removesuffix(".jsonl"), p.relative_to(archive_dir).parts[:-1]
+        stem = named[0].removesuffix(".jsonl") if named else ""
+        folders = p.relative_to(archive_dir).parts[:-1]
         outside = folders[:1] == ("_other",) and any(stem.endswith(f"-{i}") for i in ids)
         if stem in ids or any(f in ids for f in folders) or outside:  # a session, or its sub-agents' folder
             found.add(p)

@@ -52,7 +52,9 @@ def cli_json(*args: str) -> dict:
 
 
 def archived_bytes(home: Path) -> bytes:
-    return b"".join(gzip.decompress(p.read_bytes()) for p in sorted((home / "archive").rglob("*.gz")))
+    """Everything under the archive, gzip copies decompressed."""
+    files = sorted(p for p in (home / "archive").rglob("*") if p.is_file())
+    return b"".join(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes() for p in files)
 
 
 def store_bytes(home: Path) -> bytes:
@@ -66,8 +68,9 @@ def contents(db: Path) -> dict[str, list]:
         return {
             "sessions": sorted(
                 conn.execute(
-                    "SELECT s.key, s.session_id, s.agent_id, s.title, p.path, s.git_branch, s.started_at,"
-                    " s.ended_at FROM sessions s LEFT JOIN projects p ON p.id = s.project_id"
+                    "SELECT s.key, s.session_id, s.agent_id, s.agent_type, s.description, s.parent_tool_use_id,"
+                    " s.title, p.path, s.git_branch, s.version, s.started_at, s.ended_at"
+                    " FROM sessions s LEFT JOIN projects p ON p.id = s.project_id"
                 )
             ),
             "turns": sorted(
@@ -280,6 +283,8 @@ def _two_sessions(claude: Path) -> None:
         )
     ]
     write_jsonl(claude / "-work-app-sub" / "gone" / "subagents" / "agent-x1.jsonl", agent)
+    meta = {"agentType": "Explore", "description": f"look into {SECRET}", "toolUseId": "toolu_1"}
+    (claude / "-work-app-sub" / "gone" / "subagents" / "agent-x1.meta.json").write_bytes(orjson.dumps(meta))
 
 
 def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
@@ -305,7 +310,7 @@ def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
 
     doc = cli_json("forget", "--home", str(home), "--session", "gone")
     assert doc["sessions"] == ["gone"] and doc["transcripts"] == 2 and doc["turns"] == 8
-    assert doc["archive_files"] == 3 and len(doc["stale_adapters"]) == 1 and not stray.exists()
+    assert doc["archive_files"] == 4 and len(doc["stale_adapters"]) == 1 and not stray.exists()
     assert doc["runs_removed"] == ["r-20261002-000000"] and not (home / "runs" / "r-20261002-000000").exists()
     assert (home / "runs" / "r-20260901-000000").exists()
     conn = connect(cfg.db_path)
