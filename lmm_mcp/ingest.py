@@ -17,6 +17,7 @@ forgotten session are dropped (lmm_mcp.privacy).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import sqlite3
@@ -295,7 +296,7 @@ class Ingester:
                         parsed.append(item)
             except EOFError:
                 pass  # an archive copy's last gzip member is still being written: read it next time
-            except zlib.error as e:
+            except (zlib.error, gzip.BadGzipFile) as e:  # later bytes are not readable
                 parsed.append(Skipped(seg.line_no + 1, seg.end, f"archive copy damaged from here: {e}"))
             at_end = not seg.compressed and fh.tell() >= os.fstat(fh.fileno()).st_size
             seg.exhausted = at_end or seg.end - start < SEGMENT_BYTES

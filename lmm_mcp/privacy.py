@@ -169,8 +169,16 @@ def _chosen(
         params = [cutoff.strftime("%Y-%m-%dT%H:%M:%S")]
     rows = conn.execute(sql, params).fetchall()
     ids = {r[0] for r in rows} | ({session} if session else set())
-    starts = [_date(r[1]) for r in rows if r[1]]
-    return ids, (min(starts) if starts and len(starts) == len(rows) else None)
+    starts = [_parse_time(r[1]) for r in rows]
+    known = [s for s in starts if s is not None]
+    return ids, (min(known) if known and len(known) == len(rows) else None)  # unknown: assume the oldest
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    try:
+        return _date(text) if text else None
+    except ForgetError:
+        return None
 
 
 def _date(text: str) -> datetime:
