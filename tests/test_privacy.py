@@ -297,6 +297,10 @@ def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
         report = app.ingest()  # real vectors, from the real embedder
         assert report.embed_error is None and report.chunks_embedded > 0
         assert fts_hits(app.conn, SECRET) > 0
+    server = App.open(cfg)  # a running server: its vector index is in memory
+    assert "gone" in _found(server, "deploys we decided") and "gone" in _found(
+        server, "vector", mode="vector"
+    )
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
@@ -328,6 +332,8 @@ def test_forget_a_session_leaves_nothing_and_it_does_not_come_back(tmp_path):
     assert conn.execute("SELECT count(*) FROM projects WHERE path = '/work/app/sub'").fetchone()[0] == 0
     conn.close()
     assert SECRET.encode() not in archived_bytes(home) and SECRET.encode() not in store_bytes(home)
+    assert "gone" not in _found(server, "deploys we decided") | _found(server, "vector", mode="vector")
+    server.close()
 
     # The transcript is still under ~/.claude/projects, and grows: the tombstone keeps it out.
     write_jsonl(
@@ -357,6 +363,12 @@ def test_a_stale_adapter_is_not_continued_by_the_next_retrain(tmp_path):
     assert mark_stale(models, None, "sessions were forgotten") != []
     with pytest.raises(PipelineError, match="stale"):
         start_version(cfg)
+
+
+def _found(app: App, query: str, mode: str = "zscore") -> set[str]:
+    """The sessions a search through this App finds (the vector mode ranks every embedded chunk)."""
+    hits = app.retriever(fusion=mode).retrieve(query, k=50)
+    return {h.session_id for h in hits}
 
 
 def _status(cfg: Config) -> dict:
