@@ -25,7 +25,7 @@ import orjson
 
 from lmm_mcp.config import Config
 from lmm_mcp.privacy import emit
-from lmm_mcp.store import connect, write_transaction
+from lmm_mcp.store import SCHEMA_VERSION, connect, write_transaction
 
 FORMAT = 1
 MANIFEST, STORE = "manifest.json", "store.db"
@@ -150,6 +150,8 @@ def _unpack(source: Path, into: Path) -> dict[str, Any]:
         raise BackupError(f"{source} has no readable {MANIFEST}; not an lmm-mcp export") from e
     if manifest.get("format") != FORMAT or not (into / STORE).is_file():
         raise BackupError(f"{source}: export format {manifest.get('format')!r} unknown, or no store in it")
+    if not isinstance(manifest.get("schema"), int) or manifest["schema"] > SCHEMA_VERSION:
+        raise BackupError(f"{source} holds a store of schema {manifest.get('schema')}: upgrade lmm-mcp first")
     return manifest
 
 

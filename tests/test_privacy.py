@@ -241,9 +241,10 @@ def test_rebuild_after_deleting_the_store_gives_the_same_memory(tmp_path):
     shutil.rmtree(claude)  # Claude Code deleted its transcripts: the archive is all there is
     for p in home.glob("store.db*"):
         p.unlink()
+    copies = archived_bytes(home)
     doc = cli_json("rebuild", "--home", str(home), "--no-embed")
     assert doc["errors"] == [] and doc["sessions"] == 8
-    assert contents(home / "store.db") == before
+    assert contents(home / "store.db") == before and archived_bytes(home) == copies  # read, not re-archived
     # --force replaces a full store, and its tombstones carry over to the new one
     conn = sqlite3.connect(home / "store.db")
     conn.execute("INSERT INTO forgotten VALUES ('7f3c1e2a-0000-4000-8000-00000000c0de', 'now')")
@@ -477,3 +478,19 @@ def test_import_refuses_a_file_that_is_not_an_export(tmp_path):
         tar.addfile(info, io.BytesIO(b""))
     proc = cli("import", "--home", str(tmp_path / "home"), str(other), check=False)
     assert proc.returncode == 2 and b"not an lmm-mcp export" in proc.stderr
+
+
+def test_import_refuses_a_store_newer_than_this_lmm_mcp(tmp_path):
+    newer = tmp_path / "newer.tar.gz"
+    with tarfile.open(newer, "w:gz") as tar:
+        for name, data in (
+            ("manifest.json", b'{"format": 1, "home": "/x", "schema": 999}'),
+            ("store.db", b""),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    proc = cli("import", "--home", str(tmp_path / "home"), str(newer), check=False)
+    assert (
+        proc.returncode == 2 and b"upgrade" in proc.stderr and not (tmp_path / "home" / "store.db").exists()
+    )
