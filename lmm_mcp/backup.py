@@ -52,7 +52,8 @@ def export_home(cfg: Config, dest: Path) -> dict[str, Any]:
         schema = _snapshot(cfg, snapshot)
         manifest = {
             "format": FORMAT,
-            "home": str(cfg.home.resolve()),
+            "home": str(cfg.home),  # as the store wrote its paths; and resolved, as it read them
+            "home_resolved": str(cfg.home.resolve()),
             "schema": schema,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -108,7 +109,7 @@ def import_home(cfg: Config, source: Path) -> dict[str, Any]:
                     shutil.rmtree(cfg.home / name)  # empty: _check_empty said so
                 os.replace(unpacked / name, cfg.home / name)
         config_note = _place_config(cfg, unpacked / "config.toml")
-    moved = _rehome(cfg, Path(manifest["home"]))
+    moved = _rehome(cfg, manifest)
     return {
         "file": str(source),
         "from_home": manifest["home"],
@@ -167,21 +168,33 @@ def _place_config(cfg: Config, imported: Path) -> str:
     return f"this home's config.toml kept; the exported one is {kept}"
 
 
-def _rehome(cfg: Config, old_home: Path) -> int:
-    """Point the store's archive paths (written on the old machine) at this home's archive."""
-    old, new = str(old_home / "archive"), str(cfg.archive_dir.resolve())
-    if old == new:
-        return 0
-    like = old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+def _rehome(cfg: Config, manifest: dict[str, Any]) -> int:
+    """Point the store's archive paths (written on the old machine) at this home's archive: the paths it
+    wrote (under the home as configured) and the paths it read (resolved)."""
+    moves = {
+        str(Path(manifest["home"]) / "archive"): str(cfg.archive_dir),
+        str(Path(manifest.get("home_resolved") or manifest["home"]) / "archive"): str(
+            cfg.archive_dir.resolve()
+        ),
+    }
     conn = connect(cfg.db_path, cfg.busy_timeout_ms)
+    n = 0
     try:
         with write_transaction(conn):
-            n = 0
-            for table, column in (("files", "archive_path"), ("files", "path"), ("sessions", "file_path")):
-                n += conn.execute(
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE {column} LIKE ? ESCAPE '\\'",
-                    (new, len(old) + 1, like),
-                ).rowcount
+            for old, new in moves.items():
+                if old == new:
+                    continue
+                like = old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+                for table, column in (
+                    ("files", "archive_path"),
+                    ("files", "path"),
+                    ("sessions", "file_path"),
+                ):
+                    n += conn.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?)"
+                        f" WHERE {column} LIKE ? ESCAPE '\\'",
+                        (new, len(old) + 1, like),
+                    ).rowcount
         return n
     finally:
         conn.close()

@@ -414,8 +414,11 @@ def test_export_while_a_writer_holds_the_store_then_import_elsewhere(tmp_path):
     from trainer.versions import active_version, publish
 
     home, claude, moved = tmp_path / "home", tmp_path / "projects", tmp_path / "new-machine"
+    (tmp_path / "disk").mkdir()
+    home.symlink_to(tmp_path / "disk")  # paths the store wrote (via the link) and read (resolved) differ
     shutil.copytree(OWN_FIXTURES, claude)
     cli("ingest", "--home", str(home), "--claude-dir", str(claude), "--no-embed")
+    cli("ingest", "--home", str(home), str(home / "archive"), "--no-embed")  # rows for the copies read back
     (home / "config.toml").write_text('exclude_projects = ["/work/secret"]\n')
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -453,8 +456,13 @@ def test_export_while_a_writer_holds_the_store_then_import_elsewhere(tmp_path):
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM projects WHERE path = '/half/written'").fetchone()[0] == 0
     copies = [Path(p) for (p,) in conn.execute("SELECT archive_path FROM files")]
+    read_back = [Path(p) for (p,) in conn.execute("SELECT path FROM files WHERE path LIKE '%.gz'")]
     conn.close()
-    assert copies and all(p.is_relative_to(moved / "archive") and p.exists() for p in copies)
+    assert len(copies) == 8 and all(p.is_relative_to(moved / "archive") and p.exists() for p in copies)
+    assert len(read_back) == 4 and all(p.is_relative_to(moved / "archive") for p in read_back)
+    archive_before = archived_bytes(moved)
+    doc = cli_json("ingest", "--home", str(moved), str(moved / "archive"), "--no-embed")
+    assert doc["turns"] == 0 and doc["errors"] == [] and archived_bytes(moved) == archive_before
     assert active_version(moved / "models") is not None
     assert Config.load(home=moved).exclude_projects == ("/work/secret",)
     doc = cli_json("rebuild", "--home", str(moved), "--no-embed", "--force")  # the archive came along
