@@ -204,8 +204,9 @@ def _archive_files(conn: sqlite3.Connection, archive_dir: Path, ids: set[str], k
     found: set[Path] = set()
     for path, archived in _in(conn, "SELECT path, archive_path FROM files WHERE session_key IN ({})", keys):
         for p in (path, archived):
-            if p and Path(p).is_relative_to(archive_dir):
-                found.update(archive.generations(Path(p)))
+            inside = _inside(archive_dir, Path(p)) if p else None
+            if inside is not None:
+                found.update(archive.generations(inside))
     for p in archive_dir.rglob("*") if archive_dir.is_dir() else ():
         named = archive.transcript_name(p)
         if named is None and not p.name.endswith(".meta.json"):  # a sub-agent's type and task
@@ -216,6 +217,14 @@ def _archive_files(conn: sqlite3.Connection, archive_dir: Path, ids: set[str], k
         if stem in ids or any(f in ids for f in folders) or outside:  # a session, or its sub-agents' folder
             found.add(p)
     return found
+
+
+def _inside(archive_dir: Path, path: Path) -> Path | None:
+    """`path` as a path under `archive_dir` (the store keeps copies it read by their resolved path), or None."""
+    for root in (archive_dir, archive_dir.resolve()):
+        if path.is_relative_to(root):
+            return archive_dir / path.relative_to(root)
+    return None
 
 
 def _delete_archive(archive_dir: Path, files: set[Path]) -> int:
