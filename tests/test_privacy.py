@@ -502,3 +502,32 @@ def test_import_refuses_a_store_newer_than_this_lmm_mcp(tmp_path):
     assert (
         proc.returncode == 2 and b"upgrade" in proc.stderr and not (tmp_path / "home" / "store.db").exists()
     )
+
+
+_LINE = st.one_of(
+    st.builds(
+        lambda i, text: orjson.dumps(record(f"u{i}", text, session="s1")) + b"\n",
+        st.integers(0, 30),
+        st.text(max_size=200),
+    ),
+    st.sampled_from([b"\n", b"not json\n", b'{"type": "mystery"}\n', b'{"truncated": \n']),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batches=st.lists(st.lists(_LINE, max_size=8), min_size=1, max_size=4))
+def test_reading_the_archive_gives_what_reading_the_transcripts_gave(tmp_path_factory, batches):
+    """Whatever lines arrive, in however many ingests (one gzip member each), the copies read back alike."""
+    root = tmp_path_factory.mktemp("roundtrip")
+    first = Config.load(home=root / "a", claude_dir=root / "projects")
+    path = root / "projects" / "-work-app" / "s1.jsonl"
+    with App.open(first) as app:
+        for batch in batches:
+            write_jsonl(path, batch, mode="ab")
+            app.ingest(embed=False)
+    second = Config.load(home=root / "b", claude_dir=root / "projects")
+    with App.open(second) as app:
+        report = app.ingest([first.archive_dir], embed=False)
+    assert report.errors == []
+    a, b = contents(first.db_path), contents(second.db_path)
+    assert a["turns"] == b["turns"] and a["chunks"] == b["chunks"] and a["sessions"] == b["sessions"]
