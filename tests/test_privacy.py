@@ -531,3 +531,27 @@ def test_reading_the_archive_gives_what_reading_the_transcripts_gave(tmp_path_fa
     assert report.errors == []
     a, b = contents(first.db_path), contents(second.db_path)
     assert a["turns"] == b["turns"] and a["chunks"] == b["chunks"] and a["sessions"] == b["sessions"]
+
+
+def test_a_session_forgotten_while_an_ingest_reads_it_is_not_stored(tmp_path, monkeypatch):
+    """The tombstone is checked inside the ingest's write transaction, after the lines were read."""
+    from lmm_mcp.privacy import forget
+
+    home, claude = tmp_path / "home", tmp_path / "projects"
+    _two_sessions(claude)
+    cfg = Config.load(home=home, claude_dir=claude)
+    read = Ingester._read_segment
+
+    def read_then_forget(self, tf, start, line_no):
+        segment = read(self, tf, start, line_no)
+        if tf.path.name == "gone.jsonl":
+            with App.open(cfg) as other:  # another process's forget, between the read and the write
+                assert forget(other, session="gone").sessions == ["gone"]
+        return segment
+
+    monkeypatch.setattr(Ingester, "_read_segment", read_then_forget)
+    with App.open(cfg) as app:
+        report = app.ingest(embed=False)
+        keys = [r[0] for r in app.conn.execute("SELECT key FROM sessions")]
+    assert keys == ["keep"] and report.errors == []
+    assert SECRET.encode() not in archived_bytes(home) and SECRET.encode() not in store_bytes(home)
