@@ -298,7 +298,7 @@ class Ingester:
                 pass  # an archive copy's last gzip member is still being written: read it next time
             except (zlib.error, gzip.BadGzipFile) as e:  # later bytes are not readable
                 parsed.append(Skipped(seg.line_no + 1, seg.end, f"archive copy damaged from here: {e}"))
-            at_end = not seg.compressed and fh.tell() >= os.fstat(fh.fileno()).st_size
+            at_end = _drained(fh) if seg.compressed else fh.tell() >= os.fstat(fh.fileno()).st_size
             seg.exhausted = at_end or seg.end - start < SEGMENT_BYTES
         seg.items = list(merge_streamed(iter(parsed)))
         return seg
@@ -556,6 +556,14 @@ def _discover(root: Path) -> list[TranscriptFile]:
         if named and original is not None and "tool-results" not in path.parts:
             copies.append((str(original.path), named[1], replace(original, path=path)))
     return discover(root) + [tf for *_, tf in sorted(copies, key=lambda c: (c[0], c[1]))]
+
+
+def _drained(fh: Any) -> bool:
+    """Has an archive copy nothing left to decompress?"""
+    try:
+        return not fh.peek(1)
+    except (EOFError, zlib.error, OSError):
+        return True
 
 
 def _head_hash(path: str, length: int) -> str:

@@ -208,6 +208,8 @@ def test_a_large_archive_copy_is_read_in_segments_and_resumed_when_it_grows(cfg,
     with App.open(other) as app:
         first = app.ingest([copy], embed=False)
         assert first.turns == 40
+        size = app.conn.execute("SELECT size FROM files").fetchone()[0]
+        assert size == copy.stat().st_size  # read to its end: the next ingest costs a stat
         write_jsonl(path, conversation("s1", 25)[40:], mode="ab")
         with App.open(cfg) as source:  # the source home appends a member to the copy
             source.ingest(embed=False)
