@@ -167,6 +167,10 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX memories_by_category ON memories(category, salience);
     """,
+    """
+    -- Sessions the user told lmm-mcp to forget (lmm_mcp.privacy): ingest never stores them again.
+    CREATE TABLE forgotten (session_id TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
