@@ -4,15 +4,23 @@ Claude Code deletes transcripts after 30 days; the archive keeps them so memory 
 parser can re-read history later (`gzip -dc` gives the JSONL back). Each ingest appends one gzip member.
 The store records how many archive bytes belong to committed ingests: before appending, the file is cut
 back to that size, so a process killed between archive write and commit leaves no duplicate lines.
+
+Ingest reads the archive back (`lmm-mcp ingest <home>/archive`, `lmm-mcp rebuild`): `transcript_name` maps
+an archive file to the transcript it copies, and lines read from the archive are not archived again.
 """
 
 from __future__ import annotations
 
+import glob
+import gzip
 import os
+import re
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 COMPRESS_LEVEL = 3  # ~5x smaller than the JSONL at well over the ingest rate
+_NAME = re.compile(r"(?P<name>.+\.jsonl)(?:\.(?P<generation>\d+))?\.gz")
 
 
 def archive_path(archive_dir: Path, source: Path, claude_dir: Path | None, generation: int) -> Path:
@@ -24,7 +32,37 @@ def archive_path(archive_dir: Path, source: Path, claude_dir: Path | None, gener
     if rel is None:
         rel = Path("_other") / source.resolve().as_posix().lstrip("/").replace("/", "-")
     suffix = f".{generation}" if generation > 1 else ""
-    return archive_dir / rel.parent / f"{rel.name}{suffix}.gz"
+    name = _NAME.fullmatch(rel.name)  # an archive file from elsewhere: not `.gz.gz`
+    return archive_dir / rel.parent / f"{name['name'] if name else rel.name}{suffix}.gz"
+
+
+def transcript_name(path: Path) -> tuple[str, int] | None:
+    """`s1.jsonl.gz` -> ("s1.jsonl", 1), `s1.jsonl.2.gz` -> ("s1.jsonl", 2); None for other files."""
+    found = _NAME.fullmatch(path.name)
+    if found is None:
+        return None
+    return found["name"], int(found["generation"] or 1)
+
+
+def generations(path: Path) -> list[Path]:
+    """Every archive file of the transcript that `path` (one of its generations) copies."""
+    known = transcript_name(path)
+    if known is None:
+        return [path] if path.exists() else []
+    return sorted(p for p in path.parent.glob(f"{glob.escape(known[0])}*.gz") if _same(p, known[0]))
+
+
+def _same(path: Path, name: str) -> bool:
+    other = transcript_name(path)
+    return other is not None and other[0] == name
+
+
+def open_lines(path: Path) -> BinaryIO:
+    """A transcript or archive file for reading lines: archive files are decompressed as they are read
+    (every gzip member in turn)."""
+    if transcript_name(path) is not None:
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 def append(path: Path, committed_size: int, lines: list[bytes]) -> int:

@@ -10,6 +10,8 @@
     lmm-mcp models list [--json] | lmm-mcp models use VERSION
     lmm-mcp recall QUERY [--project P] [--k N] [--mode auto|retrieve|generate] [--json]
     lmm-mcp serve [--claude-dir DIR]            # the MCP server, over stdio
+    lmm-mcp forget --session ID | --project PATH | --before DATE
+    lmm-mcp export FILE | lmm-mcp import FILE | lmm-mcp rebuild [--force] [--no-embed]
 
 Every subcommand takes `--home DIR` (else $LMM_HOME, else ~/.lmm). With `--json` a command prints exactly
 one JSON document on stdout (`search --queries` prints one per line); progress goes to stderr.
@@ -25,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from lmm_mcp import demo, hooks, install, watch
+from lmm_mcp import backup, demo, hooks, install, privacy, watch
 from lmm_mcp.app import App
 from lmm_mcp.config import Config, ConfigError
 from lmm_mcp.store import StoreError, stats
@@ -133,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--claude-dir", help="Claude projects folder (default: ~/.claude/projects)")
     p.set_defaults(run=cmd_serve)
 
-    for module in (hooks, install, watch, demo):  # each module owns its subcommand(s)
+    for module in (hooks, install, watch, demo, privacy, backup):  # each module owns its subcommand(s)
         module.register(sub, common)
     return parser
 

@@ -44,6 +44,9 @@ class Config:
     # "extract": abstain when the adapter's "nothing answers" outscores every sentence by this margin. None
     # (the default) never abstains: on our benchmark the small adapter's abstention was noise (docs).
     abstain_margin: float | None = None
+    # Project paths never stored, archived, embedded or trained on (nor folders under them), e.g.
+    # exclude_projects = ["~/work/client-x"]. What was ingested before stays until `lmm-mcp forget --project`.
+    exclude_projects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.recall_decoding not in DECODINGS:
@@ -82,4 +85,17 @@ class Config:
             chosen_dir = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects"
         if chosen_dir:
             settings["claude_dir"] = Path(str(chosen_dir)).expanduser()
+        if "exclude_projects" in settings:
+            settings["exclude_projects"] = _project_paths(file, settings["exclude_projects"])
         return cls(home=home_path, **settings)  # type: ignore[arg-type]
+
+
+def _project_paths(file: Path, value: object) -> tuple[str, ...]:
+    """`exclude_projects` as absolute paths without a trailing slash."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f'{file}: exclude_projects must be a list of paths, e.g. ["~/work/client-x"]')
+    paths = [os.path.expanduser(v.strip()) for v in value]
+    relative = [p for p in paths if not os.path.isabs(p)]
+    if relative:
+        raise ConfigError(f"{file}: exclude_projects needs absolute paths (or ~/...), not {relative}")
+    return tuple(os.path.normpath(p) for p in paths)

@@ -8,24 +8,31 @@ Each segment of new lines is parsed and redacted outside any transaction, then w
 transaction together with the new offset and the archive size, after checking that no other process moved
 the offset meanwhile (if one did, we start over from its offset). So a kill at any point leaves either all
 of a segment or none of it, and two processes ingesting one folder never store a line twice.
+
+The archive's `.jsonl.gz` copies read like transcripts (`lmm-mcp ingest <home>/archive`, `lmm-mcp rebuild`):
+decompressed as they are read, resumed from their decompressed offset when they grow, never archived again.
+Before a line goes anywhere its `<private>` spans are cut out, and lines of an excluded project or of a
+forgotten session are dropped (lmm_mcp.privacy).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import sqlite3
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from lmm_mcp import archive
+from lmm_mcp import archive, privacy
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.memories import MemoryReport
@@ -39,6 +46,7 @@ from transcripts.parse import (
     Title,
     TranscriptFile,
     Turn,
+    classify,
     discover,
     merge_streamed,
     parse_record,
@@ -65,6 +73,8 @@ class IngestReport:
     lines: int = 0
     lines_skipped: int = 0
     secrets_redacted: int = 0
+    private_spans: int = 0  # <private>…</private> spans cut out
+    lines_excluded: int = 0  # lines of an excluded project, dropped
     chunks_embedded: int = 0
     embed_seconds: float = 0.0
     embed_error: str | None = None  # why embedding failed (the ingest itself stands); see lmm_mcp.app
@@ -89,6 +99,14 @@ class _Segment:
     env_tool_ids: set[str] = field(default_factory=set)  # tool calls that read a .env file
     lines: int = 0
     exhausted: bool = True
+    compressed: bool = False  # an archive copy: offsets count decompressed bytes
+    folder_excluded: bool = False  # the file sits in an excluded project's folder (for lines without a cwd)
+    private_spans: int = 0
+    lines_excluded: int = 0
+
+    def drop(self) -> None:
+        """Keep nothing of this segment but its offsets: it belongs to a forgotten session."""
+        self.raw, self.items, self.secrets = [], [], Counter()
 
 
 class _Moved(Exception):
@@ -115,7 +133,7 @@ class Ingester:
             if not root.exists():
                 report.errors.append(f"{root}: no such file or folder")
                 continue
-            files.extend(discover(root))
+            files.extend(_discover(root))
         sessions: set[str] = set()
         for tf in files:
             report.files += 1
@@ -131,6 +149,7 @@ class Ingester:
 
     def ingest_file(self, tf: TranscriptFile, report: IngestReport, sessions: set[str]) -> None:
         path = str(tf.path.resolve())
+        from_archive = self._in_archive(path)
         changed = False
         while True:
             st = os.stat(path)
@@ -146,7 +165,14 @@ class Ingester:
                 with write_transaction(self.conn):
                     if self._state(path) != state:
                         raise _Moved
-                    new_size = archive.append(archive_file, archive_size, segment.raw)
+                    key = (state or {}).get("session_key") or self._session_key(tf, segment)
+                    forgotten = key is not None and privacy.is_forgotten(self.conn, key)
+                    if forgotten:
+                        segment.drop()
+                    new_size = archive_size
+                    if not (from_archive or forgotten):
+                        new_size = archive.append(archive_file, archive_size, segment.raw)
+                        self._archive_meta(tf, archive_file)
                     added = self._apply(tf, segment, path, generation, sessions, state)
                     self._save_state(path, st, state, segment, generation, archive_file, new_size, added)
             except _Moved:
@@ -155,6 +181,8 @@ class Ingester:
             report.turns += added["turns"]
             report.chunks += added["chunks"]
             report.lines += segment.lines
+            report.private_spans += segment.private_spans
+            report.lines_excluded += segment.lines_excluded
             report.lines_skipped += added["skipped"]
             report.secrets_redacted += sum(segment.secrets.values())
             for kind, n in segment.secrets.items():
@@ -173,17 +201,24 @@ class Ingester:
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
+    def _in_archive(self, path: str) -> bool:
+        return Path(path).is_relative_to(self.cfg.archive_dir.resolve())
+
     def _plan(self, path: str, st: os.stat_result, state: dict[str, Any] | None) -> tuple | None:
         """Where to read from: (start, line_no, generation, archive file, archive size), or None if unchanged."""
         if state is not None:
+            # An archive copy's offset counts decompressed bytes: its compressed size tells growth.
+            compressed = archive.transcript_name(Path(path)) is not None
+            read_up_to = state["size"] if compressed else state["offset"]
+            head = int(state["head_hash"].split(":")[0]) if compressed else min(state["offset"], HEAD_BYTES)
             same_file = (
                 state["dev"] == st.st_dev
                 and state["ino"] == st.st_ino
-                and st.st_size >= state["offset"]
-                and state["head_hash"] == _head_hash(path, min(state["offset"], HEAD_BYTES))
+                and st.st_size >= read_up_to
+                and state["head_hash"] == _head_hash(path, head)
             )
             if same_file:
-                if st.st_size == state["offset"]:
+                if st.st_size == read_up_to:
                     return None
                 return (
                     state["offset"],
@@ -193,8 +228,31 @@ class Ingester:
                     state["archive_size"],
                 )
         generation = (state["generation"] + 1) if state else 1
+        if self._in_archive(path):
+            return 0, 0, generation, Path(path), 0  # read back, never archived again
         dest = archive.archive_path(self.cfg.archive_dir, Path(path), self.cfg.claude_dir, generation)
+        while self._claimed(dest):  # e.g. a copy a rebuild read: never cut back to 0 by a new file
+            generation += 1
+            dest = archive.archive_path(self.cfg.archive_dir, Path(path), self.cfg.claude_dir, generation)
         return 0, 0, generation, dest, 0
+
+    def _archive_meta(self, tf: TranscriptFile, archive_file: Path) -> None:
+        """Keep a sub-agent's type and task beside its archive copy, redacted, so a rebuild has them."""
+        meta = archive_file.with_name(f"agent-{tf.agent_id}.meta.json")
+        if not tf.is_subagent or tf.session_id is None or meta.exists():
+            return
+        doc = orjson.dumps(
+            {"agentType": tf.agent_type, "description": tf.description, "toolUseId": tf.tool_use_id}
+        )
+        doc, _ = self.redactor.redact_bytes(privacy.drop_private(doc)[0])
+        meta.write_bytes(doc)
+
+    def _claimed(self, dest: Path) -> bool:
+        """Does the store already account for this archive file (as a copy it wrote or a file it read)?"""
+        row = self.conn.execute(
+            "SELECT 1 FROM files WHERE archive_path = ? OR path = ? LIMIT 1", (str(dest), str(dest))
+        ).fetchone()
+        return row is not None
 
     def _save_state(
         self, path, st, old, seg: _Segment, generation, archive_file, archive_size, added
@@ -209,10 +267,10 @@ class Ingester:
                 added["session_key"] or (old or {}).get("session_key"),
                 st.st_dev,
                 st.st_ino,
-                st.st_size,
+                st.st_size if seg.exhausted or not seg.compressed else -1,  # -1: read on
                 seg.end,
                 seg.line_no,
-                _head_hash(path, min(seg.end, HEAD_BYTES)),
+                _head_hash(path, min(st.st_size if seg.compressed else seg.end, HEAD_BYTES)),
                 generation,
                 str(archive_file),
                 archive_size,
@@ -225,31 +283,55 @@ class Ingester:
     # ----------------------------------------------------------------------------------------- parse
 
     def _read_segment(self, tf: TranscriptFile, start: int, line_no: int) -> _Segment:
-        seg = _Segment(start, start, line_no)
+        seg = _Segment(start, start, line_no, compressed=archive.transcript_name(tf.path) is not None)
+        seg.folder_excluded = bool(self.cfg.exclude_projects) and privacy.excluded_folder(
+            self._folder(tf.path), self.cfg.exclude_projects
+        )
         parsed: list[Any] = []
-        with open(tf.path, "rb") as fh:
-            for line in read_lines(fh, start, line_no=line_no, limit=SEGMENT_BYTES):
-                seg.lines += 1
-                seg.end, seg.line_no = line.end, line.line_no
-                item = self._parse_line(line, seg)
-                if item is not None:
-                    parsed.append(item)
-            seg.exhausted = fh.tell() >= os.fstat(fh.fileno()).st_size or seg.end - start < SEGMENT_BYTES
+        with archive.open_lines(tf.path) as fh:
+            try:
+                for line in read_lines(fh, start, line_no=line_no, limit=SEGMENT_BYTES):
+                    seg.lines += 1
+                    seg.end, seg.line_no = line.end, line.line_no
+                    item = self._parse_line(line, seg)
+                    if item is not None:
+                        parsed.append(item)
+            except EOFError:
+                pass  # an archive copy's last gzip member is still being written: read it next time
+            except (zlib.error, gzip.BadGzipFile) as e:  # later bytes are not readable
+                parsed.append(Skipped(seg.line_no + 1, seg.end, f"archive copy damaged from here: {e}"))
+            at_end = _drained(fh) if seg.compressed else fh.tell() >= os.fstat(fh.fileno()).st_size
+            seg.exhausted = at_end or seg.end - start < SEGMENT_BYTES
         seg.items = list(merge_streamed(iter(parsed)))
         return seg
+
+    def _folder(self, path: Path) -> str:
+        """The Claude projects folder a transcript (or its archive copy) sits in."""
+        for root in (self.cfg.claude_dir, self.cfg.archive_dir):
+            try:
+                return path.resolve().relative_to(root.resolve()).parts[0]
+            except (ValueError, IndexError):
+                continue
+        return path.parents[2].name if path.parent.name == "subagents" else path.parent.name
 
     def _parse_line(self, line: Line, seg: _Segment) -> Any:
         if line.data is None:
             return Skipped(line.line_no, line.start, "line too long to hold in memory")
         if not line.data.strip():
             return None
-        raw, found = self.redactor.redact_bytes(line.data)
-        seg.secrets.update(found)
+        data, spans = privacy.drop_private(line.data)
+        seg.private_spans += spans
+        raw, found = self.redactor.redact_bytes(data)
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             # Not JSON: not archived either (garbage, or bytes from a torn write).
+            seg.secrets.update(found)
             return Skipped(line.line_no, line.start, f"invalid JSON: {str(e).splitlines()[0][:120]}")
+        if self._excluded(obj, seg):
+            seg.lines_excluded += 1
+            return None
+        seg.secrets.update(found)
         maybe_env = b".env" in raw or b'"tool_result"' in raw
         if (
             maybe_env
@@ -262,6 +344,12 @@ class Ingester:
             return parse_record(obj, line.line_no)
         except ValueError as e:
             return Skipped(line.line_no, line.start, str(e))
+
+    def _excluded(self, obj: Any, seg: _Segment) -> bool:
+        cwd = obj.get("cwd") if isinstance(obj, dict) else None
+        if isinstance(cwd, str) and cwd:
+            return privacy.excluded(cwd, self.cfg.exclude_projects)
+        return seg.folder_excluded
 
     def _read_env_before(self, tool_use_id: Any) -> bool:
         """Did an earlier ingest see this tool call read a .env file? (The result may come a batch later.)"""
@@ -465,6 +553,26 @@ class Ingester:
             if row:
                 target = row[0]
         self.conn.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.text, target))
+
+
+def _discover(root: Path) -> list[TranscriptFile]:
+    """Transcripts under `root` (or `root` itself), then archive copies in the order they were made."""
+    copies: list[tuple[str, int, TranscriptFile]] = []
+    candidates = [root] if root.is_file() else sorted(root.rglob("*.gz"))
+    for path in candidates:
+        named = archive.transcript_name(path)
+        original = classify(path.with_name(named[0])) if named else None
+        if named and original is not None and "tool-results" not in path.parts:
+            copies.append((str(original.path), named[1], replace(original, path=path)))
+    return discover(root) + [tf for *_, tf in sorted(copies, key=lambda c: (c[0], c[1]))]
+
+
+def _drained(fh: Any) -> bool:
+    """Has an archive copy nothing left to decompress?"""
+    try:
+        return not fh.peek(1)
+    except (EOFError, zlib.error, OSError):
+        return True
 
 
 def _head_hash(path: str, length: int) -> str:

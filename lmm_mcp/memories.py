@@ -42,9 +42,14 @@ class MemoryReport:
 
 
 def refresh_memories(
-    conn: sqlite3.Connection, *, progress: Callable[[int], None] | None = None, force: bool = False
+    conn: sqlite3.Connection,
+    *,
+    progress: Callable[[int], None] | None = None,
+    force: bool = False,
+    remerge: bool = False,
 ) -> MemoryReport:
-    """Extract memories from sessions that are new or grew since their last extraction, then re-merge."""
+    """Extract memories from sessions that are new or grew since their last extraction, then re-merge
+    (`remerge`: even when none did, as after sessions were forgotten)."""
     started = time.perf_counter()
     report = MemoryReport()
     stale = _stale_sessions(conn, force)
@@ -62,7 +67,7 @@ def refresh_memories(
     _write_extractions(conn, pending)
     has_memories = conn.execute("SELECT 1 FROM memories LIMIT 1").fetchone() is not None
     has_extractions = conn.execute("SELECT 1 FROM session_memories LIMIT 1").fetchone() is not None
-    if stale or force or (has_extractions and not has_memories):
+    if stale or force or remerge or (has_extractions and not has_memories):
         rows = conn.execute("SELECT memories FROM session_memories").fetchall()
         merged = combine([Memory.from_dict(d) for d in orjson.loads(r[0])] for r in rows)
         _write_memories(conn, merged, report)

@@ -210,8 +210,7 @@ class Recaller:
             return RecallResult(
                 memory="No relevant memory: nothing in past sessions matches this.", sources=[]
             )
-        # Stored memories first: one sentence each, already distilled; then the raw snippets.
-        ordered = [h for h in hits if h.kind == "memory"] + [h for h in hits if h.kind != "memory"]
+        ordered = _retrieve_order(hits)
         budget = _budget(max_tokens)
         lines, sources = _excerpts(ordered, budget)
         if len(sources) < len(ordered):
@@ -227,9 +226,9 @@ class Recaller:
     def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
         # The excerpts the SFT inputs held: the best-ranked that fit the prompt (trainer.prompts.fit_passages).
         passages = fit_passages([h.passage() for h in hits], self.cfg.recall_prompt_chars)
-        hits = hits[: len(passages)]
         if self.cfg.recall_decoding == "extract":
             return self._judge(query, hits, passages, version, max_tokens)
+        hits = hits[: len(passages)]
         from trainer.generate import generate_memories
 
         with self._lock:  # one generation at a time per process: the model is not re-entrant on CPU
@@ -248,14 +247,28 @@ class Recaller:
     def _judge(
         self, query: str, hits: list[Hit], passages: list[Passage], version: str, max_tokens: int
     ) -> RecallResult:
-        """The adapter as a judge (trainer.extract.judge): it scores the excerpts' sentences as its own cited
-        answer, and the memory leads with the best, then the next best within the budget."""
+        """The adapter as a judge (trainer.extract.judge): it scores the prompt excerpts' sentences as its own
+        cited answer, and the memory leads with the best. Where every hit then fits whole, they follow whole,
+        as retrieve mode shows them (the lead's excerpt first); where the budget binds, the next best sentences
+        follow instead, grouped under their excerpts."""
         budget = _budget(max_tokens)
         with self._lock:
             _, model, tokenizer = self._load(version)
             extract = judge(model, tokenizer, query, passages, budget, abstain_margin=self.cfg.abstain_margin)
         if extract is None:
             return RecallResult(memory=ABSTAIN, mode_used="generate", adapter_version=version)
+        if extract.lead is not None:
+            first = hits[extract.lead.n - 1]
+            lead = f"{extract.lead.text} [1]"
+            order = [first, *_retrieve_order([h for h in hits if h is not first])]
+            lines, sources = _excerpts(order, budget - len(lead) - 1)
+            if len(sources) == len(order):
+                return RecallResult(
+                    memory="\n".join([FRAME, lead, *lines]),
+                    sources=sources,
+                    mode_used="generate",
+                    adapter_version=version,
+                )
         lines, sources = _extract_lines(extract, hits, passages)
         return RecallResult(
             memory="\n".join([FRAME, *lines]), sources=sources, mode_used="generate", adapter_version=version
@@ -356,6 +369,11 @@ def _excerpts(
         lines.append(line)
         sources.append(_source(n, h))
     return lines, sources
+
+
+def _retrieve_order(hits: list[Hit]) -> list[Hit]:
+    """Stored memories first (one sentence each, already distilled), then the raw snippets, each in rank order."""
+    return [h for h in hits if h.kind == "memory"] + [h for h in hits if h.kind != "memory"]
 
 
 def _budget(max_tokens: int) -> int:

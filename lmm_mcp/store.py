@@ -168,6 +168,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX memories_by_category ON memories(category, salience);
     """,
     """
+    -- Sessions the user told lmm-mcp to forget (lmm_mcp.privacy): ingest never stores them again.
+    CREATE TABLE forgotten (session_id TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;
+    """,
+    """
     -- Where each chunk's text came from (transcripts.provenance): 'user', 'assistant', 'project' (the
     -- project's own tools), 'third_party' (web, MCP tools, files outside the project) or 'memory'. The hooks
     -- inject only user, assistant and memory chunks; recall marks third-party ones.

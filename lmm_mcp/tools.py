@@ -116,6 +116,11 @@ class StatusOutput(BaseModel):
     projects: int
     db_bytes: int
     active_adapter: str | None
+    adapter_stale: str | None = Field(
+        default=None,
+        description="why the active adapter is stale (it may have trained on sessions since forgotten: "
+        "retrain to drop them), or null",
+    )
     adapter_metrics: dict = Field(description="evaluation of the active adapter (model vs retrieval-only)")
     auto_mode: str = Field(description="what recall_memory's auto mode does now: 'generate' or 'retrieve'")
     auto_mode_why: str = Field(description="why: the adapter's verdict against retrieval, or what is missing")
@@ -310,6 +315,7 @@ def _status(state: ServerState) -> StatusOutput:
         projects=s.projects,
         db_bytes=s.db_bytes,
         active_adapter=active.name if active else None,
+        adapter_stale=active.stale if active else None,
         adapter_metrics=active.metrics if active else {},
         auto_mode=auto[0],
         auto_mode_why=auto[1],

@@ -248,6 +248,19 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     texts = " ".join(" ".join(h.text.split()) for h in hits)
     assert all(s in texts for s in _shown_sentences(r.memory))
     assert [s.n for s in r.sources] == list(range(1, len(r.sources) + 1))
+    # A budget that holds every hit whole: the judged lead, then all that retrieve mode shows, none cut.
+    wide = recaller.recall(
+        "KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=3000
+    )
+    plain = recaller.recall(
+        "KeyError coupon pricing", project="/home/dev/shop", mode="retrieve", max_tokens=3000
+    )
+    lead, *rest = wide.memory.splitlines()[1:]
+    assert lead.endswith(" [1]") and lead.removesuffix(" [1]") in rest[0]
+    assert len(wide.sources) == len(plain.sources) == len(hits)
+    assert {(s.session_id, s.uuid) for s in wide.sources} == {(s.session_id, s.uuid) for s in plain.sources}
+    bodies = {re.sub(r"^\[\d+\] ", "", line) for line in plain.memory.splitlines()[1:]}
+    assert bodies == {re.sub(r"^\[\d+\] ", "", line) for line in rest}
     # A margin below any score difference: the abstention always wins.
     shy = dataclasses.replace(cfg, abstain_margin=-1e9)
     r = App(shy, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate")

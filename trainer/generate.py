@@ -117,7 +117,7 @@ def score_answers(
     scores: list[float] = []
     with torch.inference_mode():
         ids = torch.tensor([prompt], device=device)
-        first = model(input_ids=ids, use_cache=True)
+        first = model(input_ids=ids, use_cache=True, logits_to_keep=1)  # only the last position's logits
         prompt_cache, next_logits = first.cache, first.logits[:, -1:, :]
         for start in range(0, len(answers), batch_size):
             encoded = encoded_answers[start : start + batch_size]

@@ -338,6 +338,8 @@ def start_version(cfg: PipelineConfig) -> VersionInfo | None:
             info = find_version(models, cfg.from_version)
         except VersionError as e:
             raise PipelineError(f"--from {cfg.from_version}: {e}") from None
+    if info.stale:  # continuing it would carry forgotten sessions into the new version
+        raise PipelineError(f"--from {info.name}: it is stale ({info.stale}); train a fresh adapter")
     if info.base_model and info.base_model != cfg.model:
         raise PipelineError(
             f"--from {info.name}: that adapter was trained on {info.base_model}, not {cfg.model}; "

@@ -8,6 +8,7 @@ Layout:
 
     models/ACTIVE                              the active version's name, one line
     models/versions/v0003-20261105-101500/     adapter files (PEFT's own format), run.json, metrics.json
+                                               and STALE once data it may have trained on was forgotten
 
 A version is written into a hidden temporary folder beside the others and renamed into place, so a
 half-copied version never shows up; `ACTIVE` is replaced atomically (temporary file, fsync, `os.replace`),
@@ -33,6 +34,7 @@ from trainer.errors import TrainerError
 VERSIONS = "versions"
 ACTIVE = "ACTIVE"
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
+STALE_FILE = "STALE"  # why the version is stale, one line
 STALE_S = 3600  # a temporary folder older than this is left over from a crash, not a publish in progress
 _NAME = re.compile(r"v(\d{4,})-(\d{8}-\d{6})")
 _STAMP = "%Y%m%d-%H%M%S"
@@ -53,6 +55,7 @@ class VersionInfo:
     metrics: dict[str, Any] = field(
         default_factory=dict
     )  # metrics.json without examples and per-category rows
+    stale: str | None = None  # why: it may have trained on data the user has since forgotten
 
     @property
     def number(self) -> int:
@@ -220,7 +223,27 @@ def _info(path: Path, *, active: bool) -> VersionInfo:
         active=active,
         base_model=str(model) if model is not None else None,
         metrics=metrics_summary(read_json(path / METRICS_FILE)),
+        stale=_read_stale(path),
     )
+
+
+def mark_stale(models_dir: Path, since: datetime | None, reason: str) -> list[str]:
+    """Mark every version made at or after `since` (naive UTC; None: every version) as stale, because
+    it may have trained on data that is gone now; return their names. A retrain makes a fresh one."""
+    marked = []
+    for path in _scan(Path(models_dir) / VERSIONS):
+        made = datetime.strptime(_NAME.fullmatch(path.name).group(2), _STAMP)
+        if since is None or made >= since:
+            write_bytes(path / STALE_FILE, (reason + "\n").encode())
+            marked.append(path.name)
+    return marked
+
+
+def _read_stale(path: Path) -> str | None:
+    try:
+        return (path / STALE_FILE).read_text(encoding="utf-8").strip() or "stale"
+    except OSError:
+        return None
 
 
 def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
