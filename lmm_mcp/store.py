@@ -193,7 +193,7 @@ MIGRATIONS: list[str] = [
                 OR command LIKE '%gh pr%' OR command LIKE '%gh api%' OR command LIKE '%http://%'
                 OR command LIKE '%https://%') THEN 'third_party'
             WHEN name IN ('Read', 'Grep', 'Glob') AND (
-                (path GLOB '/*' AND path != cwd AND path NOT GLOB cwd || '/*')
+                (path GLOB '/*' AND path != cwd AND substr(path, 1, length(cwd) + 1) != cwd || '/')
                 OR path GLOB '*node_modules/*' OR path GLOB '*-packages/*' OR path GLOB '*venv/*'
                 OR path GLOB '*vendor/*' OR path GLOB '../*') THEN 'third_party'
             ELSE 'project' END
