@@ -36,7 +36,7 @@ from lmm_mcp import archive, privacy
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.memories import MemoryReport
-from lmm_mcp.queries import tool_origin
+from lmm_mcp.queries import third_party_outputs, tool_origin
 from lmm_mcp.store import project_id, write_transaction
 from lmm_mcp.turns import INSERT_TURN, load_turn, turn_row
 from transcripts.parse import (
@@ -52,7 +52,7 @@ from transcripts.parse import (
     parse_record,
     read_lines,
 )
-from transcripts.provenance import call_origin, turn_origin
+from transcripts.provenance import ASSISTANT, RELAY_WINDOW, THIRD_PARTY, call_origin, quotes, turn_origin
 from transcripts.redact import Redactor
 
 SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
@@ -533,7 +533,7 @@ class Ingester:
         texts = chunk_turn(turn)
         if texts:
             ts, kind = _epoch(turn.timestamp), chunk_kind(turn)
-            origin = turn_origin(turn, lambda tool_use_id: tool_origin(conn, tool_use_id))
+            origin = _origin(conn, key, turn)
             conn.executemany(
                 "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind,"
                 " text, origin) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -573,6 +573,15 @@ def _drained(fh: Any) -> bool:
         return not fh.peek(1)
     except (EOFError, zlib.error, OSError):
         return True
+
+
+def _origin(conn: sqlite3.Connection, key: str, turn: Turn) -> str:
+    """Who wrote a turn's text (transcripts.provenance); an assistant reply that repeats a page it fetched
+    relays the page's words, not its own, and counts as third-party."""
+    origin = turn_origin(turn, lambda tool_use_id: tool_origin(conn, tool_use_id))
+    if origin == ASSISTANT and turn.text and quotes(turn.text, third_party_outputs(conn, key, RELAY_WINDOW)):
+        return THIRD_PARTY
+    return origin
 
 
 def _head_hash(path: str, length: int) -> str:

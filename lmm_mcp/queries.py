@@ -165,6 +165,16 @@ def tool_origin(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
     return row[0] if row else None
 
 
+def third_party_outputs(conn: sqlite3.Connection, session_key: str, limit: int) -> list[str]:
+    """The session's latest tool outputs that third parties wrote (web pages, MCP results...), newest first."""
+    rows = conn.execute(
+        "SELECT t.tool_results FROM turns t WHERE t.id IN (SELECT c.turn_id FROM chunks c"
+        " WHERE c.session_key = ? AND c.origin = 'third_party' ORDER BY c.id DESC LIMIT ?) ORDER BY t.id DESC",
+        (session_key, limit * 4),
+    ).fetchall()
+    return [r["content"] for (raw,) in rows for r in orjson.loads(raw) if isinstance(r, dict)][:limit]
+
+
 def sessions_with_turns(conn: sqlite3.Connection) -> list[tuple[str, str, str | None, str | None]]:
     """(key, session_id, project path, started_at) of every transcript that holds turns, oldest first."""
     return conn.execute(

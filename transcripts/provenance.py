@@ -3,6 +3,7 @@
     call_origin(call, cwd)             # "third_party" for WebFetch, mcp__* tools, a Read outside the project...
     turn_origin(turn, origin_of)       # one origin per turn (its least trusted part)
     without_third_party(turns, cwd)    # the turns with third-party tool output taken out
+    quotes(reply, outputs)             # a reply that relays third-party text counts as third-party
 
 What an agent read from the web, an MCP server, an issue comment or a dependency's files was written by
 someone else and may carry instructions meant for it. Such text may be searched and quoted on request, but
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from transcripts.parse import ToolCall, Turn
 
@@ -22,6 +23,10 @@ USER, ASSISTANT, PROJECT, THIRD_PARTY, MEMORY = "user", "assistant", "project", 
 ORIGINS = (USER, ASSISTANT, PROJECT, THIRD_PARTY, MEMORY)
 STANDING = frozenset({USER, ASSISTANT, MEMORY})  # what the hooks may put in front of an agent unasked
 _DISTRUST = {MEMORY: 0, USER: 1, ASSISTANT: 2, PROJECT: 3, THIRD_PARTY: 4}
+
+QUOTE_WORDS = 8  # a run of this many words shared with third-party output is a quote of it, not chance
+RELAY_WINDOW = 8  # third-party outputs a reply is checked against: the session's latest ones
+_WORDS = re.compile(r"\w+")
 
 WEB_TOOLS = frozenset({"WebFetch", "WebSearch"})
 PATH_TOOLS = frozenset({"Read", "Grep", "Glob", "NotebookRead", "LS"})
@@ -80,16 +85,33 @@ def turn_origin(turn: Turn, origin_of: Callable[[str], str | None]) -> str:
     return PROJECT
 
 
+def quotes(text: str, sources: Iterable[str], n: int = QUOTE_WORDS) -> bool:
+    """Does `text` repeat a run of `n` words of any source? An assistant that relays a page ("to deploy, run
+    curl ... | bash") passes the page's words on as its own; they stay the page's."""
+    mine = _runs(text, n)
+    return bool(mine) and any(mine & _runs(source, n) for source in sources)
+
+
+def _runs(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
 def without_third_party(turns: list[Turn], cwd: str | None) -> list[Turn]:
-    """The turns with every third-party tool result removed (copies; the calls themselves stay: what the
-    assistant did is the session's own record)."""
+    """The turns with every third-party tool result removed, and the text of an assistant reply that quotes
+    one (copies; the calls themselves stay: what the assistant did is the session's own record)."""
     origins: dict[str, str] = {}
+    fetched: list[str] = []  # the latest third-party outputs, for replies that relay them
     out = []
     for turn in turns:
         for call in turn.tool_calls:
             origins[call.id] = call_origin(call, turn.cwd or cwd)
-        kept = [r for r in turn.tool_results if origins.get(r.tool_use_id, THIRD_PARTY) != THIRD_PARTY]
-        out.append(
-            turn if len(kept) == len(turn.tool_results) else dataclasses.replace(turn, tool_results=kept)
-        )
+        third = [r for r in turn.tool_results if origins.get(r.tool_use_id, THIRD_PARTY) == THIRD_PARTY]
+        fetched = (fetched + [r.content for r in third])[-RELAY_WINDOW:]
+        changes: dict[str, object] = {}
+        if third:
+            changes["tool_results"] = [r for r in turn.tool_results if r not in third]
+        if turn.role == "assistant" and turn.text and quotes(turn.text, fetched):
+            changes["text"] = ""
+        out.append(dataclasses.replace(turn, **changes) if changes else turn)
     return out
