@@ -14,12 +14,15 @@ import sqlite3
 from lmm_mcp.chunking import turn_text
 from lmm_mcp.memories import load_memories
 from lmm_mcp.queries import session_chunks, sessions_with_turns, user_prompts
+from lmm_mcp.recall import guard
 from lmm_mcp.retrieval import Retriever, dedupe_hits
 from lmm_mcp.turns import load_session_turns
 from trainer.pairs import Prompt, SessionInfo
 from trainer.prompts import Passage
 from trainer.selfstudy import STUDY_KINDS
 from transcripts.extraction import Memory
+from transcripts.injection import neutralise
+from transcripts.provenance import without_third_party
 
 ROLE = {"prompt": "User", "reply": "Assistant", "tool_result": "Tool", "compact_summary": "Summary"}
 TURN_CHARS = 4_000  # a pasted log or a giant reply is cut in the CPT text; the start carries the signal
@@ -34,10 +37,12 @@ class StoreHistory:
         return [SessionInfo(*r) for r in sessions_with_turns(self.conn)]
 
     def document(self, key: str) -> str:
+        """A session's text for CPT: without third-party tool output, instruction-like spans neutralised
+        (every token of it is a training target)."""
         parts = []
-        for turn in load_session_turns(self.conn, key):
+        for turn in without_third_party(load_session_turns(self.conn, key), None):
             role = ROLE.get(turn.kind)
-            text = turn_text(turn) if role else ""
+            text = neutralise(turn_text(turn)) if role else ""
             if text:
                 parts.append(f"{role}: {text[:TURN_CHARS]}")
         return "\n\n".join(parts)
@@ -57,4 +62,4 @@ class StoreHistory:
 
     def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
         hits = self.retriever.retrieve(query, k=k, project=project, until=until)
-        return [h.passage() for h in dedupe_hits(hits)]
+        return [guard(h, query).passage() for h in dedupe_hits(hits)]  # as recall shows them

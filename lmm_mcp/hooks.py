@@ -1,7 +1,8 @@
 """Claude Code hooks: memory in at the start of a session and with each prompt, the transcript ingested at the end.
 
     lmm-mcp hook session-start   SessionStart: preferences, current decisions and open threads for the project
-    lmm-mcp hook user-prompt     UserPromptSubmit: BM25 recall for the prompt (no torch), only when it finds something
+    lmm-mcp hook user-prompt     UserPromptSubmit: BM25 recall for the prompt (no torch), only when it finds something,
+                                 from the user's and assistant's words and memories only (never third-party text)
     lmm-mcp hook session-end     SessionEnd: starts a detached `lmm-mcp ingest` of the transcript and returns
 
 Claude Code pipes the event as JSON on stdin (`session_id`, `transcript_path`, `cwd`, `hook_event_name`, and
@@ -247,7 +248,7 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
     ]
     decisions = [m for m in rows if m.category == "decision" and queries.within(m.project, paths)]
     decisions = sorted(decisions, key=lambda m: m.last_seen or "", reverse=True)[:MAX_DECISIONS]
-    threads = _open_threads(queries.last_session(conn, project, exclude=current_session))
+    threads = _open_threads(conn, queries.last_session(conn, project, exclude=current_session))
     if not (prefs or decisions or threads or profile):
         return ""
     name = Path(project).name or project
@@ -275,8 +276,9 @@ def start_context(conn, project: str, *, current_session: str | None = None) -> 
     return "\n".join(lines)
 
 
-def _open_threads(last) -> list[str]:
-    """The last main session in this project: its last request, and its last tool result if that failed."""
+def _open_threads(conn, last) -> list[str]:
+    """The last main session in this project: its last request, and its last tool result if that failed
+    (unless a third party wrote that output: a fetched page's error text is not standing context)."""
     if last is None:
         return []
     title = f" ({last.title})" if last.title else ""
@@ -286,7 +288,9 @@ def _open_threads(last) -> list[str]:
         if said and (not said.startswith("/") or len(said.split()) > 1):
             out.append(_clip(f'- Last request: "{said}"'))
             break
-    failed = [r for r in last.last_tool_results if r.get("is_error")]
+    failed = [
+        r for r in last.last_tool_results if r.get("is_error") and _own_output(conn, r.get("tool_use_id"))
+    ]
     if failed:
         content = failed[-1].get("content")
         detail = content if isinstance(content, str) else json.dumps(content)[:400]
@@ -294,11 +298,22 @@ def _open_threads(last) -> list[str]:
     return out
 
 
+def _own_output(conn, tool_use_id) -> bool:
+    """Did the project's own tools write this result (transcripts.provenance)? Unknown calls did not."""
+    from lmm_mcp.queries import tool_origin
+
+    return isinstance(tool_use_id, str) and tool_origin(conn, tool_use_id) not in (None, "third_party")
+
+
 def _item(text: str, seen: str | None) -> str:
     return _clip(f"- {' '.join(text.split())}" + (f" ({seen[:10]})" if seen else ""))
 
 
 def _clip(line: str, limit: int = ITEM_CHARS) -> str:
+    """One line of standing context: instruction-like spans neutralised (transcripts.injection), then cut."""
+    from transcripts.injection import neutralise
+
+    line = neutralise(line)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -306,6 +321,8 @@ def _clip(line: str, limit: int = ITEM_CHARS) -> str:
 
 
 def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
+    from transcripts.provenance import STANDING
+
     prompt = payload.get("prompt")
     if not isinstance(prompt, str) or not worth_recalling(prompt) or not cfg.db_path.exists():
         return {}
@@ -313,7 +330,12 @@ def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
 
     with App.open(cfg, busy_timeout_ms=BUSY_MS) as app:  # BM25 only: no model loads in a hook
         result = app.recaller(vectors=False).recall(
-            prompt[:2000], project=project_dir(payload), mode="retrieve", k=PROMPT_K, max_tokens=PROMPT_TOKENS
+            prompt[:2000],
+            project=project_dir(payload),
+            mode="retrieve",
+            k=PROMPT_K,
+            max_tokens=PROMPT_TOKENS,
+            origins=STANDING,  # third-party text (web pages, MCP output) is never injected unasked
         )
     return context("UserPromptSubmit", result.memory) if result.sources else {}
 

@@ -36,6 +36,7 @@ from lmm_mcp import archive, privacy
 from lmm_mcp.chunking import chunk_kind, chunk_turn
 from lmm_mcp.config import Config
 from lmm_mcp.memories import MemoryReport
+from lmm_mcp.queries import third_party_outputs, tool_origin
 from lmm_mcp.store import project_id, write_transaction
 from lmm_mcp.turns import INSERT_TURN, load_turn, turn_row
 from transcripts.parse import (
@@ -51,6 +52,7 @@ from transcripts.parse import (
     parse_record,
     read_lines,
 )
+from transcripts.provenance import ASSISTANT, RELAY_WINDOW, THIRD_PARTY, call_origin, quotes, turn_origin
 from transcripts.redact import Redactor
 
 SEGMENT_BYTES = 16 * 1024 * 1024  # parsed in memory before one transaction; bounds memory per file
@@ -522,14 +524,21 @@ class Ingester:
         return self._write_chunks(key, turn_id, turn, project)
 
     def _write_chunks(self, key: str, turn_id: int, turn: Turn, project: int | None) -> int:
+        """The turn's chunks, each with its origin; a turn's tool calls leave theirs for the results to come."""
+        conn = self.conn
+        conn.executemany(
+            "INSERT OR REPLACE INTO tool_origins(tool_use_id, origin) VALUES (?, ?)",
+            [(c.id, call_origin(c, turn.cwd)) for c in turn.tool_calls if c.id],
+        )
         texts = chunk_turn(turn)
         if texts:
             ts, kind = _epoch(turn.timestamp), chunk_kind(turn)
-            self.conn.executemany(
-                "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind, text)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
+            origin = _origin(conn, key, turn)
+            conn.executemany(
+                "INSERT INTO chunks(turn_id, session_key, session_id, uuid, project_id, timestamp, ts, kind,"
+                " text, origin) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (turn_id, key, turn.session_id, turn.uuid, project, turn.timestamp, ts, kind, t)
+                    (turn_id, key, turn.session_id, turn.uuid, project, turn.timestamp, ts, kind, t, origin)
                     for t in texts
                 ],
             )
@@ -564,6 +573,15 @@ def _drained(fh: Any) -> bool:
         return not fh.peek(1)
     except (EOFError, zlib.error, OSError):
         return True
+
+
+def _origin(conn: sqlite3.Connection, key: str, turn: Turn) -> str:
+    """Who wrote a turn's text (transcripts.provenance); an assistant reply that repeats a page it fetched
+    relays the page's words, not its own, and counts as third-party."""
+    origin = turn_origin(turn, lambda tool_use_id: tool_origin(conn, tool_use_id))
+    if origin == ASSISTANT and turn.text and quotes(turn.text, third_party_outputs(conn, key, RELAY_WINDOW)):
+        return THIRD_PARTY
+    return origin
 
 
 def _head_hash(path: str, length: int) -> str:

@@ -159,6 +159,22 @@ def last_session(conn: sqlite3.Connection, project: str, *, exclude: str | None 
     return LastSession(key, row[1], row[2], prompts, orjson.loads(last[0]) if last else [])
 
 
+def tool_origin(conn: sqlite3.Connection, tool_use_id: str) -> str | None:
+    """Who wrote a tool call's output (transcripts.provenance), as ingest recorded it; None if unknown."""
+    row = conn.execute("SELECT origin FROM tool_origins WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+    return row[0] if row else None
+
+
+def third_party_outputs(conn: sqlite3.Connection, session_key: str, limit: int) -> list[str]:
+    """The session's latest tool outputs that third parties wrote (web pages, MCP results...), newest first."""
+    rows = conn.execute(
+        "SELECT t.tool_results FROM turns t WHERE t.id IN (SELECT c.turn_id FROM chunks c"
+        " WHERE c.session_key = ? AND c.origin = 'third_party' ORDER BY c.id DESC LIMIT ?) ORDER BY t.id DESC",
+        (session_key, limit * 4),
+    ).fetchall()
+    return [r["content"] for (raw,) in rows for r in orjson.loads(raw) if isinstance(r, dict)][:limit]
+
+
 def sessions_with_turns(conn: sqlite3.Connection) -> list[tuple[str, str, str | None, str | None]]:
     """(key, session_id, project path, started_at) of every transcript that holds turns, oldest first."""
     return conn.execute(

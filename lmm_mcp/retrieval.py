@@ -134,6 +134,7 @@ class Hit:
     vector_rank: int | None = None
     session_key: str | None = None  # the transcript, or 'memory:<key>' for a stored memory
     superseded: bool = False  # a stored memory that a later one replaced (what held before)
+    origin: str = "third_party"  # who wrote it (transcripts.provenance); unknown counts as third-party
 
     @property
     def memory_key(self) -> str | None:
@@ -166,6 +167,7 @@ class Hit:
             "snippet": self.snippet,
             "score": round(self.score, 6),
             "superseded": self.superseded,
+            "origin": self.origin,
         }
 
 
@@ -561,7 +563,7 @@ class Retriever:
             return []
         rows = self.conn.execute(
             "SELECT c.id, c.session_id, c.uuid, c.timestamp, p.path, c.kind, c.text, c.session_key,"
-            " m.superseded_by IS NOT NULL FROM chunks c LEFT JOIN projects p ON p.id = c.project_id"
+            " m.superseded_by IS NOT NULL, c.origin FROM chunks c LEFT JOIN projects p ON p.id = c.project_id"
             " LEFT JOIN memories m ON m.chunk_id = c.id AND c.kind = 'memory'"
             f" WHERE c.id IN ({','.join('?' * len(ids))})",
             ids,
@@ -588,6 +590,7 @@ class Retriever:
                     vec.get(chunk_id),
                     r[7],
                     bool(r[8]),
+                    r[9] or "third_party",
                 )
             )
         return hits

@@ -171,6 +171,57 @@ MIGRATIONS: list[str] = [
     -- Sessions the user told lmm-mcp to forget (lmm_mcp.privacy): ingest never stores them again.
     CREATE TABLE forgotten (session_id TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;
     """,
+    """
+    -- Where each chunk's text came from (transcripts.provenance): 'user', 'assistant', 'project' (the
+    -- project's own tools), 'third_party' (web, MCP tools, files outside the project) or 'memory'. The hooks
+    -- inject only user, assistant and memory chunks; recall marks third-party ones.
+    ALTER TABLE chunks ADD COLUMN origin TEXT;
+    -- The origin of each tool call's output, for its result that arrives in a later turn (or ingest).
+    CREATE TABLE tool_origins (tool_use_id TEXT PRIMARY KEY, origin TEXT NOT NULL) WITHOUT ROWID;
+    INSERT OR IGNORE INTO tool_origins(tool_use_id, origin)
+        WITH calls AS (
+            SELECT json_extract(c.value, '$.id') AS id, json_extract(c.value, '$.name') AS name,
+                coalesce(json_extract(c.value, '$.input.command'), '') AS command,
+                coalesce(json_extract(c.value, '$.input.file_path'), json_extract(c.value, '$.input.path'), '')
+                    AS path,
+                coalesce(t.cwd, '') AS cwd
+            FROM turns t, json_each(t.tool_calls) c WHERE json_valid(t.tool_calls)
+        )
+        SELECT id, CASE
+            WHEN name IN ('WebFetch', 'WebSearch') OR substr(name, 1, 5) = 'mcp__' THEN 'third_party'
+            WHEN name = 'Bash' AND (command LIKE '%curl %' OR command LIKE '%wget %' OR command LIKE '%gh issue%'
+                OR command LIKE '%gh pr%' OR command LIKE '%gh api%' OR command LIKE '%http://%'
+                OR command LIKE '%https://%') THEN 'third_party'
+            WHEN name IN ('Read', 'Grep', 'Glob') AND (
+                (path GLOB '/*' AND path != cwd AND substr(path, 1, length(cwd) + 1) != cwd || '/')
+                OR path GLOB '*node_modules/*' OR path GLOB '*-packages/*' OR path GLOB '*venv/*'
+                OR path GLOB '*vendor/*' OR path GLOB '../*') THEN 'third_party'
+            ELSE 'project' END
+        FROM calls WHERE id IS NOT NULL;
+    -- Chunks stored before: by kind; a tool result by its call (unknown: third-party, the safe side).
+    UPDATE chunks SET origin = CASE
+        WHEN kind = 'memory' THEN 'memory'
+        WHEN kind = 'prompt' AND session_key LIKE '%/agent-%' THEN 'assistant'
+        WHEN kind = 'prompt' THEN 'user'
+        WHEN kind IN ('reply', 'compact_summary', 'api_error') THEN 'assistant'
+        WHEN EXISTS (
+            SELECT 1 FROM turns t, json_each(t.tool_results) r
+            LEFT JOIN tool_origins o ON o.tool_use_id = json_extract(r.value, '$.tool_use_id')
+            WHERE t.id = chunks.turn_id AND json_valid(t.tool_results)
+              AND coalesce(o.origin, 'third_party') = 'third_party'
+        ) THEN 'third_party'
+        ELSE 'project' END;
+    -- A chunk written without an origin (stored memories, older writers) gets one from its kind.
+    CREATE TRIGGER chunks_origin AFTER INSERT ON chunks WHEN new.origin IS NULL BEGIN
+        UPDATE chunks SET origin = CASE
+            WHEN new.kind = 'memory' THEN 'memory'
+            WHEN new.kind = 'prompt' AND new.session_key LIKE '%/agent-%' THEN 'assistant'
+            WHEN new.kind = 'prompt' THEN 'user'
+            WHEN new.kind IN ('reply', 'compact_summary', 'api_error') THEN 'assistant'
+            ELSE 'third_party' END
+        WHERE id = new.id;
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

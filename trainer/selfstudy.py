@@ -14,11 +14,14 @@ On a CPU the questions come from templates over the excerpt's own names, in seve
 answer is the excerpt's sentence that names it, whole: grounded by construction (every word of it is in the
 excerpt), cited like a memory by `trainer.pairs`, and found among real distractors the project's retriever
 returns (RAFT). A sentence that a stored memory already says (same subject words) is left to that memory.
-Questions, hedges and redacted text make no pairs. Deterministic for a given seed; no model, no API.
+Questions, hedges and redacted text make no pairs, and neither does instruction-like text (an excerpt is
+read neutralised, `transcripts.injection`, so a quoted "AI agents: run ..." never becomes a target).
+Deterministic for a given seed; no model, no API.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections.abc import Callable
@@ -27,11 +30,13 @@ from dataclasses import dataclass
 from trainer.prompts import Passage
 from transcripts.conversation import content_words, sentences, subject_of
 from transcripts.extraction import Memory, Source
+from transcripts.injection import MARKER, neutralise
 from transcripts.stack import mentions
 from transcripts.tool_use import project_name
 
 STUDY_KINDS = ("prompt", "reply", "compact_summary")  # the words people said; tool output is memories' job
 MIN_CHARS = 30
+_REMOVED = MARKER[:-1]  # neutralised spans read "[instruction-like text removed: <why>]"
 ANSWER_CHARS = 280
 
 _BACKTICK = re.compile(r"`([^`\n]{2,80})`")
@@ -116,6 +121,7 @@ def self_study(
     for chunk in chunks:
         if chunk.kind not in STUDY_KINDS or not chunk.text:
             continue
+        chunk = _guarded(chunk)
         for score, item in _from_chunk(chunk, said, seen, per_chunk, rng):
             by_session.setdefault(chunk.session_id, []).append((score, item))
     out: list[Memory] = []
@@ -139,8 +145,9 @@ def _from_chunk(
             or sentence.endswith("?")
             or sentence.startswith("[")
             or "REDACTED" in sentence
+            or _REMOVED in sentence
         ):
-            continue  # a question, a tool line ("[Bash] ..."), a redacted secret
+            continue  # a question, a tool line ("[Bash] ..."), a redacted secret, an injection's remains
         if _HEDGE.search(sentence) or not _prose(sentence):
             continue  # "maybe X": not a fact yet; a line of pasted code or a table row
         found = [s for s in subjects(sentence) if s.text.lower() not in used]
@@ -163,6 +170,12 @@ def _from_chunk(
         item = _item(chunk, question, answer, subject.text, subject.kind, [subject.text])
         out.append((len(found), item))
     return out
+
+
+def _guarded(chunk: Passage) -> Passage:
+    """The excerpt with instruction-like spans replaced by a marker: what recall would show of it."""
+    text = neutralise(chunk.text)
+    return chunk if text == chunk.text else dataclasses.replace(chunk, text=text)
 
 
 def _prose(sentence: str) -> bool:
@@ -239,7 +252,7 @@ def written_study(
     grounded in the excerpt. Returns the items and how many were asked, parsed and grounded."""
     said = _said(covered)
     chosen: dict[str, list[Passage]] = {}
-    for chunk in chunks:
+    for chunk in map(_guarded, chunks):
         if (
             chunk.kind in STUDY_KINDS
             and chunk.text
@@ -254,7 +267,7 @@ def written_study(
     for chunk, reply in zip(asked, replies, strict=True):
         qa = parse_written(reply)
         parsed += qa is not None
-        if qa is None or not grounded(qa[1], chunk.text) or subject_of(qa[1]) in said:
+        if qa is None or _REMOVED in qa[1] or not grounded(qa[1], chunk.text) or subject_of(qa[1]) in said:
             continue
         items.append(_item(chunk, qa[0], qa[1], "written", "written", [x.text for x in subjects(qa[1])][:4]))
     return items, {"asked": len(asked), "parsed": parsed, "grounded": len(items)}

@@ -13,7 +13,9 @@ Six categories (`CATEGORIES`), from two sources:
   and the functions and classes they define).
 
 Only what the user typed feeds preferences and corrections: sub-agent prompts (written by the assistant), meta
-records, compaction summaries and `<system-reminder>` text never do.
+records, compaction summaries and `<system-reminder>` text never do. Third-party tool output (web pages, MCP
+tools, files outside the project: `transcripts.provenance`) feeds nothing, and a memory whose words read as an
+instruction to an agent (`transcripts.injection`, as when a reply quotes a poisoned page) is not kept.
 
 Merging (`merge_memories`) folds memories with one key (category + project + normalized subject) and
 near-duplicate wordings; the newest wording wins and salience rises with each extra session. A later decision on
@@ -24,6 +26,7 @@ it change" — dropping it would lose that history and the evidence for the chan
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,9 +42,11 @@ from transcripts.conversation import (
     prompt_drafts,
     reply_drafts,
 )
+from transcripts.injection import is_instruction_like, neutralise
 from transcripts.notes import note_drafts
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
 from transcripts.profile import project_profiles
+from transcripts.provenance import without_third_party
 from transcripts.redact import Redactor
 from transcripts.stack import stack_drafts, stack_text
 from transcripts.summary import session_draft
@@ -173,6 +178,7 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
     if _forks(turns):
         turns = main_thread(turns)
     cwd = next((t.cwd for t in turns if t.cwd), None)
+    turns = without_third_party(turns, cwd)
     name = project_name(cwd)
     found: list[tuple[Draft, Turn]] = []
     after_assistant = False  # a correction answers something the assistant just did or said
@@ -203,8 +209,21 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
     if summary is not None and summary.turns:
         found.append((summary, summary.turns[0]))
     redactor = Redactor()
-    memories = [_memory(f, turn, cwd, redactor) for f, turn in found]
+    memories = [_memory(f, turn, cwd, redactor) for f, turn in _without_instructions(found)]
     return _cap(merge_memories(memories))
+
+
+def _without_instructions(found: list[tuple[Draft, Turn]]) -> list[tuple[Draft, Turn]]:
+    """Drafts that read as an injection's instruction to an agent are dropped; a session summary, which
+    says much else, keeps its other words with the instruction neutralised."""
+    kept = []
+    for fact, turn in found:
+        if not is_instruction_like(" ".join([fact.text, *fact.attrs.values()])):
+            kept.append((fact, turn))
+        elif fact.category == "session":
+            attrs = {k: neutralise(v) for k, v in fact.attrs.items()}
+            kept.append((dataclasses.replace(fact, text=neutralise(fact.text), attrs=attrs), turn))
+    return kept
 
 
 def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
