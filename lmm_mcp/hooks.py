@@ -321,9 +321,11 @@ def _clip(line: str, limit: int = ITEM_CHARS) -> str:
 
 
 def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
+    from lmm_mcp.privacy import without_private
     from transcripts.provenance import STANDING
 
     prompt = payload.get("prompt")
+    prompt = without_private(prompt) if isinstance(prompt, str) else None  # never searched with, either
     if not isinstance(prompt, str) or not worth_recalling(prompt) or not cfg.db_path.exists():
         return {}
     from lmm_mcp.app import App

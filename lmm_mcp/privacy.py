@@ -42,6 +42,11 @@ class ForgetError(ValueError):
 # ----------------------------------------------------------------------------------------- ingest side
 
 
+def without_private(text: str) -> str:
+    """`text` with its `<private>` spans cut out (a prompt the hook searches with)."""
+    return _PRIVATE.sub("", text)
+
+
 def drop_private(raw: bytes) -> tuple[bytes, int]:
     """A JSON line with every `<private>` span cut out of its strings, and the number of spans cut."""
     if not _MAYBE_PRIVATE.search(raw):

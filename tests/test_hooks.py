@@ -184,6 +184,15 @@ def test_user_prompt_stays_quiet_for_trivial_prompts_and_a_missing_store(filled,
     assert not missing.exists()
 
 
+def test_user_prompt_does_not_search_with_a_private_span(filled):
+    home, claude_dir = filled
+    hidden = "<private>the checkout test raises KeyError coupon again</private> ok, go ahead"
+    assert hook("user-prompt", event("UserPromptSubmit", prompt=hidden), home, claude_dir)[0] == {}
+    shown = "the checkout test raises KeyError coupon again <private>ok</private>"
+    doc, _ = hook("user-prompt", event("UserPromptSubmit", prompt=shown), home, claude_dir)
+    assert "order.get('coupon')" in context_of(doc, "UserPromptSubmit")
+
+
 def test_worth_recalling():
     assert worth_recalling("why does the websocket test flake?")
     assert worth_recalling("fix KeyError coupon")

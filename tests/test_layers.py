@@ -54,6 +54,8 @@ SQL_MODULES = {
     "lmm_mcp.memories",
     "lmm_mcp.embed",
     "lmm_mcp.retrieval",
+    "lmm_mcp.privacy",  # forget: deletes a session everywhere it lives, in one transaction
+    "lmm_mcp.backup",  # export, import and rebuild: a home's store as a whole
 }
 # Constructors of the parts: called in the composition root only (the defining module may name them).
 PARTS = ("Ingester", "Embedder", "Retriever", "Recaller", "Jobs", "StoreHistory")
