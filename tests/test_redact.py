@@ -79,6 +79,18 @@ CLIENT_SECRET, SECRET_KEY, PLAIN_SECRET = (rand(40, ALNUM + "-_") for _ in range
 PEM_RSA, PEM_RSA_LINE = pem("RSA ")
 PEM_OPENSSH, PEM_OPENSSH_LINE = pem("OPENSSH ")
 PEM_CUT, PEM_CUT_LINE = pem("", lines=4, end=False)
+SENDGRID = "SG." + rand(22, URLSAFE) + "." + rand(43, URLSAFE)
+DIGITALOCEAN = "dop_" + "v1_" + rand(64, "0123456789abcdef")
+SHOPIFY = "shp" + "at_" + rand(32, "0123456789abcdef")
+PYPI = "pypi-" + "AgEIcHlwaS5vcmc" + rand(60, URLSAFE)
+VAULT = "hvs." + rand(90, URLSAFE)
+LINEAR = "lin_" + "api_" + rand(40)
+POSTMAN = "PMAK-" + rand(24, "0123456789abcdef") + "-" + rand(34, "0123456789abcdef")
+DATABRICKS = "dapi" + rand(32, "0123456789abcdef")
+TWILIO = "SK" + rand(32, "0123456789abcdef")
+PROSE_PW, PROSE_API, PROSE_TOKEN, PROSE_CRED = rand(16), rand(32), rand(40, URLSAFE), rand(24)
+HEX_KEY = rand(64, "0123456789abcdef")
+B64_KEY = base64.b64encode(rand(32).encode()).decode()
 
 # (expected kind, text as a session would contain it, the secret that must vanish)
 CASES: list[tuple[str, str, str]] = [
@@ -138,6 +150,23 @@ CASES: list[tuple[str, str, str]] = [
     ("secret-assignment", f"client_secret: {CLIENT_SECRET}", CLIENT_SECRET),
     ("secret-assignment", f"SECRET_KEY = '{SECRET_KEY}'", SECRET_KEY),
     ("secret-assignment", f"secret={PLAIN_SECRET}", PLAIN_SECRET),
+    ("sendgrid-key", f"sg = SendGridAPIClient('{SENDGRID}')", SENDGRID),
+    ("digitalocean-token", f"doctl auth init -t {DIGITALOCEAN}", DIGITALOCEAN),
+    ("shopify-token", f"X-Shopify-Access-Token {SHOPIFY}", SHOPIFY),
+    ("pypi-token", f"twine upload -u __token__ -p {PYPI} dist/*", PYPI),
+    ("vault-token", f"VAULT_TOKEN={VAULT} vault kv get secret/app", VAULT),
+    ("linear-key", f"linear = LinearClient({LINEAR!r})", LINEAR),
+    ("postman-key", f"postman login --with-api-key {POSTMAN}", POSTMAN),
+    ("databricks-token", f"databricks configure --token {DATABRICKS}", DATABRICKS),
+    ("twilio-key", f"client = Client({TWILIO!r}, api_secret)", TWILIO),
+    # Prose: no assignment, the value a few words after a word that names a secret.
+    ("prose-secret", f"my AWS key is {AWS_ID} and the secret is {AWS_SECRET}", AWS_SECRET),
+    ("prose-secret", f"The password for the staging db is {PROSE_PW}.", PROSE_PW),
+    ("prose-secret", f"Here's the API key you asked for: {PROSE_API}", PROSE_API),
+    ("prose-secret", f"your new access token is {PROSE_TOKEN}, keep it safe", PROSE_TOKEN),
+    ("prose-secret", f"the service account credential was '{PROSE_CRED}'", PROSE_CRED),
+    ("prose-secret", f"AES encryption key (hex) {HEX_KEY}", HEX_KEY),
+    ("prose-secret", f"use this signing secret -> {B64_KEY}", B64_KEY),
 ]
 IDS = [f"{i:02d}-{kind}" for i, (kind, _, _) in enumerate(CASES)]
 
@@ -282,6 +311,17 @@ NOT_SECRETS = [
     "postgres://user:password@localhost/db",
     "hf_hub_download(repo_id, filename) and npm_config_cache",
     "ASIA-PACIFIC region, AKIA is a prefix",
+    # Secret-naming words next to things that are not secrets.
+    "the monkey key is in the drawer; press any key to continue",
+    "cache key is build_2024_11_report_final",
+    "token count was 12345678901234567 in total",
+    "session key: MyServiceConfigurationV2Handler",
+    "the key file is /home/u/.ssh/id_ed25519",
+    "primary key (id), foreign key fk_orders_customer_id_2024",
+    "the token is stored in localStorage under authTokenStorageKey",
+    "secret scanning flagged src/components/SecretField.tsx",
+    "tokens: python3.11/site-packages/transformers/tokenization_utils_base.py",
+    "key=lambda item: item.updated_at",
 ]
 
 

@@ -10,7 +10,13 @@ line- and entropy-oriented and *reports findings* (file, line, type) instead of
 rewriting text, so span-level replacement would still be ours to write; its entropy
 plugins flag the hashes, UUIDs and base64 blobs that fill coding sessions; and it is
 two orders of magnitude slower (every plugin runs on every line: about 0.5 MB/s of
-JSONL against roughly 90 MB/s here, on one core), while ingest must sustain >= 10 MB/s.
+JSONL against roughly 50 MB/s here, on one core), while ingest must sustain >= 10 MB/s.
+
+Prefixes alone miss secrets written in prose ("my AWS key is AKIA… and the secret is
+…"). The last rules catch a value a few words after a word that names a secret
+(secret, token, password, credential, key) when it looks random: mixed character
+classes, high entropy, no word structure. So a hash or a base64 blob goes when the
+text calls it a key, and stays when it is a commit, a checksum or an image.
 
 Speed comes from regex shape: every rule begins with a literal (``ghp_``, ``sk-``,
 ``token``), which CPython's ``re`` finds with a fast prefix search, so clean text
@@ -24,10 +30,12 @@ so a replacement can never cut a multi-byte character.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 # An assignment value stops at whitespace, quotes, backslash (JSON escapes),
@@ -172,6 +180,66 @@ def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
     return "connection-string-password"
 
 
+# Prose: a secret-naming word, up to five short words ("is", "for the staging db was"), then the value.
+# Separators stay on one line (a newline, real or escaped, ends the sentence), and the last one before the
+# value is a space, quote, colon, equals or arrow, never "-" or ".", so a value is never cut in half.
+_GAP_SEP = r"(?:[ \t:=>,.()'`-]|\\*\")"
+_GAP_LAST = r"(?:[ \t:=>('`]|\\*\")"
+_PROSE_TAIL = (
+    rf"(?P<suffix>[\w-]*)(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
+    r"(?P<v>[a-z0-9+/_~-](?:[a-z0-9+/_~.-]{14,}[a-z0-9+/_~-])={0,2})"
+)
+# Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
+_KEY_PREFIXES = ("api", "access", "private", "secret", "account", "auth", "master", "signing", "encryption")
+_PIECES = re.compile(r"[_./+~=-]+")
+_WORDLIKE = re.compile(r"[A-Z]?[a-z]{4,}")
+
+
+def _random_looking(v: str) -> bool:
+    """High entropy and no word structure: keys, hashes and base64 yes; snake_case, paths, versions no."""
+    v = v.rstrip("=")
+    pieces = [p for p in _PIECES.split(v) if p]
+    if all(p.isalpha() or p.isdigit() for p in pieces):
+        return False  # user_2024_report, build-20261001, ./bin/run, SHOUTING_CASE
+    alnum = [c for c in v if c.isalnum()]
+    if len({_class(c) for c in alnum}) < 2:
+        return False
+    if sum(len(w) for w in _WORDLIKE.findall(v) if _is_word(w)) * 2 >= len(alnum):
+        return False  # mostly words: MyServiceConfigurationV2Handler, parse_v2_records
+    switches = sum(_class(a) != _class(b) for a, b in pairwise(alnum))
+    counts = Counter(alnum)
+    entropy = -sum(n / len(alnum) * math.log2(n / len(alnum)) for n in counts.values())
+    return switches >= 0.2 * (len(alnum) - 1) and entropy >= (2.5 if len(alnum) < 24 else 3.0)
+
+
+def _is_word(w: str) -> bool:
+    """Pronounceable: a third of its letters vowels (random lowercase runs have about a fifth)."""
+    return sum(c in "aeiouy" for c in w.lower()) * 3 >= len(w)
+
+
+def _class(c: str) -> int:
+    return 0 if c.isdigit() else 1 if c.isupper() else 2
+
+
+def _prose(word: str) -> Check:
+    def check(m: re.Match[bytes], data: bytes) -> str | None:
+        start = m.start()
+        before = _s(data[max(0, start - 12) : start])
+        lead = before[-1:]
+        camel = lead.islower() and data[start : start + 1].isupper()  # apiKey, authToken
+        if lead.isalnum() and not camel and not (word == "key" and before.lower().endswith(_KEY_PREFIXES)):
+            return None  # monkey, turkey; but apikey, secretkey pass
+        suffix = re.split(r"[_-]", _s(m.group("suffix")).strip("_-").lower())[0]
+        if suffix in _META_SUFFIXES:
+            return None  # token_count 1234..., key_id ...
+        v = _s(data[m.start("v") : m.end("v")])
+        if not _at_token_start(data, m.start("v")) or not _plausible(v, ""):
+            return None
+        return "prose-secret" if len(v) >= 16 and _random_looking(v) else None
+
+    return check
+
+
 @dataclass(frozen=True)
 class _Rule:
     pattern: str
@@ -201,6 +269,15 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])", _token("npm-token")),
     _Rule(r"hf_[A-Za-z0-9]{30,}", _token("huggingface-token")),
     _Rule(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}(?:\.[\w-]+)?", _token("jwt")),
+    _Rule(r"SG\.[\w-]{22}\.[\w-]{43}(?![\w-])", _token("sendgrid-key")),
+    _Rule(r"dop_v1_[a-f0-9]{64}", _token("digitalocean-token")),
+    _Rule(r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", _token("shopify-token")),
+    _Rule(r"pypi-AgE[A-Za-z0-9_-]{50,}", _token("pypi-token")),
+    _Rule(r"hvs\.[A-Za-z0-9_-]{24,}", _token("vault-token")),
+    _Rule(r"lin_api_[A-Za-z0-9]{40}", _token("linear-key")),
+    _Rule(r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}", _token("postman-key")),
+    _Rule(r"dapi[a-f0-9]{32}(?:-\d)?(?![\w-])", _token("databricks-token")),
+    _Rule(r"SK[a-f0-9]{32}(?![\w-])", _token("twilio-key")),
     _Rule(r"://(?P<user>[^\s:/@\"'\\[]*):(?P<v>[^\s/@\"'\\]+)@", _conn_password, "v"),
     _Rule(
         rf"authorization{_SEP}\s*(?:(?:bearer|basic|token|digest)\s+)?(?P<v>[a-z0-9._~+/=-]{{8,}})",
@@ -222,6 +299,12 @@ _RULES: tuple[_Rule, ...] = (
         "v",
         True,
     ),
+    # Prose and any other layout the assignments miss: "the secret is …", "my token: …", "key 9f86…".
+    _Rule(rf"secrets?{_PROSE_TAIL}", _prose("secret"), "v", True),
+    _Rule(rf"tokens?{_PROSE_TAIL}", _prose("token"), "v", True),
+    _Rule(rf"pass(?:w(?:or)?ds?|phrases?){_PROSE_TAIL}", _prose("password"), "v", True),
+    _Rule(rf"credentials?{_PROSE_TAIL}", _prose("credential"), "v", True),
+    _Rule(rf"keys?{_PROSE_TAIL}", _prose("key"), "v", True),
 )
 
 
