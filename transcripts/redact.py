@@ -181,15 +181,21 @@ def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
 
 
 # Prose: a secret-naming word, up to five short words ("is", "for the staging db was"), then the value.
-# Separators stay on one line (a newline, real or escaped, ends the sentence), and the last one before the
-# value is a space, quote, colon, equals or arrow, never "-" or ".", so a value is never cut in half.
-_GAP_SEP = r"(?:[ \t:=>,.()'`-]|\\*\")"
+# Separators stay on one line (a newline, real or escaped, ends the sentence) and inside one JSON string
+# (a bare quote may only open the value: in a raw line it ends a string, `credentials","next":"…`). The
+# last one before the value is a space, quote, colon, equals or arrow, never "-" or ".", so a value is
+# never cut in half.
+_GAP_SEP = r"(?:[ \t:=>,.()'`-]|\\+\")"
 _GAP_LAST = r"(?:[ \t:=>('`]|\\*\")"
 _PROSE_TAIL = (
-    rf"(?P<suffix>[\w-]*)(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
+    rf"(?![a-z])(?P<suffix>[\w-]*)(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
     r"(?P<v>[a-z0-9+/_~-](?:[a-z0-9+/_~.-]{14,}[a-z0-9+/_~-])={0,2})"
 )
 # Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
+# Words around a key-ish word that say the value is public: "key fingerprint", "idempotency key".
+_PUBLIC_WORDS = re.compile(
+    rb"fingerprint|idempotency|public|primary|foreign|partition|sort key|cache key|checksum|sha\d|md5|digest"
+)
 _KEY_PREFIXES = ("api", "access", "private", "secret", "account", "auth", "master", "signing", "encryption")
 _PIECES = re.compile(r"[_./+~=-]+")
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]{4,}")
@@ -232,6 +238,8 @@ def _prose(word: str) -> Check:
         suffix = re.split(r"[_-]", _s(m.group("suffix")).strip("_-").lower())[0]
         if suffix in _META_SUFFIXES:
             return None  # token_count 1234..., key_id ...
+        if _PUBLIC_WORDS.search(m.string, max(0, start - 16), m.start("v")):
+            return None  # m.string is the lowered line
         v = _s(data[m.start("v") : m.end("v")])
         if not _at_token_start(data, m.start("v")) or not _plausible(v, ""):
             return None
