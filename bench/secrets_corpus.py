@@ -60,7 +60,9 @@ def _b64url(raw: bytes) -> str:
 
 def _jwt(rng: random.Random) -> str:
     head = _b64url(orjson.dumps({"alg": "HS256", "typ": "JWT"}))
-    body = _b64url(orjson.dumps({"sub": _r(rng, 10), "iat": rng.randint(1.7e9, 1.8e9), "role": "admin"}))
+    body = _b64url(
+        orjson.dumps({"sub": _r(rng, 10), "iat": rng.randint(1_700_000_000, 1_800_000_000), "role": "admin"})
+    )
     return f"{head}.{body}.{_b64url(rng.randbytes(32))}"
 
 
