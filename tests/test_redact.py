@@ -322,6 +322,11 @@ NOT_SECRETS = [
     "secret scanning flagged src/components/SecretField.tsx",
     "tokens: python3.11/site-packages/transformers/tokenization_utils_base.py",
     "key=lambda item: item.updated_at",
+    "ED25519 key fingerprint is SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8.",
+    "retrying with idempotency key 3f2b8c1e-9d4a-4e7b-a1c2-0d9e8f7a6b5c",
+    # A JSON field that ends on a secret-naming word, and the next field's value: two strings, no sentence.
+    '{"old": "configure credentials", "new": "docker logs 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c"}',
+    "password reset\ncommit e83c5163316f89bfbde7d9ab23ca2e25604af290",
 ]
 
 

@@ -181,14 +181,15 @@ def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
 
 
 # Prose: a secret-naming word, up to five short words ("is", "for the staging db was"), then the value.
-# Separators stay on one line (a newline, real or escaped, ends the sentence) and inside one JSON string
-# (a bare quote may only open the value: in a raw line it ends a string, `credentials","next":"…`). The
-# last one before the value is a space, quote, colon, equals or arrow, never "-" or ".", so a value is
-# never cut in half.
-_GAP_SEP = r"(?:[ \t:=>,.()'`-]|\\+\")"
+# Separators stay on one line (a newline, real or escaped, ends the sentence) and inside one string: a
+# quote may only close the keyword ("apiKey": …) or open the value, since elsewhere it ends one JSON
+# string and starts the next (`credentials","next":"…`, or `\"` in JSON nested in a string). The last
+# one before the value is a space, quote, colon, equals or arrow, never "-" or ".", so a value is never
+# cut in half.
+_GAP_SEP = r"[ \t:=>,.()`-]"
 _GAP_LAST = r"(?:[ \t:=>('`]|\\*\")"
 _PROSE_TAIL = (
-    rf"(?![a-z])(?P<suffix>[\w-]*)(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
+    rf"(?![a-z])(?P<suffix>[\w-]*)(?:\\*[\"'])?(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
     r"(?P<v>[a-z0-9+/_~-](?:[a-z0-9+/_~.-]{14,}[a-z0-9+/_~-])={0,2})"
 )
 # Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
