@@ -200,28 +200,39 @@ _PUBLIC_WORDS = re.compile(
 _KEY_PREFIXES = ("api", "access", "private", "secret", "account", "auth", "master", "signing", "encryption")
 _PIECES = re.compile(r"[_./+~=-]+")
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]{4,}")
+_CLUSTER = re.compile(r"[^aeiouy]{4}")
+_CAMEL_PART = re.compile(r"[A-Z][a-z]{2,}|^[a-z]{3,}|[A-Z]{2,}(?=[A-Z][a-z])")
 
 
 def _random_looking(v: str) -> bool:
     """High entropy and no word structure: keys, hashes and base64 yes; snake_case, paths, versions no."""
     v = v.rstrip("=")
     pieces = [p for p in _PIECES.split(v) if p]
-    if all(p.isalpha() or p.isdigit() for p in pieces):
-        return False  # user_2024_report, build-20261001, ./bin/run, SHOUTING_CASE
+    if all(p.isalpha() or p.isdigit() for p in pieces) and not any(p.isalpha() and _mixed(p) for p in pieces):
+        return False  # user_2024_report, build-20261001, ./bin/run, SHOUTING_CASE (a mixed case word may be random)
     alnum = [c for c in v if c.isalnum()]
     if len({_class(c) for c in alnum}) < 2:
         return False
     if sum(len(w) for w in _WORDLIKE.findall(v) if _is_word(w)) * 2 >= len(alnum):
         return False  # mostly words: MyServiceConfigurationV2Handler, parse_v2_records
+    camel = sum(len(w) for p in pieces for w in _CAMEL_PART.findall(p))
+    if _mixed(v) and camel >= 0.8 * len(alnum):
+        return False  # camelCase parts of three letters or more: getElementsByTagName, NSURLSessionTask
     switches = sum(_class(a) != _class(b) for a, b in pairwise(alnum))
     counts = Counter(alnum)
     entropy = -sum(n / len(alnum) * math.log2(n / len(alnum)) for n in counts.values())
     return switches >= 0.2 * (len(alnum) - 1) and entropy >= (2.5 if len(alnum) < 24 else 3.0)
 
 
+def _mixed(w: str) -> bool:
+    return not (w.islower() or w.isupper())
+
+
 def _is_word(w: str) -> bool:
-    """Pronounceable: a third of its letters vowels (random lowercase runs have about a fifth)."""
-    return sum(c in "aeiouy" for c in w.lower()) * 3 >= len(w)
+    """Pronounceable: a third of its letters vowels and no four consonants in a row (random lowercase runs
+    have about a fifth vowels, and clusters)."""
+    w = w.lower()
+    return sum(c in "aeiouy" for c in w) * 3 >= len(w) and _CLUSTER.search(w) is None
 
 
 def _class(c: str) -> int:
