@@ -248,13 +248,16 @@ def _prose(word: str) -> Check:
         if lead.isalnum() and not camel and not (word == "key" and before.lower().endswith(_KEY_PREFIXES)):
             return None  # monkey, turkey; but apikey, secretkey pass
         suffix = re.split(r"[_-]", _s(m.group("suffix")).strip("_-").lower())[0]
-        if suffix in _META_SUFFIXES:
-            return None  # token_count 1234..., key_id ...
+        first = re.search(r"[a-z]+", _s(m.string[m.end("suffix") : m.start("v")]))  # m.string: lowered
+        if suffix in _META_SUFFIXES or (first and first.group() in _META_SUFFIXES):
+            return None  # token_count 1234..., key_id ..., "the token ID forwarding of …"
         if _PUBLIC_WORDS.search(m.string, max(0, start - 16), m.start("v")):
-            return None  # m.string is the lowered line
-        v = _s(data[m.start("v") : m.end("v")])
-        if not _at_token_start(data, m.start("v")) or not _plausible(v, ""):
             return None
+        v = _s(data[m.start("v") : m.end("v")])
+        if not _at_token_start(data, m.start("v")) or not _plausible(
+            v, _s(data[m.end("v") : m.end("v") + 1])
+        ):
+            return None  # a call: key_norm = RMSNorm2D(dim)
         return "prose-secret" if len(v) >= 16 and _random_looking(v) else None
 
     return check
