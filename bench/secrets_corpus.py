@@ -1,9 +1,9 @@
-"""Claude Code transcripts with planted fake secrets, and clean ones that only look random, for redaction checks.
+"""Claude Code transcripts with planted fake secrets, and clean ones that only look random: redaction checks.
 
     python bench/secrets_corpus.py OUT_DIR [--seed 0]     # writes OUT_DIR/secret/ and OUT_DIR/clean/
 
-`write_secret_corpus(root, seed)` writes sessions where secrets of more than 30 kinds sit where they turn up in
-real work: said in prose, typed in a command, printed by a tool, read from a `.env` file (Read tool and
+`write_secret_corpus(root, seed)` writes sessions where secrets of more than 30 kinds sit where they turn up
+in real work: said in prose, typed in a command, printed by a tool, read from a `.env` file (Read tool and
 `cat`), inside an edit (its strings and its patch, and `git diff` output) and in a written config file. It
 returns every value it planted. `write_clean_corpus(root, seed)` writes sessions full of things that look
 random and are no secret (commit hashes, checksums, UUIDs, container ids, image digests, integrity hashes,
@@ -356,7 +356,8 @@ class _Session:
         elif where == "diff":
             self._diff(text)
         else:
-            path = f"{self.cwd}/config/{self.rng.choice(['settings.yaml', 'deploy.env', '.pypirc', 'creds.txt'])}"
+            name = self.rng.choice(["settings.yaml", "deploy.env", ".pypirc", "creds.txt"])
+            path = f"{self.cwd}/config/{name}"
             ok = f"File created successfully at: {path}"
             self._tool(
                 "Write",

@@ -107,7 +107,7 @@ json_value = st.recursive(
 
 
 def dumps(obj) -> bytes:
-    """JSON as Claude Code writes it: UTF-8, and a lone surrogate as a \\ud800 escape (orjson refuses those)."""
+    """JSON as Claude Code writes it: UTF-8, a lone surrogate as a \\ud800 escape (orjson refuses those)."""
     try:
         return orjson.dumps(obj)
     except TypeError:

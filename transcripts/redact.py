@@ -189,14 +189,15 @@ def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
 _GAP_SEP = r"[ \t:=>,.()`-]"
 _GAP_LAST = r"(?:[ \t:=>('`]|\\*\")"
 _PROSE_TAIL = (
-    rf"(?![a-z])(?P<suffix>[\w-]*)(?:\\*[\"'])?(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"
-    r"(?P<v>[a-z0-9+/_~-](?:[a-z0-9+/_~.-]{14,}[a-z0-9+/_~-])={0,2})"
+    r"(?![a-z])(?P<suffix>[\w-]*)(?:\\*[\"'])?"  # api_key, secret-access-key, a closing quote
+    rf"(?:{_GAP_SEP}+[a-z][a-z0-9']{{0,19}}){{0,5}}?{_GAP_SEP}*{_GAP_LAST}"  # " for the staging db is "
+    r"(?P<v>[a-z0-9+/_~-](?:[a-z0-9+/_~.-]{14,}[a-z0-9+/_~-])={0,2})"  # never ending on "." or "-"
 )
-# Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
 # Words around a key-ish word that say the value is public: "key fingerprint", "idempotency key".
 _PUBLIC_WORDS = re.compile(
     rb"fingerprint|idempotency|public|primary|foreign|partition|sort key|cache key|checksum|sha\d|md5|digest"
 )
+# Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
 _KEY_PREFIXES = ("api", "access", "private", "secret", "account", "auth", "master", "signing", "encryption")
 _PIECES = re.compile(r"[_./+~=-]+")
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]{4,}")
@@ -208,8 +209,9 @@ def _random_looking(v: str) -> bool:
     """High entropy and no word structure: keys, hashes and base64 yes; snake_case, paths, versions no."""
     v = v.rstrip("=")
     pieces = [p for p in _PIECES.split(v) if p]
+    # user_2024_report, build-20261001, ./bin/run, SHOUTING_CASE; but mixed-case letters may be random
     if all(p.isalpha() or p.isdigit() for p in pieces) and not any(p.isalpha() and _mixed(p) for p in pieces):
-        return False  # user_2024_report, build-20261001, ./bin/run, SHOUTING_CASE (a mixed case word may be random)
+        return False
     alnum = [c for c in v if c.isalnum()]
     if len({_class(c) for c in alnum}) < 2:
         return False
