@@ -447,3 +447,15 @@ def test_env_values_leave_typed_placeholders_alone() -> None:
     out, counts = R.redact_env_values(once)
     assert out == "HF_TOKEN=[REDACTED:huggingface-token]\nNAME=[REDACTED:env-value]\n"
     assert counts == Counter({"env-value": 1})
+
+
+def test_env_reads_take_ids_of_any_type() -> None:
+    """A hostile line with a list for a tool_use_id must not stop the ingest (it raised TypeError)."""
+    ids: set[str] = set()
+    rec = {"message": {"content": [{"type": "tool_use", "id": 7, "input": {"command": "cat .env"}}]}}
+    R.redact_env_reads(rec, ids, Counter())
+    for odd in ([], {}, 7, None):
+        found: Counter[str] = Counter()
+        result = {"message": {"content": [{"type": "tool_result", "tool_use_id": odd, "content": "A=b"}]}}
+        assert R.redact_env_reads(result, ids, found) is (odd == 7)
+        assert found == (Counter({"env-value": 1}) if odd == 7 else Counter())

@@ -442,7 +442,7 @@ class Redactor:
                 )
                 tool_use_id = block.get("tool_use_id")
                 if (
-                    tool_use_id in env_tool_ids
+                    str(tool_use_id) in env_tool_ids  # str(): a hostile line may put a list here
                     or (isinstance(read_path, str) and is_env_file(read_path))
                     or read_before(tool_use_id)
                 ):
