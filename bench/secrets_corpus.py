@@ -4,8 +4,8 @@
 
 `write_secret_corpus(root, seed)` writes sessions where secrets of more than 30 kinds sit where they turn up
 in real work: said in prose, typed in a command, printed by a tool, read from a `.env` file (Read tool and
-`cat`), inside an edit (its strings and its patch, and `git diff` output) and in a written config file. It
-returns every value it planted. `write_clean_corpus(root, seed)` writes sessions full of things that look
+`cat`), written to one (Write, Edit), inside an edit (its strings and its patch, and `git diff` output) and
+in a written config file. It returns every value it planted. `write_clean_corpus(root, seed)` writes sessions full of things that look
 random and are no secret (commit hashes, checksums, UUIDs, container ids, image digests, integrity hashes,
 base64 images, long identifiers), some right next to a word like "key" or "token", and returns them.
 
@@ -40,7 +40,7 @@ PROJECTS = ("/home/dev/shop-api", "/home/dev/infra", "/home/dev/ml-notebooks")
 class Planted:
     kind: str
     value: str
-    where: str  # prose | command | tool-output | env-read | diff | file-write
+    where: str  # prose | command | tool-output | env-read | env-write | diff | file-write
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,9 @@ EPISODES: list[tuple[str, str]] = [
     ("env-read", "LINEAR_API_KEY=<<linear-key>>"),
     ("env-read", "GOOGLE_MAPS_KEY=<<google-api-key>>"),
     ("env-read", "OBSCURE_SETTING=<<env-value>>"),
+    ("env-write", "SITE_SALT=<<env-value>>\nCACHE_TTL=<<env-value>>"),
+    ("env-write", "WEBHOOK_SIGNER=<<env-value>>"),
+    ("env-write", "export SMTP_PASS=<<env-value>>"),
     ("diff", 'client = OpenAI(api_key="<<openai-api-key>>")'),
     ("diff", "SECRET_KEY = '<<secret-assignment>>'"),
     ("diff", 'shopify = Shopify(access_token="<<shopify-token>>")'),
@@ -353,6 +356,8 @@ class _Session:
             self._tool("Bash", {"command": cmd}, text, {"stdout": text, "stderr": "", "interrupted": False})
         elif where == "env-read":
             self._env_read(text)
+        elif where == "env-write":
+            self._env_write(text)
         elif where == "diff":
             self._diff(text)
         else:
@@ -383,6 +388,21 @@ class _Session:
             self._tool(
                 "Bash", {"command": cmd}, content, {"stdout": content, "stderr": "", "interrupted": False}
             )
+
+    def _env_write(self, lines: str) -> None:
+        """Claude writes or edits a .env file: the values sit in its own call and in the result."""
+        path = f"{self.cwd}/.env{self.rng.choice(['', '.local'])}"
+        old = "PORT=8000"
+        if self.rng.random() < 0.5:
+            created = {"type": "create", "filePath": path, "content": lines}
+            self._tool("Write", {"file_path": path, "content": lines}, f"File created at: {path}", created)
+            return
+        patch = [
+            {"oldStart": 1, "oldLines": 1, "newStart": 1, "newLines": 2, "lines": [f" {old}", f"+{lines}"]}
+        ]
+        edit = {"file_path": path, "old_string": old, "new_string": f"{old}\n{lines}"}
+        extra = {"filePath": path, "oldString": old, "newString": edit["new_string"], "originalFile": old}
+        self._tool("Edit", edit, f"The file {path} has been updated.", {**extra, "structuredPatch": patch})
 
     def _diff(self, line: str) -> None:
         path = f"{self.cwd}/src/settings.py"

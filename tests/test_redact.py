@@ -459,3 +459,34 @@ def test_env_reads_take_ids_of_any_type() -> None:
         result = {"message": {"content": [{"type": "tool_result", "tool_use_id": odd, "content": "A=b"}]}}
         assert R.redact_env_reads(result, ids, found) is (odd == 7)
         assert found == (Counter({"env-value": 1}) if odd == 7 else Counter())
+
+
+def test_env_writes_and_edits_are_blanked_in_the_call_and_the_result() -> None:
+    ids: set[str] = set()
+    found: Counter[str] = Counter()
+    salt, signer = rand(20), rand(24)
+    write = {
+        "type": "tool_use",
+        "id": "w1",
+        "name": "Write",
+        "input": {"file_path": "/a/.env", "content": f"SALT={salt}\n"},
+    }
+    edits = [{"old_string": "PORT=1", "new_string": f"SIGNER={signer}"}]
+    multi = {
+        "type": "tool_use",
+        "id": "m1",
+        "name": "MultiEdit",
+        "input": {"file_path": "/a/.env.local", "edits": edits},
+    }
+    call = {"message": {"content": [write, multi]}}
+    assert R.redact_env_reads(call, ids, found) and ids == {"w1", "m1"}
+    patch = [{"lines": [" PORT=1", f"+SIGNER={signer}"]}]
+    extra = {"filePath": "/a/.env.local", "oldString": "PORT=1", "newString": f"SIGNER={signer}"}
+    extra |= {"originalFile": f"PORT=1\nSALT={salt}\n", "structuredPatch": patch}
+    result = {"message": {"content": [{"type": "tool_result", "tool_use_id": "e1", "content": "ok"}]}}
+    result["toolUseResult"] = extra
+    assert R.redact_env_reads(result, ids, found)  # known by the path in its result alone
+    text = orjson.dumps([call, result]).decode()
+    assert salt not in text and signer not in text
+    assert patch[0]["lines"] == [" PORT=[REDACTED:env-value]", "+SIGNER=[REDACTED:env-value]"]
+    assert found["env-value"] == 9

@@ -272,7 +272,8 @@ def corpus(tmp_path_factory):
 def test_the_corpus_is_broad(corpus):
     planted = corpus["planted"]
     assert len(planted) >= 50 and len({p.kind for p in planted}) >= 20
-    assert {p.where for p in planted} >= {"prose", "command", "tool-output", "env-read", "diff", "file-write"}
+    places = {"prose", "command", "tool-output", "env-read", "env-write", "diff", "file-write"}
+    assert {p.where for p in planted} == places
 
 
 def test_no_planted_secret_in_store_fts_or_archive(corpus):

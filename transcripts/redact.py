@@ -411,11 +411,13 @@ class Redactor:
         secrets: Counter[str],
         read_before: Callable[[Any], bool] = lambda _id: False,
     ) -> bool:
-        """Blank the values of .env files that a tool read, in one transcript record; True if it changed.
+        """Blank the values of .env files that a tool read or wrote, in one record; True if it changed.
 
         A tool call that reads a .env file (Read of one, or a shell command naming one) adds its id to
         `env_tool_ids`; a tool result for such a call, or for one `read_before(tool_use_id)` knows from an
         earlier ingest (results can arrive a batch later), has its text and `toolUseResult` values blanked.
+        A Write, Edit or MultiEdit of a .env file has the values in its own input blanked too, and in its
+        result the old and new strings, the original file and the patch.
         """
         message = obj.get("message")
         content = message.get("content") if isinstance(message, dict) else None
@@ -430,14 +432,20 @@ class Redactor:
                 inp = block["input"]
                 target = inp.get("file_path") or inp.get("path") or ""
                 command = inp.get("command") or ""
-                if (isinstance(target, str) and is_env_file(target)) or (
-                    isinstance(command, str) and _ENV_COMMAND.search(command)
-                ):
+                writes_env = isinstance(target, str) and is_env_file(target)
+                if writes_env or (isinstance(command, str) and _ENV_COMMAND.search(command)):
                     env_tool_ids.add(str(block.get("id")))
+                if writes_env:
+                    edits = inp.get("edits") if isinstance(inp.get("edits"), list) else []
+                    for holder in (inp, *[e for e in edits if isinstance(e, dict)]):
+                        for key in ("content", "old_string", "new_string"):
+                            changed |= self._scrub_env(holder, key, secrets)
             elif block.get("type") == "tool_result":
                 read_path = (
                     extra.get("file", {}).get("filePath")
                     if isinstance(extra, dict) and isinstance(extra.get("file"), dict)
+                    else extra.get("filePath")  # Edit and Write results name the file here
+                    if isinstance(extra, dict)
                     else None
                 )
                 tool_use_id = block.get("tool_use_id")
@@ -448,13 +456,28 @@ class Redactor:
                 ):
                     changed |= self._scrub_env(block, "content", secrets)
                     if isinstance(extra, dict):
-                        for holder, key in (
-                            (extra.get("file"), "content"),
-                            (extra, "stdout"),
-                            (extra, "content"),
-                        ):
-                            if isinstance(holder, dict):
-                                changed |= self._scrub_env(holder, key, secrets)
+                        changed |= self._scrub_env_result(extra, secrets)
+        return changed
+
+    def _scrub_env_result(self, extra: dict[str, Any], secrets: Counter[str]) -> bool:
+        """The values in a tool's `toolUseResult`: Read's file, Bash's output, Edit's strings and patch."""
+        changed = False
+        holders = [(extra.get("file"), "content"), (extra, "stdout"), (extra, "content")]
+        holders += [(extra, key) for key in ("oldString", "newString", "originalFile")]
+        for holder, key in holders:
+            if isinstance(holder, dict):
+                changed |= self._scrub_env(holder, key, secrets)
+        hunks = extra.get("structuredPatch")
+        for hunk in hunks if isinstance(hunks, list) else []:
+            lines = hunk.get("lines") if isinstance(hunk, dict) else None
+            if isinstance(lines, list) and all(isinstance(x, str) for x in lines):
+                # "+KEY=value": the sign is not part of the assignment
+                new = [x[:1] + self.redact_env_values(x[1:])[0] if x[:1] in "+- " else x for x in lines]
+                count = sum(a != b for a, b in zip(lines, new, strict=True))
+                if count:
+                    hunk["lines"] = new
+                    secrets["env-value"] += count
+                    changed = True
         return changed
 
     def _scrub_env(self, holder: dict[str, Any], key: str, secrets: Counter[str]) -> bool:
