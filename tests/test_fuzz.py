@@ -37,57 +37,12 @@ SOME = settings(max_examples=25, deadline=None, database=None, suppress_health_c
 
 # Pieces that matter to the parser, the redactor and FTS5: JSON and shell punctuation, escapes, keywords,
 # secret prefixes, FTS operators, non-ASCII, lone surrogates.
-PIECES = [
-    '"',
-    "\\",
-    "'",
-    ":",
-    "=",
-    "{",
-    "}",
-    "[",
-    "]",
-    ",",
-    "\n",
-    "\t",
-    "\\n",
-    "\\u0000",
-    "\ud800",
-    "é",
-    "→",
-    "\x00",
-    "token",
-    "password",
-    "secret",
-    "key",
-    " is ",
-    "sk-",
-    "AKIA",
-    "ghp_",
-    "eyJ",
-    "-----BEGIN PRIVATE KEY-----",
-    "AND",
-    "OR",
-    "NOT",
-    "NEAR(",
-    "*",
-    "^",
-    "-",
-    "(",
-    ")",
-    "text:",
-    "ctx:",
-    '""',
-    "'",
-    "+",
-    "%",
-    "_",
-    "yesterday",
-    "last week",
-    "in project ",
-    "2026-10-01",
-    "/home/dev/app",
-]
+PUNCTUATION = ['"', "\\", "'", ":", "=", "{", "}", "[", "]", ",", "\n", "\t", "\\n", "\\u0000", "\x00"]
+UNICODE = ["\ud800", "é", "→", "\u202e", "\ufeff"]
+SECRETISH = ["token", "password", "secret", "key", " is ", "sk-", "AKIA", "ghp_", "eyJ", "-----BEGIN"]
+FTS = ["AND", "OR", "NOT", "NEAR(", "*", "^", "-", "(", ")", "text:", "ctx:", '""', "+", "%", "_"]
+SCOPE = ["yesterday", "last week", "in project ", "2026-10-01", "/home/dev/app"]
+PIECES = PUNCTUATION + UNICODE + SECRETISH + FTS + SCOPE
 hostile_text = st.lists(st.sampled_from(PIECES) | st.text(max_size=12), max_size=24).map("".join)
 
 RECORD_TYPES = ["user", "assistant", "system", "summary", "progress", "attachment", "custom-title", "x-new"]
