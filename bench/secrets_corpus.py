@@ -112,7 +112,9 @@ SECRET_KINDS: dict[str, Callable[[random.Random], str]] = {
     "prose-api-key": lambda g: _r(g, 32),
     "hex-key": lambda g: _r(g, 64, HEX),
     "base64-key": lambda g: base64.b64encode(g.randbytes(32)).decode(),
-    "env-value": lambda g: _r(g, g.randint(8, 24), ALNUM + "_"),  # a .env value no pattern would know
+    "env-value": lambda g: _r(g, g.randint(8, 24), ALNUM + "_"),
+    "password-flag": lambda g: _r(g, 14, ALNUM + "!@^"),
+    "short-pass-assignment": lambda g: _r(g, 12),  # a .env value no pattern would know
 }
 
 # Where each secret is planted: (where, template); <<kind>> is replaced by a fresh value of that kind.
@@ -136,6 +138,9 @@ EPISODES: list[tuple[str, str]] = [
     ("command", "VAULT_TOKEN=<<vault-token>> vault kv get secret/shop"),
     ("command", "databricks configure --token <<databricks-token>>"),
     ("command", "curl -X POST -d @payload.json https://hooks.slack.com/services/<<slack-webhook>>"),
+    ("command", "mysqldump -h db.internal -u shop -p'<<password-flag>>' shop > dump.sql"),
+    ("command", "curl -s -u deploy:<<password-flag>> https://ci.example.com/job/shop/api/json"),
+    ("file-write", "smtp:\n  user: mailer\n  pass: <<short-pass-assignment>>\n"),
     ("command", "stripe listen --api-key <<stripe-key>> --forward-to localhost:8000/hooks"),
     (
         "tool-output",

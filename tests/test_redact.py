@@ -91,6 +91,7 @@ TWILIO = "SK" + rand(32, "0123456789abcdef")
 PROSE_PW, PROSE_API, PROSE_TOKEN, PROSE_CRED = rand(16), rand(32), rand(40, URLSAFE), rand(24)
 HEX_KEY = rand(64, "0123456789abcdef")
 B64_KEY = base64.b64encode(rand(32).encode()).decode()
+MYSQL_PW, CURL_PW, SHORT_PASS = rand(14), rand(16), rand(12)
 
 # (expected kind, text as a session would contain it, the secret that must vanish)
 CASES: list[tuple[str, str, str]] = [
@@ -167,6 +168,10 @@ CASES: list[tuple[str, str, str]] = [
     ("prose-secret", f"the service account credential was '{PROSE_CRED}'", PROSE_CRED),
     ("prose-secret", f"AES encryption key (hex) {HEX_KEY}", HEX_KEY),
     ("prose-secret", f"use this signing secret -> {B64_KEY}", B64_KEY),
+    ("password-flag", f"mysqldump -h db -u app -p'{MYSQL_PW}' shop > dump.sql", MYSQL_PW),
+    ("password-flag", f"curl -s -u deploy:{CURL_PW} https://ci.example.com/api/json", CURL_PW),
+    ("password-assignment", f"smtp:\n  user: mailer\n  pass: {SHORT_PASS}\n", SHORT_PASS),
+    ("password-assignment", f"export REDIS_PASS={SHORT_PASS}", SHORT_PASS),
 ]
 IDS = [f"{i:02d}-{kind}" for i, (kind, _, _) in enumerate(CASES)]
 
@@ -328,6 +333,10 @@ NOT_SECRETS = [
     '{"old": "configure credentials", "new": "docker logs 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c"}',
     "password reset\ncommit e83c5163316f89bfbde7d9ab23ca2e25604af290",
     "self.key_layernorm = HunYuanMoEV1RMSNorm(self.head_dim)",
+    "mkdir -p build/dist && mysql -u root -p shop && mysql -p$MYSQL_PWD",
+    "curl -u $USER:$TOKEN https://x; curl -u admin: https://x",
+    "bypass=onion, compass: north, pass=True",
+    "--- PASS: TestLogin (0.00s)\nPASS: tests/test_a.py::test_b\nPASS: test_login_flow",
     "# Remove token ID forwarding once the `nari-labs/Dia-1.6B-0626` checkpoint is updated",
 ]
 

@@ -161,6 +161,11 @@ def _assignment(kind: str) -> Check:
     return check
 
 
+_PASSWORD = _assignment("password-assignment")
+# Only indentation between a line's start (real or JSON-escaped newline) and here: a YAML or env key.
+_KEY_AT_LINE_START = re.compile(rb"(?:^|\n|\\n)[ \t]*(?:- )?\Z")
+
+
 def _auth_header(m: re.Match[bytes], data: bytes) -> str | None:
     v = _s(data[m.start("v") : m.end("v")])
     if v.lower() in ("bearer", "basic", "token", "digest"):
@@ -178,6 +183,29 @@ def _conn_password(m: re.Match[bytes], data: bytes) -> str | None:
     if v[0] in "$<{*[%" or v.lower() in _CONN_PLACEHOLDERS:
         return None
     return "connection-string-password"
+
+
+def _flag_password(m: re.Match[bytes], data: bytes) -> str | None:
+    """`mysql -pSECRET`, `curl -u user:SECRET`: a password given on the command line."""
+    v = _s(m.group("v"))
+    if v[0] in "$<{*[%`" or v.lower() in _CONN_PLACEHOLDERS or not _at_token_start(data, m.start()):
+        return None
+    return None if v.isalpha() and v.isupper() else "password-flag"  # -pPASSWORD is a placeholder
+
+
+def _short_pass(m: re.Match[bytes], data: bytes) -> str | None:
+    """ "pass" names a password as a name's last part (DB_PASS=, smtpPass:), not in bypass, pass_fds or a test
+    runner's PASS; as a word of its own ("forward pass: compute …") only before a random-looking value."""
+    lead = _s(data[max(0, m.start() - 1) : m.start()])
+    named = lead in ("_", '"', "'") or (lead.islower() and data[m.start() : m.start() + 1].isupper())
+    named = named or _KEY_AT_LINE_START.search(data, max(0, m.start() - 40), m.start()) is not None
+    runner = data[m.start() : m.start() + 4] == b"PASS" and lead != "_"  # --- PASS: TestLogin
+    if (lead.isalnum() and not named) or m.group("suffix") or runner:
+        return None
+    kind = _PASSWORD(m, data)
+    if kind and not named and not _random_looking(_s(data[m.start("v") : m.end("v")])):
+        return None
+    return kind
 
 
 # Prose: a secret-naming word, up to five short words ("is", "for the staging db was"), then the value.
@@ -314,6 +342,13 @@ _RULES: tuple[_Rule, ...] = (
     # Keywords: any prefix (DB_, client_, x-api-) stays in the text untouched, so the
     # regex starts at the keyword; (?![a-z]) keeps tokenizer, max_tokens, secretary out.
     _Rule(rf"pass(?:w(?:or)?d|phrase){_ASSIGN_TAIL}", _assignment("password-assignment"), "v", True),
+    _Rule(rf"pass{_ASSIGN_TAIL}", _short_pass, "v", True),
+    _Rule(r"mysql[\w-]*(?:\s[^\n|;&]*?)?\s-p(?:\\*[\"'])?(?P<v>[^\s\"'\\`]{4,})", _flag_password, "v"),
+    _Rule(
+        r"curl(?:\s[^\n|;&]*?)?\s(?:-u|--user)\s*(?:\\*[\"'])?[^\s:\"'\\]+:(?P<v>[^\s\"'\\@`]{4,})",
+        _flag_password,
+        "v",
+    ),
     _Rule(rf"secret(?:_?access)?(?:_?key)?{_ASSIGN_TAIL}", _assignment("secret-assignment"), "v", True),
     _Rule(rf"token{_ASSIGN_TAIL}", _assignment("token-assignment"), "v", True),
     _Rule(
