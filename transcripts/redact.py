@@ -20,7 +20,9 @@ text calls it a key, and stays when it is a commit, a checksum or an image.
 
 Speed comes from regex shape: every rule begins with a literal (``ghp_``, ``sk-``,
 ``token``), which CPython's ``re`` finds with a fast prefix search, so clean text
-costs one C-speed scan per rule. Case-insensitive keyword rules are written in
+costs one C-speed scan per rule, and the cost grows with the number of rules (20 rules
+ran at about 90 MB/s, the 37 here at about 50; a `needle in line` pre-check and a
+shared alternation were both slower). Case-insensitive keyword rules are written in
 lowercase and run on one ``lower()`` copy instead of using ``(?i)``, which would
 disable that prefix search (about 10x slower). All matching is done on UTF-8 bytes:
 ``redact_text`` encodes, which is cheaper than scanning wide (UCS-2) strings, and
