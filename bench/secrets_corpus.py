@@ -114,7 +114,9 @@ SECRET_KINDS: dict[str, Callable[[random.Random], str]] = {
     "base64-key": lambda g: base64.b64encode(g.randbytes(32)).decode(),
     "env-value": lambda g: _r(g, g.randint(8, 24), ALNUM + "_"),
     "password-flag": lambda g: _r(g, 14, ALNUM + "!@^"),
-    "short-pass-assignment": lambda g: _r(g, 12),  # a .env value no pattern would know
+    "short-pass-assignment": lambda g: _r(g, 12),
+    "docker-auth": lambda g: base64.b64encode(f"bot:{_r(g, 36)}".encode()).decode(),
+    "netrc-password": lambda g: _r(g, 24),  # a .env value no pattern would know
 }
 
 # Where each secret is planted: (where, template); <<kind>> is replaced by a fresh value of that kind.
@@ -153,6 +155,8 @@ EPISODES: list[tuple[str, str]] = [
     ("tool-output", "<<private-key>>"),
     ("tool-output", "GITHUB_TOKEN=<<github-fine-grained-token>>\nCI=true\n"),
     ("tool-output", "postman: logged in with <<postman-key>>"),
+    ("tool-output", '{\n  "auths": {\n    "ghcr.io": {\n      "auth": "<<docker-auth>>"\n    }\n  }\n}'),
+    ("tool-output", "machine api.heroku.com\n  login dev@example.com\n  password <<netrc-password>>\n"),
     ("tool-output", "HTTP/1.1 200 OK\nset-cookie: access_token=<<token-assignment>>; HttpOnly\n"),
     ("env-read", "ANTHROPIC_API_KEY=<<anthropic-api-key>>"),
     ("env-read", "STRIPE_SECRET_KEY=<<stripe-key>>"),

@@ -92,6 +92,8 @@ PROSE_PW, PROSE_API, PROSE_TOKEN, PROSE_CRED = rand(16), rand(32), rand(40, URLS
 HEX_KEY = rand(64, "0123456789abcdef")
 B64_KEY = base64.b64encode(rand(32).encode()).decode()
 MYSQL_PW, CURL_PW, SHORT_PASS = rand(14), rand(16), rand(12)
+DOCKER_AUTH = base64.b64encode(b"bot:" + rand(30).encode()).decode()
+NETRC_PW = rand(24)
 
 # (expected kind, text as a session would contain it, the secret that must vanish)
 CASES: list[tuple[str, str, str]] = [
@@ -172,6 +174,8 @@ CASES: list[tuple[str, str, str]] = [
     ("password-flag", f"curl -s -u deploy:{CURL_PW} https://ci.example.com/api/json", CURL_PW),
     ("password-assignment", f"smtp:\n  user: mailer\n  pass: {SHORT_PASS}\n", SHORT_PASS),
     ("password-assignment", f"export REDIS_PASS={SHORT_PASS}", SHORT_PASS),
+    ("prose-secret", f'{{"auths": {{"ghcr.io": {{"auth": "{DOCKER_AUTH}"}}}}}}', DOCKER_AUTH),
+    ("prose-secret", f"machine api.heroku.com login me@example.com password {NETRC_PW}", NETRC_PW),
 ]
 IDS = [f"{i:02d}-{kind}" for i, (kind, _, _) in enumerate(CASES)]
 
@@ -336,6 +340,7 @@ NOT_SECRETS = [
     "mkdir -p build/dist && mysql -u root -p shop && mysql -p$MYSQL_PWD",
     "curl -u $USER:$TOKEN https://x; curl -u admin: https://x",
     "bypass=onion, compass: north, pass=True",
+    "auth: AuthService, oauth flow, auth middleware v2, auth_provider: github",
     "--- PASS: TestLogin (0.00s)\nPASS: tests/test_a.py::test_b\nPASS: test_login_flow",
     "# Remove token ID forwarding once the `nari-labs/Dia-1.6B-0626` checkpoint is updated",
 ]

@@ -14,7 +14,7 @@ JSONL against roughly 50 MB/s here, on one core), while ingest must sustain >= 1
 
 Prefixes alone miss secrets written in prose ("my AWS key is AKIA… and the secret is
 …"). The last rules catch a value a few words after a word that names a secret
-(secret, token, password, credential, key) when it looks random: mixed character
+(secret, token, password, credential, auth, key) when it looks random: mixed character
 classes, high entropy, no word structure. So a hash or a base64 blob goes when the
 text calls it a key, and stays when it is a commit, a checksum or an image.
 
@@ -366,6 +366,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(rf"tokens?{_PROSE_TAIL}", _prose("token"), "v", True),
     _Rule(rf"pass(?:w(?:or)?ds?|phrases?){_PROSE_TAIL}", _prose("password"), "v", True),
     _Rule(rf"credentials?{_PROSE_TAIL}", _prose("credential"), "v", True),
+    _Rule(rf"auths?{_PROSE_TAIL}", _prose("auth"), "v", True),  # docker's "auth": "<base64 user:token>"
     _Rule(rf"keys?{_PROSE_TAIL}", _prose("key"), "v", True),
 )
 
