@@ -131,14 +131,14 @@ def main() -> None:
         print(json.dumps(s, indent=2))
         return
     print(f"secrets planted  {s['secrets']} of {s['kinds']} kinds in {', '.join(s['places'])}")
-    print(f"recall           {s['recall']:.3f}  ({s['leaked']} survived)")
+    print(f"recall           {s['recall']:.4f}  ({s['leaked']} survived)")
     for line in s["leaks"]:
         print(f"  leaked: {line}")
     weak = {k: v for k, v in s["recall_by_kind"].items() if v < 1}
     print(f"kinds below 1.0  {weak or 'none'}")
     print(f"clean values     {s['clean']}")
-    print(f"FP rate          {s['fp_rate']:.3f}  ({s['false_positives']} damaged)")
-    print(f"FP rate, no secret-naming word nearby  {s['fp_rate_plain']:.3f}")
+    print(f"FP rate          {s['fp_rate']:.4f}  ({s['false_positives']} damaged)")
+    print(f"FP rate, no secret-naming word nearby  {s['fp_rate_plain']:.4f}")
     print(f"FP by kind       { {k: round(v, 2) for k, v in s['fp_by_kind'].items() if v} or 'none' }")
     print(f"redactions in the clean corpus  {dict(s['clean_redactions']) or 'none'}")
     if s["errors"]:

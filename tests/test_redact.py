@@ -341,6 +341,7 @@ NOT_SECRETS = [
     "curl -u $USER:$TOKEN https://x; curl -u admin: https://x",
     "bypass=onion, compass: north, pass=True",
     "auth: AuthService, oauth flow, auth middleware v2, auth_provider: github",
+    '["-# configure credentials", "+9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  x.tgz"]',
     "--- PASS: TestLogin (0.00s)\nPASS: tests/test_a.py::test_b\nPASS: test_login_flow",
     "# Remove token ID forwarding once the `nari-labs/Dia-1.6B-0626` checkpoint is updated",
 ]

@@ -227,6 +227,9 @@ _PROSE_TAIL = (
 _PUBLIC_WORDS = re.compile(
     rb"fingerprint|idempotency|public|primary|foreign|partition|sort key|cache key|checksum|sha\d|md5|digest"
 )
+# A gap that starts by closing the keyword's quote must go on with ":" or "=" (a JSON or YAML key).
+_CLOSED_KEY = re.compile(r"\\*[\"']")
+_KEY_VALUE = re.compile(r"\\*[\"']\s*[:=]")
 # Words that may run straight into "key" (apikey, secretkey); otherwise "key" must start a word.
 _KEY_PREFIXES = ("api", "access", "private", "secret", "account", "auth", "master", "signing", "encryption")
 _PIECES = re.compile(r"[_./+~=-]+")
@@ -280,7 +283,10 @@ def _prose(word: str) -> Check:
         if lead.isalnum() and not camel and not (word == "key" and before.lower().endswith(_KEY_PREFIXES)):
             return None  # monkey, turkey; but apikey, secretkey pass
         suffix = re.split(r"[_-]", _s(m.group("suffix")).strip("_-").lower())[0]
-        first = re.search(r"[a-z]+", _s(m.string[m.end("suffix") : m.start("v")]))  # m.string: lowered
+        gap = _s(m.string[m.end("suffix") : m.start("v")])  # m.string: the lowered line
+        if _CLOSED_KEY.match(gap) and not _KEY_VALUE.match(gap):
+            return None  # "credentials","+9f86…": a quoted word, then the next JSON string
+        first = re.search(r"[a-z]+", gap)
         if suffix in _META_SUFFIXES or (first and first.group() in _META_SUFFIXES):
             return None  # token_count 1234..., key_id ..., "the token ID forwarding of …"
         if _PUBLIC_WORDS.search(m.string, max(0, start - 16), m.start("v")):
@@ -347,7 +353,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(rf"pass{_ASSIGN_TAIL}", _short_pass, "v", True),
     _Rule(r"mysql[\w-]*(?:\s[^\n|;&]*?)?\s-p(?:\\*[\"'])?(?P<v>[^\s\"'\\`]{4,})", _flag_password, "v"),
     _Rule(
-        r"curl(?:\s[^\n|;&]*?)?\s(?:-u|--user)\s*(?:\\*[\"'])?[^\s:\"'\\]+:(?P<v>[^\s\"'\\@`]{4,})",
+        r"curl(?:\s[^\n|;&]*?)?\s(?:-u|--user)\s*(?:\\*[\"'])?[^\s:\"'\\]+:(?P<v>[^\s\"'\\`]{4,})",
         _flag_password,
         "v",
     ),
