@@ -294,9 +294,10 @@ def _ingest_targets(cfg: Config, session_id: str | None, path: str | None, all_:
 
 
 def _contained(root: Path, targets: list[Path]) -> list[Path]:
-    """The transcripts in `targets` (files or folders) whose real path lies inside `root`."""
+    """The transcripts in `targets` (files or folders) whose real path lies inside `root`, and that are
+    regular files: opening a FIFO named `x.jsonl` would block the ingest until something writes to it."""
     files = [tf.path for t in targets for tf in discover(t)]
-    return [f for f in files if f.resolve().is_relative_to(root)]
+    return [f for f in files if f.resolve().is_relative_to(root) and f.is_file()]
 
 
 def _status(state: ServerState) -> StatusOutput:

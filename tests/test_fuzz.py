@@ -8,9 +8,11 @@ shrinks any failure to a small input, and its database is off so CI starts from 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 from conftest import conversation, record, write_jsonl
@@ -271,6 +273,19 @@ async def test_ingest_session_refuses_paths_out_of_the_folder(planted):
     conn.close()
     assert any("inside words" in t for t in texts)  # the folder itself was ingested
     assert not any("zebra" in t for t in texts) and files == [str(root / "-work-app" / "s1.jsonl")]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+async def test_ingest_session_skips_a_fifo_named_like_a_transcript(planted):
+    """A FIFO would block the ingest at open() until a writer came: the tool never opens one."""
+    root = planted.claude_dir.resolve()
+    os.mkfifo(root / "-work-app" / "s7.jsonl")
+    assert _ingest_targets(planted, None, None, True) == [root / "-work-app" / "s1.jsonl"]
+    assert _ingest_targets(planted, "s7", None, False) == []
+    with anyio.fail_after(60):  # a blocked open() would hang here, not fail
+        async with Client(build_server(planted)) as client:
+            result = await client.call_tool("ingest_session", {"session_id": "s7"})
+    assert not result.is_error and result.structured_content["files"] == 0
 
 
 NAMES = ["..", ".", "-work-app", "s1.jsonl", "s9.jsonl", "-linked", "outside", "projects", "~", "", "\x00"]
