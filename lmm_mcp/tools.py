@@ -34,6 +34,7 @@ from lmm_mcp.recall import RecallError
 from lmm_mcp.store import stats
 from trainer import options as training_options
 from trainer.pipeline import PipelineConfig
+from transcripts.parse import discover
 
 
 @dataclass
@@ -181,7 +182,10 @@ async def ingest_session(
 
     def work() -> IngestOutput:
         with App.open(cfg) as app:  # its own connection: ingest writes while recalls read
-            report = app.ingest(targets)
+            from lmm_mcp.ingest import IngestReport
+
+            # An empty list would mean "the whole folder" to the ingest: nothing to read is nothing.
+            report = app.ingest(targets) if targets else IngestReport()
         d = report.as_dict()
         fields = {k: d[k] for k in IngestOutput.model_fields if k in d and k != "memories"}
         return IngestOutput(**fields, memories=report.memories.memories if report.memories else 0)
@@ -270,10 +274,17 @@ def _progress_message(job) -> str:
 
 
 def _ingest_targets(cfg: Config, session_id: str | None, path: str | None, all_: bool) -> list[Path]:
+    """The transcript files to ingest, every one inside the transcripts folder once links are resolved.
+
+    Folders are expanded here, not in the ingest, so a link planted inside the folder that points out of
+    it (`projects/x/s.jsonl -> ~/.aws/...`) is dropped: the agent calling this tool may be steered by text
+    it read, and the tool must not become a way to copy other files into memory."""
     root = cfg.claude_dir.expanduser().resolve()
     if all_:
-        return [root]
+        return _contained(root, [root])
     if path is not None:
+        if "\0" in path:
+            raise ToolError(f"{path!r} is not a path: it holds a NUL byte")
         target = Path(path).expanduser().resolve()  # symlinks resolved: a link out of the folder is outside
         if not target.is_relative_to(root):
             raise ToolError(
@@ -281,7 +292,7 @@ def _ingest_targets(cfg: Config, session_id: str | None, path: str | None, all_:
             )
         if not target.exists():
             raise ToolError(f"{path} does not exist")
-        return [target]
+        return _contained(root, [target])
     assert session_id is not None
     if not session_id.replace("-", "").isalnum():
         raise ToolError(f"{session_id!r} is not a session id")
@@ -289,7 +300,14 @@ def _ingest_targets(cfg: Config, session_id: str | None, path: str | None, all_:
     found += [p for p in root.glob(f"*/{session_id}/subagents") if p.resolve().is_relative_to(root)]
     if not found:
         raise ToolError(f"no transcript for session {session_id} under {root}")
-    return found
+    return _contained(root, found)
+
+
+def _contained(root: Path, targets: list[Path]) -> list[Path]:
+    """The transcripts in `targets` (files or folders) whose real path lies inside `root`, and that are
+    regular files: opening a FIFO named `x.jsonl` would block the ingest until something writes to it."""
+    files = [tf.path for t in targets for tf in discover(t)]
+    return [f for f in files if f.resolve().is_relative_to(root) and f.is_file()]
 
 
 def _status(state: ServerState) -> StatusOutput:

@@ -79,6 +79,21 @@ CLIENT_SECRET, SECRET_KEY, PLAIN_SECRET = (rand(40, ALNUM + "-_") for _ in range
 PEM_RSA, PEM_RSA_LINE = pem("RSA ")
 PEM_OPENSSH, PEM_OPENSSH_LINE = pem("OPENSSH ")
 PEM_CUT, PEM_CUT_LINE = pem("", lines=4, end=False)
+SENDGRID = "SG." + rand(22, URLSAFE) + "." + rand(43, URLSAFE)
+DIGITALOCEAN = "dop_" + "v1_" + rand(64, "0123456789abcdef")
+SHOPIFY = "shp" + "at_" + rand(32, "0123456789abcdef")
+PYPI = "pypi-" + "AgEIcHlwaS5vcmc" + rand(60, URLSAFE)
+VAULT = "hvs." + rand(90, URLSAFE)
+LINEAR = "lin_" + "api_" + rand(40)
+POSTMAN = "PMAK-" + rand(24, "0123456789abcdef") + "-" + rand(34, "0123456789abcdef")
+DATABRICKS = "dapi" + rand(32, "0123456789abcdef")
+TWILIO = "SK" + rand(32, "0123456789abcdef")
+PROSE_PW, PROSE_API, PROSE_TOKEN, PROSE_CRED = rand(16), rand(32), rand(40, URLSAFE), rand(24)
+HEX_KEY = rand(64, "0123456789abcdef")
+B64_KEY = base64.b64encode(rand(32).encode()).decode()
+MYSQL_PW, CURL_PW, SHORT_PASS = rand(14), rand(16), rand(12)
+DOCKER_AUTH = base64.b64encode(b"bot:" + rand(30).encode()).decode()
+NETRC_PW = rand(24)
 
 # (expected kind, text as a session would contain it, the secret that must vanish)
 CASES: list[tuple[str, str, str]] = [
@@ -138,6 +153,29 @@ CASES: list[tuple[str, str, str]] = [
     ("secret-assignment", f"client_secret: {CLIENT_SECRET}", CLIENT_SECRET),
     ("secret-assignment", f"SECRET_KEY = '{SECRET_KEY}'", SECRET_KEY),
     ("secret-assignment", f"secret={PLAIN_SECRET}", PLAIN_SECRET),
+    ("sendgrid-key", f"sg = SendGridAPIClient('{SENDGRID}')", SENDGRID),
+    ("digitalocean-token", f"doctl auth init -t {DIGITALOCEAN}", DIGITALOCEAN),
+    ("shopify-token", f"X-Shopify-Access-Token {SHOPIFY}", SHOPIFY),
+    ("pypi-token", f"twine upload -u __token__ -p {PYPI} dist/*", PYPI),
+    ("vault-token", f"VAULT_TOKEN={VAULT} vault kv get secret/app", VAULT),
+    ("linear-key", f"linear = LinearClient({LINEAR!r})", LINEAR),
+    ("postman-key", f"postman login --with-api-key {POSTMAN}", POSTMAN),
+    ("databricks-token", f"databricks configure --token {DATABRICKS}", DATABRICKS),
+    ("twilio-key", f"client = Client({TWILIO!r}, api_secret)", TWILIO),
+    # Prose: no assignment, the value a few words after a word that names a secret.
+    ("prose-secret", f"my AWS key is {AWS_ID} and the secret is {AWS_SECRET}", AWS_SECRET),
+    ("prose-secret", f"The password for the staging db is {PROSE_PW}.", PROSE_PW),
+    ("prose-secret", f"Here's the API key you asked for: {PROSE_API}", PROSE_API),
+    ("prose-secret", f"your new access token is {PROSE_TOKEN}, keep it safe", PROSE_TOKEN),
+    ("prose-secret", f"the service account credential was '{PROSE_CRED}'", PROSE_CRED),
+    ("prose-secret", f"AES encryption key (hex) {HEX_KEY}", HEX_KEY),
+    ("prose-secret", f"use this signing secret -> {B64_KEY}", B64_KEY),
+    ("password-flag", f"mysqldump -h db -u app -p'{MYSQL_PW}' shop > dump.sql", MYSQL_PW),
+    ("password-flag", f"curl -s -u deploy:{CURL_PW} https://ci.example.com/api/json", CURL_PW),
+    ("password-assignment", f"smtp:\n  user: mailer\n  pass: {SHORT_PASS}\n", SHORT_PASS),
+    ("password-assignment", f"export REDIS_PASS={SHORT_PASS}", SHORT_PASS),
+    ("prose-secret", f'{{"auths": {{"ghcr.io": {{"auth": "{DOCKER_AUTH}"}}}}}}', DOCKER_AUTH),
+    ("prose-secret", f"machine api.heroku.com login me@example.com password {NETRC_PW}", NETRC_PW),
 ]
 IDS = [f"{i:02d}-{kind}" for i, (kind, _, _) in enumerate(CASES)]
 
@@ -282,6 +320,30 @@ NOT_SECRETS = [
     "postgres://user:password@localhost/db",
     "hf_hub_download(repo_id, filename) and npm_config_cache",
     "ASIA-PACIFIC region, AKIA is a prefix",
+    # Secret-naming words next to things that are not secrets.
+    "the monkey key is in the drawer; press any key to continue",
+    "cache key is build_2024_11_report_final",
+    "token count was 12345678901234567 in total",
+    "session key: MyServiceConfigurationV2Handler",
+    "the key file is /home/u/.ssh/id_ed25519",
+    "primary key (id), foreign key fk_orders_customer_id_2024",
+    "the token is stored in localStorage under authTokenStorageKey",
+    "secret scanning flagged src/components/SecretField.tsx",
+    "tokens: python3.11/site-packages/transformers/tokenization_utils_base.py",
+    "key=lambda item: item.updated_at",
+    "ED25519 key fingerprint is SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8.",
+    "retrying with idempotency key 3f2b8c1e-9d4a-4e7b-a1c2-0d9e8f7a6b5c",
+    # A JSON field that ends on a secret-naming word, and the next field's value: two strings, no sentence.
+    '{"old": "configure credentials", "new": "docker logs 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c"}',
+    "password reset\ncommit e83c5163316f89bfbde7d9ab23ca2e25604af290",
+    "self.key_layernorm = HunYuanMoEV1RMSNorm(self.head_dim)",
+    "mkdir -p build/dist && mysql -u root -p shop && mysql -p$MYSQL_PWD",
+    "curl -u $USER:$TOKEN https://x; curl -u admin: https://x",
+    "bypass=onion, compass: north, pass=True",
+    "auth: AuthService, oauth flow, auth middleware v2, auth_provider: github",
+    '["-# configure credentials", "+9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  x.tgz"]',
+    "--- PASS: TestLogin (0.00s)\nPASS: tests/test_a.py::test_b\nPASS: test_login_flow",
+    "# Remove token ID forwarding once the `nari-labs/Dia-1.6B-0626` checkpoint is updated",
 ]
 
 
@@ -400,3 +462,46 @@ def test_env_values_leave_typed_placeholders_alone() -> None:
     out, counts = R.redact_env_values(once)
     assert out == "HF_TOKEN=[REDACTED:huggingface-token]\nNAME=[REDACTED:env-value]\n"
     assert counts == Counter({"env-value": 1})
+
+
+def test_env_reads_take_ids_of_any_type() -> None:
+    """A hostile line with a list for a tool_use_id must not stop the ingest (it raised TypeError)."""
+    ids: set[str] = set()
+    rec = {"message": {"content": [{"type": "tool_use", "id": 7, "input": {"command": "cat .env"}}]}}
+    R.redact_env_reads(rec, ids, Counter())
+    for odd in ([], {}, 7, None):
+        found: Counter[str] = Counter()
+        result = {"message": {"content": [{"type": "tool_result", "tool_use_id": odd, "content": "A=b"}]}}
+        assert R.redact_env_reads(result, ids, found) is (odd == 7)
+        assert found == (Counter({"env-value": 1}) if odd == 7 else Counter())
+
+
+def test_env_writes_and_edits_are_blanked_in_the_call_and_the_result() -> None:
+    ids: set[str] = set()
+    found: Counter[str] = Counter()
+    salt, signer = rand(20), rand(24)
+    write = {
+        "type": "tool_use",
+        "id": "w1",
+        "name": "Write",
+        "input": {"file_path": "/a/.env", "content": f"SALT={salt}\n"},
+    }
+    edits = [{"old_string": "PORT=1", "new_string": f"SIGNER={signer}"}]
+    multi = {
+        "type": "tool_use",
+        "id": "m1",
+        "name": "MultiEdit",
+        "input": {"file_path": "/a/.env.local", "edits": edits},
+    }
+    call = {"message": {"content": [write, multi]}}
+    assert R.redact_env_reads(call, ids, found) and ids == {"w1", "m1"}
+    patch = [{"lines": [" PORT=1", f"+SIGNER={signer}"]}]
+    extra = {"filePath": "/a/.env.local", "oldString": "PORT=1", "newString": f"SIGNER={signer}"}
+    extra |= {"originalFile": f"PORT=1\nSALT={salt}\n", "structuredPatch": patch}
+    result = {"message": {"content": [{"type": "tool_result", "tool_use_id": "e1", "content": "ok"}]}}
+    result["toolUseResult"] = extra
+    assert R.redact_env_reads(result, ids, found)  # known by the path in its result alone
+    text = orjson.dumps([call, result]).decode()
+    assert salt not in text and signer not in text
+    assert patch[0]["lines"] == [" PORT=[REDACTED:env-value]", "+SIGNER=[REDACTED:env-value]"]
+    assert found["env-value"] == 9

@@ -1,15 +1,27 @@
-"""Planted secrets go through the real ingest and are found nowhere in the store or the archive."""
+"""Planted secrets go through the real ingest and are found nowhere in the store or the archive, nor in the
+training data built from that store, nor in what recall returns; look-alikes that are no secret survive."""
 
 from __future__ import annotations
 
 import gzip
 import random
+import re
 import string
+import sys
 from pathlib import Path
 
+import pytest
 from conftest import record, write_jsonl
 
+from lmm_mcp.app import App
+from lmm_mcp.config import Config
 from lmm_mcp.ingest import Ingester
+from trainer.pairs import build_dataset
+from trainer.settings import DataSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from redaction import damaged, kept, survivors, tree_bytes
+from secrets_corpus import write_clean_corpus, write_secret_corpus
 
 rng = random.Random(7)
 
@@ -216,3 +228,101 @@ def test_env_read_whose_result_arrives_in_a_later_ingest(cfg, conn):
     archive = b"".join(gzip.decompress(p.read_bytes()) for p in cfg.archive_dir.rglob("*.gz"))
     for value in ENV_VALUES:
         assert value not in db_text and value.encode() not in archive
+
+
+# What a user might ask that lands on the sessions holding the secrets.
+RECALL_QUERIES = [
+    "AWS key and secret for boto3",
+    "password for the staging db",
+    "API key you asked for",
+    "HMAC signing key for the webhook verifier",
+    "encryption secret for the session cookies",
+    "what is in the .env file",
+    "stripe webhook signing secret",
+    "git remote set-url origin github",
+    "kubectl get secret shop",
+    "npmrc authToken",
+    "configure credentials settings.py diff",
+    "pypirc password token",
+    "vault kv get",
+    "mongodb cluster admin",
+    "slack bot token",
+    "private key",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A store ingested from the generated secret and clean corpora, with the training data built from it."""
+    base = tmp_path_factory.mktemp("corpus")
+    root = base / "projects"
+    planted = write_secret_corpus(root / "secret", seed=11)
+    clean = write_clean_corpus(root / "clean", seed=11)
+    cfg = Config.load(home=base / "home", claude_dir=root)
+    app = App.open(cfg)
+    report = app.ingest([root], embed=False)
+    assert report.errors == [] and report.lines_skipped == 0
+    data = base / "run" / "data"
+    build_dataset(app.history(), data, DataSettings(k=4, written_study="off", min_sessions=3))
+    app.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    yield {"app": app, "cfg": cfg, "root": root, "planted": planted, "clean": clean, "data": data}
+    app.close()
+
+
+def test_the_corpus_is_broad(corpus):
+    planted = corpus["planted"]
+    assert len(planted) >= 50 and len({p.kind for p in planted}) >= 20
+    places = {"prose", "command", "tool-output", "env-read", "env-write", "diff", "file-write"}
+    assert {p.where for p in planted} == places
+
+
+def test_no_planted_secret_in_store_fts_or_archive(corpus):
+    places = kept(corpus["cfg"], corpus["app"].conn)
+    assert b"[REDACTED:" in places["db-dump"] and b"[REDACTED:" in places["archive"]
+    leaks = survivors(corpus["planted"], places)
+    assert leaks == [], [f"{p.kind} ({p.where}) survives in {where}" for p, where in leaks]
+
+
+def test_no_planted_secret_among_the_search_terms(corpus):
+    """The FTS5 index keeps stemmed lowercase terms, not text: look for each secret's words among them."""
+    terms = {t for (t,) in corpus["app"].conn.execute("SELECT term FROM chunks_vocab") if len(t) >= 8}
+    sha = next(c.value for c in corpus["clean"] if c.kind == "commit-sha")
+    assert sha in terms  # the check can see a random-looking word when it is there
+    found = [
+        (p.kind, word)
+        for p in corpus["planted"]
+        for word in re.findall(r"[a-z0-9]{10,}", p.value.lower())
+        if any(word[:n] in terms for n in range(len(word) - 3, len(word) + 1))  # porter may cut a suffix
+    ]
+    assert found == []
+
+
+def test_no_planted_secret_in_training_data(corpus):
+    files = sorted(corpus["data"].glob("*.json*"))
+    assert {f.name for f in files} >= {"cpt_train.jsonl", "cpt_val.jsonl", "sft_train.jsonl", "sft_val.jsonl"}
+    text = b"".join(f.read_bytes() for f in files)
+    assert b"[REDACTED:" in text, (
+        "the secrets' sessions must reach the training data for this to mean anything"
+    )
+    leaks = survivors(corpus["planted"], {"training data": text})
+    assert leaks == [], [f"{p.kind} ({p.where})" for p, _ in leaks]
+
+
+def test_no_planted_secret_in_recalled_text(corpus):
+    recaller = corpus["app"].recaller(vectors=False)
+    answers = []
+    for query in RECALL_QUERIES:
+        result = recaller.recall(query, k=8, mode="retrieve")
+        answers.append(result.memory + "\n" + "\n".join(s.snippet for s in result.sources))
+    text = "\n".join(answers).encode()
+    assert text.count(b"[REDACTED:") >= 10, "recall must reach the places the secrets were"
+    leaks = survivors(corpus["planted"], {"recall": text})
+    assert leaks == [], [f"{p.kind} ({p.where})" for p, _ in leaks]
+
+
+def test_clean_look_alikes_survive(corpus):
+    clean = corpus["clean"]
+    archive = kept(corpus["cfg"], corpus["app"].conn)["archive"]
+    hurt = damaged(clean, tree_bytes(corpus["root"] / "clean"), archive)
+    assert len(hurt) / len(clean) <= 0.05, [(c.kind, c.value) for c in hurt]
+    assert not [c for c in hurt if c.kind in ("commit-sha", "uuid", "base64-image", "long-identifier")]
