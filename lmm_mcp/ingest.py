@@ -51,6 +51,7 @@ from transcripts.parse import (
     merge_streamed,
     parse_record,
     read_lines,
+    regular_files,
 )
 from transcripts.provenance import ASSISTANT, RELAY_WINDOW, THIRD_PARTY, call_origin, quotes, turn_origin
 from transcripts.redact import Redactor
@@ -558,7 +559,7 @@ class Ingester:
 def _discover(root: Path) -> list[TranscriptFile]:
     """Transcripts under `root` (or `root` itself), then archive copies in the order they were made."""
     copies: list[tuple[str, int, TranscriptFile]] = []
-    candidates = [root] if root.is_file() else sorted(root.rglob("*.gz"))
+    candidates = [root] if root.is_file() else regular_files(root, "*.gz")
     for path in candidates:
         named = archive.transcript_name(path)
         original = classify(path.with_name(named[0])) if named else None

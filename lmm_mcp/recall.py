@@ -119,6 +119,7 @@ class Recaller:
         started = time.perf_counter()
         if mode not in MODES:
             raise RecallError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+        query, project = _text(query), _text(project) if project is not None else None
         if not query.strip():
             raise RecallError("query is empty: say what to recall")
         if k < 1 or k > 50:
@@ -374,6 +375,11 @@ def _excerpts(
 def _retrieve_order(hits: list[Hit]) -> list[Hit]:
     """Stored memories first (one sentence each, already distilled), then the raw snippets, each in rank order."""
     return [h for h in hits if h.kind == "memory"] + [h for h in hits if h.kind != "memory"]
+
+
+def _text(value: str) -> str:
+    """`value` as text SQLite can hold: JSON may carry half a surrogate pair ("\\ud800"), which is no text."""
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _budget(max_tokens: int) -> int:

@@ -185,6 +185,23 @@ def test_malformed_lines_never_stop_the_file(tmp_path):
     assert "invalid JSON" in skipped[2] and "uuid" in skipped[5] and "timestamp" in skipped[7]
 
 
+def test_discovery_skips_fifos_and_symlinks_that_leave_the_folder(tmp_path):
+    """A FIFO named like a transcript would block the reader forever; a symlink planted in the projects folder
+    would feed an outside file into the store. Links that stay inside still count."""
+    import os
+
+    projects = tmp_path / "projects" / "-work-app"
+    projects.mkdir(parents=True)
+    (projects / "real.jsonl").write_bytes(b"{}\n")
+    os.mkfifo(projects / "pipe.jsonl")
+    outside = tmp_path / "secret.jsonl"
+    outside.write_bytes(b"{}\n")
+    (projects / "leak.jsonl").symlink_to(outside)
+    (projects / "alias.jsonl").symlink_to(projects / "real.jsonl")
+    found = sorted(f.path.name for f in discover(tmp_path / "projects"))
+    assert found == ["alias.jsonl", "real.jsonl"]
+
+
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")

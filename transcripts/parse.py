@@ -184,8 +184,15 @@ def discover(root: Path) -> list[TranscriptFile]:
     if root.is_file():
         found = [classify(root)]
     else:
-        found = [classify(p) for p in sorted(root.rglob("*.jsonl")) if "tool-results" not in p.parts]
+        found = [classify(p) for p in regular_files(root, "*.jsonl") if "tool-results" not in p.parts]
     return [f for f in found if f is not None]
+
+
+def regular_files(root: Path, pattern: str) -> list[Path]:
+    """Regular files under folder `root` matching `pattern`, sorted. A FIFO would hang the reader, and a
+    symlink that leads out of `root` would let whoever planted it feed any file into the store."""
+    inside = root.resolve()
+    return [p for p in sorted(root.rglob(pattern)) if p.is_file() and p.resolve().is_relative_to(inside)]
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
