@@ -48,6 +48,7 @@ from transcripts.parse import (
     Turn,
     classify,
     discover,
+    load_json,
     merge_streamed,
     parse_record,
     read_lines,
@@ -324,7 +325,7 @@ class Ingester:
         seg.private_spans += spans
         raw, found = self.redactor.redact_bytes(data)
         try:
-            obj = orjson.loads(raw)
+            obj = load_json(raw)
         except orjson.JSONDecodeError as e:
             # Not JSON: not archived either (garbage, or bytes from a torn write).
             seg.secrets.update(found)

@@ -20,6 +20,7 @@ from transcripts.parse import (
     discover,
     main_thread,
     parse_file,
+    parse_line,
     read_lines,
     trim_output,
 )
@@ -200,6 +201,17 @@ def test_discovery_skips_fifos_and_symlinks_that_leave_the_folder(tmp_path):
     (projects / "alias.jsonl").symlink_to(projects / "real.jsonl")
     found = sorted(f.path.name for f in discover(tmp_path / "projects"))
     assert found == ["alias.jsonl", "real.jsonl"]
+
+
+def test_a_lone_surrogate_escape_keeps_its_line():
+    """Half an emoji (`\\ud83d` without its pair) in a message: orjson refuses the line; it is read anyway."""
+    line = (
+        b'{"type": "user", "uuid": "u1", "sessionId": "s1", "timestamp": "2026-01-01T00:00:00Z",'
+        b' "message": {"role": "user", "content": "ship it \\ud83d today"}}'
+    )
+    turn = parse_line(line, 1)
+    assert isinstance(turn, Turn) and turn.text == "ship it ? today"
+    assert isinstance(parse_line(b'{"type": "user", "message": "\\ud83d', 2), Skipped)  # still not JSON
 
 
 def test_empty_file(tmp_path):

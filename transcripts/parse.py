@@ -14,6 +14,7 @@ Records of one streamed assistant message (shared `message.id`) come out merged 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -264,11 +265,39 @@ def parse_lines(lines: Iterator[Line]) -> Iterator[Turn | Title | Link | Skipped
         yield parse_line(line.data, line.line_no, line.start)
 
 
+def load_json(data: bytes) -> Any:
+    """One JSON line. Claude Code writes half a surrogate pair as a `\\ud800` escape (an emoji cut in two),
+    which orjson refuses: such a line is read by the standard library and the half becomes "?", so the rest
+    of the record survives. Raises orjson.JSONDecodeError for a line that is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if not _SURROGATE_ESCAPE.search(data):
+            raise
+        try:
+            return _without_surrogates(json.loads(data))
+        except (ValueError, RecursionError):
+            raise orjson.JSONDecodeError("invalid JSON", data.decode("utf-8", "replace"), 0) from None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def parse_line(data: bytes, line_no: int, offset: int = 0) -> Turn | Title | Link | Skipped | None:
     if not data.strip():
         return None  # blank lines are not records and not errors
     try:
-        obj = orjson.loads(data)
+        obj = load_json(data)
     except orjson.JSONDecodeError as e:
         return Skipped(line_no, offset, f"invalid JSON: {str(e).splitlines()[0][:120]}")
     try:
