@@ -32,9 +32,9 @@ class Config:
     base_model: str = DEFAULT_BASE_MODEL  # the LMM: hub id, local folder or .gguf file
     keep_versions: int = 5  # adapter versions kept under models/ for rollback
     allow_cpu_training: bool = False  # let `retrain` train without a GPU (slow; fine for small models)
-    allow_cpu_generation: bool = (
-        False  # let `recall_memory` mode "auto" generate on the CPU (seconds a recall)
-    )
+    # Let `recall_memory` mode "auto" generate on the CPU: true, false, or unset (the default): only where the
+    # adapter's own evaluation judged a recall on a CPU within 2 s (p50), as SmolLM2-135M does (docs).
+    allow_cpu_generation: bool | None = None
     recall_max_new_tokens: int = 160  # bound on a generated memory's length
     recall_prompt_chars: int = 2_400  # excerpt characters the model reads (as in its training inputs)
     expand_queries: bool = False  # let the adapter add the user's own names to a recall's search words

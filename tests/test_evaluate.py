@@ -349,6 +349,8 @@ def test_evaluate_and_report_on_a_tiny_model(tiny: Path, tmp_path: Path) -> None
     ]
     judged = evaluate(model, tokenizer, pairs, max_new_tokens=40)
     assert judged["decoding"] == "extract"
+    timed = judged["recall_seconds"]  # what one judged recall took, for `auto` on this CPU
+    assert timed["device"] == "cpu" and 0 < timed["p50"] <= timed["p95"]
     for e in judged["examples"]:  # the judged memory is the excerpts' own words, or the abstention
         excerpts = " ".join(
             p["text"] for p in pairs[[q["query"] for q in pairs].index(e["query"])]["passages"]
@@ -361,7 +363,10 @@ def test_evaluate_and_report_on_a_tiny_model(tiny: Path, tmp_path: Path) -> None
         evaluate(model, tokenizer, pairs, decoding="sing")
 
     result = evaluate(model, tokenizer, pairs, max_new_tokens=8, batch_size=2, decoding="write")
-    assert set(result) == {"model", "baseline", "verdict", "decoding", "n", "generation_s", "examples"}
+    assert set(result) == {
+        *("model", "baseline", "verdict", "decoding", "n", "generation_s", "recall_seconds", "examples")
+    }
+    assert result["recall_seconds"] is None  # free writing is batched: no per-recall time
     # an untrained tiny model writes noise: it does not beat the excerpts, and the verdict says why
     assert result["verdict"]["beats_retrieval"] is False and "retrieval" in result["verdict"]["why"]
     assert result["n"] == 3 and result["generation_s"] >= 0

@@ -182,7 +182,45 @@ def test_auto_generates_only_with_an_adapter_that_beat_retrieval(store, tmp_path
     )
     no_cpu = dataclasses.replace(cfg, allow_cpu_generation=False)
     if not App(no_cpu, conn).recaller().can_generate():  # no GPU here: the CPU is not used unless allowed
-        assert App(no_cpu, conn).recaller().auto_mode()[0] == "retrieve"
+        assert App(no_cpu, conn).recaller().auto_mode() == (
+            "retrieve",
+            "no GPU here, and allow_cpu_generation is off",
+        )
+
+
+def test_auto_generates_on_a_cpu_where_the_evaluation_timed_recall_fast_enough(store, tmp_path):
+    """Left unset, `allow_cpu_generation` follows the adapter's evaluation: recall judged on a CPU within
+    CPU_RECALL_S (p50) generates; slower, or timed on a GPU only, or never timed, retrieves."""
+    import dataclasses
+
+    from lmm_mcp.recall import CPU_RECALL_S
+    from trainer.versions import publish
+
+    cfg, conn = store
+    unset = dataclasses.replace(cfg, allow_cpu_generation=None)
+    if App(unset, conn).recaller().can_generate():
+        pytest.skip("a GPU is visible: the CPU rule is not consulted")
+    won = {"beats_retrieval": True, "why": "coverage 0.80 against 0.75"}
+    for name, timed, mode, why in (
+        ("untimed", None, "retrieve", "no evaluation timed this adapter's recall on a CPU"),
+        ("gpu", {"p50": 0.2, "p95": 0.3, "device": "cuda"}, "retrieve", "no evaluation timed"),
+        ("slow", {"p50": CPU_RECALL_S + 1, "p95": 9.0, "device": "cpu"}, "retrieve", "(p50) on a CPU, over"),
+        (
+            "fast",
+            {"p50": CPU_RECALL_S - 0.5, "p95": 2.4, "device": "cpu"},
+            "generate",
+            "beat retrieval alone",
+        ),
+    ):
+        adapter = tmp_path / name
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text("{}")
+        metrics = {"eval": {"n": 10, "verdict": won, **({"recall_seconds": timed} if timed else {})}}
+        publish(cfg.models_dir, adapter, config={"model": "tiny"}, metrics=metrics)
+        got = App(unset, conn).recaller().auto_mode()
+        assert got[0] == mode and why in got[1], (name, got)
+    forced_off = dataclasses.replace(cfg, allow_cpu_generation=False)
+    assert App(forced_off, conn).recaller().auto_mode()[0] == "retrieve"
 
 
 def _active(cfg) -> str:

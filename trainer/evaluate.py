@@ -16,6 +16,7 @@ Everything except `evaluate` is a pure function over strings and dicts.
 from __future__ import annotations
 
 import re
+import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
@@ -224,6 +225,20 @@ def score(outputs: Sequence[str], pairs: Sequence[dict[str, Any]]) -> dict[str, 
     return result
 
 
+def timing(seconds: Sequence[float], model: Any) -> dict[str, Any] | None:
+    """What one judged recall took here: p50 and p95 seconds, and the device (`auto` reads it to decide
+    whether this machine's CPU judges fast enough to generate)."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    device = next(model.parameters()).device.type
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "p95": round(ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))], 3),
+        "device": device,
+    }
+
+
 def evaluate(
     model: Any,
     tokenizer: Any,
@@ -248,21 +263,23 @@ def evaluate(
     pairs = list(pairs[:limit] if limit is not None else pairs)
     chars = CHARS_PER_TOKEN * max_new_tokens
     started = time.perf_counter()
+    recall_seconds = None
     if decoding == "extract":
-        outputs = [
-            extract_text(
-                judge(
-                    model,
-                    tokenizer,
-                    str(p.get("query", "")),
-                    pair_passages(p),
-                    chars,
-                    abstain_margin=abstain_margin,
-                )
+        outputs, seconds = [], []
+        for p in pairs:
+            t0 = time.perf_counter()
+            extract = judge(
+                model,
+                tokenizer,
+                str(p.get("query", "")),
+                pair_passages(p),
+                chars,
+                abstain_margin=abstain_margin,
             )
-            for p in pairs
-        ]
+            seconds.append(time.perf_counter() - t0)
+            outputs.append(extract_text(extract))
         baseline = [packed_baseline(p, chars) for p in pairs]
+        recall_seconds = timing(seconds, model)
     else:
         from trainer.generate import generate_memories
 
@@ -283,6 +300,7 @@ def evaluate(
         "decoding": decoding,
         "n": len(pairs),
         "generation_s": round(generation_s, 3),
+        "recall_seconds": recall_seconds,
         "examples": [
             {
                 "id": pairs[i].get("id"),
