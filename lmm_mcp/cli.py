@@ -18,6 +18,7 @@ one JSON document on stdout (`search --queries` prints one per line); progress g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # one source: trainer.options
     p.add_argument("--prepare-only", action="store_true", help="write the training data and stop")
     p.add_argument("--job-dir", type=Path, help=argparse.SUPPRESS)  # set by the retrain tool's background job
+    p.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the retrain lock, passed to that job
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", parents=[common], help="evaluate an adapter version on its held-out pairs")
@@ -241,6 +243,20 @@ def cmd_memories(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    """Train under the retrain lock, the same one the `retrain` tool's jobs hold: one training per home."""
+    from lmm_mcp.jobs import JobError, Jobs
+
+    stage = getattr(args, "stage", None) or "both"
+    with contextlib.ExitStack() as stack:
+        try:
+            job_dir = stack.enter_context(Jobs(cfg).hold(stage, job_dir=args.job_dir, lock_fd=args.lock_fd))
+        except JobError as e:
+            raise UsageError(str(e)) from None
+        return _train(cfg, args, job_dir)
+
+
+def _train(cfg: Config, args: argparse.Namespace, job_dir: Path) -> int:
+    from lmm_mcp.jobs import write_progress, write_result
     from lmm_mcp.memories import refresh_memories
     from trainer import options
     from trainer.pipeline import PipelineConfig, run_pipeline
@@ -251,25 +267,18 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     pipeline = options.apply(base, options.from_namespace(args, PipelineConfig))
     pipeline.prepare_only = args.prepare_only
     history = app.history()
-    on_progress = _print_progress
-    if args.job_dir:
-        from lmm_mcp.jobs import write_progress, write_result
 
-        def on_progress(p) -> None:
-            _print_progress(p)
-            write_progress(args.job_dir, p.as_dict())
+    def on_progress(p) -> None:
+        _print_progress(p)
+        write_progress(job_dir, p.as_dict())
 
     try:
         result = run_pipeline(pipeline, history, on_progress=on_progress, log=_log)
     except BaseException as e:
-        if args.job_dir:
-            write_result(args.job_dir, {"ok": False, "error": f"{type(e).__name__}: {e}"})
+        write_result(job_dir, {"ok": False, "error": f"{type(e).__name__}: {e}"})
         raise
     doc = result.as_dict()
-    if args.job_dir:
-        write_result(
-            args.job_dir, {"ok": True, "adapter_version": result.adapter_version, "run_dir": doc["run_dir"]}
-        )
+    write_result(job_dir, {"ok": True, "adapter_version": result.adapter_version, "run_dir": doc["run_dir"]})
     text = _train_summary(doc)
     _emit(args, doc, text)
     return 0

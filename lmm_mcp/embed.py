@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from lmm_mcp.config import DEFAULT_EMBED_MODEL
+from trainer.locks import FileLock
 
 EMBED_PAGE = 512  # chunks read from the store per embedding round
 # Plain tool output (file reads, command stdout) is most of the text and little of the memory: it stays
@@ -182,22 +184,52 @@ def resolve_model(name: str) -> str:
 
 
 def embed_pending(
-    conn: sqlite3.Connection, embedder: Embedder, progress: Callable[[int], None] | None = None
+    conn: sqlite3.Connection,
+    embedder: Embedder,
+    progress: Callable[[int], None] | None = None,
+    *,
+    lock: Path | None = None,
 ) -> int:
-    """Embed every chunk that has no vector for this model yet; returns how many were embedded.
+    """Embed every chunk that has no vector for this model yet; returns how many this call embedded.
 
-    Reads and writes in pages with short transactions: other processes keep ingesting meanwhile, and two
-    processes embedding at once only waste work, never duplicate it (one vector row per chunk).
+    With `lock` (a file per home), one process embeds at a time and the others return 0 at once, without
+    loading the model: several sessions ending together would otherwise each load it in their own ingest.
+    Nothing is left behind: a process that found the lock taken had committed its chunks before it looked,
+    and the holder looks for pending chunks again after letting go, taking the lock again if there are some.
     """
+    if lock is None:
+        return _embed_all(conn, embedder, progress)
+    done = 0
+    while True:
+        owner = FileLock(lock)
+        if not owner.acquire():
+            return done  # the holder embeds ours too (see above)
+        try:
+            owner.describe({"pid": os.getpid()})
+            done += _embed_all(conn, embedder, progress)
+        finally:
+            owner.release()
+        if not _pending(conn, embedder.model_name, 0, 1):
+            return done
+
+
+def _pending(conn: sqlite3.Connection, model: str, after: int, limit: int) -> list[tuple[int, str]]:
+    """Chunks past id `after` without a vector for `model`, in id order."""
+    return conn.execute(
+        "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
+        f"WHERE v.chunk_id IS NULL AND c.id > ? AND c.kind NOT IN ({','.join('?' * len(UNEMBEDDED_KINDS))})"
+        " ORDER BY c.id LIMIT ?",
+        (model, after, *UNEMBEDDED_KINDS, limit),
+    ).fetchall()
+
+
+def _embed_all(conn: sqlite3.Connection, embedder: Embedder, progress: Callable[[int], None] | None) -> int:
+    """Reads and writes in pages with short transactions: other processes keep ingesting meanwhile, and two
+    processes embedding at once only waste work, never duplicate it (one vector row per chunk)."""
     done = 0
     last_id = 0
     while True:
-        rows = conn.execute(
-            "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
-            f"WHERE v.chunk_id IS NULL AND c.id > ? AND c.kind NOT IN ({','.join('?' * len(UNEMBEDDED_KINDS))})"
-            " ORDER BY c.id LIMIT ?",
-            (embedder.model_name, last_id, *UNEMBEDDED_KINDS, EMBED_PAGE),
-        ).fetchall()
+        rows = _pending(conn, embedder.model_name, last_id, EMBED_PAGE)
         if not rows:
             return done
         vecs = embedder.encode([r[1] for r in rows])
