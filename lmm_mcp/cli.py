@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["hook"] and not {"-h", "--help"} & set(argv):
         return hooks.main(argv[1:])  # a hook must never fail the user's session, even on a bad config
     args = _parser().parse_args(argv)
+    cfg = None
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))
         return args.run(cfg, args)
@@ -56,6 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (sqlite3.OperationalError, OSError) as e:
+        if not _out_of_space(e):
+            raise
+        print(
+            f"lmm-mcp {args.command}: cannot write under {cfg.home if cfg else 'the home'} ({e}): the disk is "
+            "probably full. Free some space and run it again; what was stored before is intact.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _out_of_space(e: Exception) -> bool:
+    """A write refused for want of room: SQLite's "full" (or the I/O error a file size limit gives), ENOSPC."""
+    if isinstance(e, sqlite3.OperationalError):
+        return "full" in str(e) or "disk I/O error" in str(e)
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _parser() -> argparse.ArgumentParser:
