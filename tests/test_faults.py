@@ -3,7 +3,9 @@ ingests of one folder at once, a full disk, kill -9 during training (5 times, a 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import os
 import random
 import resource
@@ -18,6 +20,10 @@ from pathlib import Path
 import orjson
 import pytest
 from conftest import conversation, write_jsonl
+
+from trainer.atomic import read_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 FILES = 120
 PAIRS = 150
@@ -234,3 +240,127 @@ def test_a_full_disk_gives_a_clear_error_and_no_corruption(tmp_path, kind):
     finally:
         if kind == "tmpfs" and os.path.ismount(tmp_path / "small"):
             subprocess.run(["umount", str(tmp_path / "small")])
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _loads(tiny: Path, home: Path, adapter: Path) -> bool:
+    from trainer.generate import load_for_generation
+
+    model, _tokenizer = load_for_generation(
+        str(tiny), cache_dir=home / "models" / "base", adapter_dir=adapter
+    )
+    return model is not None
+
+
+STAGE_ORDER = {"start": -1, "cpt": 0, "sft": 1, "eval": 2}  # "start": as soon as the job exists
+KILL_AT = ["start", "cpt", "sft", "eval", "sft"]  # a resumed run skips the stages it finished
+
+
+def _kill_at(folder: Path, pid: int, stage: str, rng: random.Random) -> str:
+    """Kill -9 `pid` a random moment after its job's progress reaches `stage` (or its process ends first)."""
+    seen = "start"
+    while _running(pid):
+        seen = read_json(folder / "progress.json").get("stage") or seen
+        if STAGE_ORDER.get(seen, -1) >= STAGE_ORDER[stage]:
+            break
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 1.0))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return seen
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b")")[-1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_during_training_5_times(tmp_path, capsys):
+    """Kill -9 a tiny-model training at a random stage, five times (`lmm-mcp train` and retrain-tool jobs in
+    turn): the active adapter stays as it was, byte for byte, and loads; the retrain lock and the run folder
+    are free again; the next run resumes and publishes a new version. The first and last runs go through the
+    same CLI in this process (torch is imported once)."""
+    import dataclasses
+
+    from synth import write_transcripts
+
+    from lmm_mcp import cli
+    from lmm_mcp.config import Config
+    from lmm_mcp.ingest import Ingester
+    from lmm_mcp.jobs import Jobs
+    from lmm_mcp.memories import refresh_memories
+    from lmm_mcp.store import connect
+    from trainer.locks import holder
+    from trainer.pipeline import OWNER_LOCK
+    from trainer.tiny import build_tiny_qwen3
+    from trainer.versions import active_version
+
+    write_transcripts(tmp_path / "projects", 3.0, seed=2, projects=3)
+    cfg = Config.load(home=tmp_path / "home", claude_dir=tmp_path / "projects")
+    cfg = dataclasses.replace(cfg, allow_cpu_training=True)
+    conn = connect(cfg.db_path)
+    assert not Ingester(cfg, conn).ingest([cfg.claude_dir]).errors
+    refresh_memories(conn)
+    conn.close()
+    tiny = build_tiny_qwen3(tmp_path / "qwen3")
+    options = {"model": str(tiny), "max_steps": 3, "seq_len": 256, "eval_limit": 3}
+    args = ["train", "--home", str(cfg.home), "--json", "--model", str(tiny), "--max-steps", "3"]
+    args += ["--seq-len", "256", "--eval-limit", "3"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    models, jobs, rng = cfg.home / "models", Jobs(cfg), random.Random(7)
+    active = active_version(models)
+    assert active is not None and _loads(tiny, cfg.home, active.path)
+    reached = []
+    for trial in range(5):
+        before, digest = active.name, _tree_digest(active.path)
+        known = set(jobs.root.iterdir())
+        if trial % 2 == 0:  # lmm-mcp train from a shell
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lmm_mcp", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            pid = proc.pid
+            while proc.poll() is None and not set(jobs.root.iterdir()) - known:
+                time.sleep(0.01)
+            folder = next(iter(set(jobs.root.iterdir()) - known), jobs.root / "none")
+        else:  # the retrain tool's background job
+            job = jobs.start(options)
+            assert not job.joined
+            pid, folder = job.pid, jobs.root / job.job_id
+        reached.append(_kill_at(folder, pid, KILL_AT[trial], rng))
+        if trial % 2 == 0:
+            proc.wait()
+        else:
+            jobs._children[pid].wait(60)
+        assert holder(jobs.lock) is None  # the lock went with the process
+        assert all(holder(run / OWNER_LOCK) is None for run in (cfg.home / "runs").iterdir())
+        active = active_version(models)
+        assert active is not None
+        if active.name == before:
+            assert _tree_digest(active.path) == digest
+        else:  # the kill came after the new version was published: it is whole
+            assert active.name > before
+        assert _loads(tiny, cfg.home, active.path)
+    os.write(2, f"stages reached when killed: {reached}\n".encode())  # past capsys, for -s
+    assert cli.main(args) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    assert doc["adapter_version"] == active_version(models).name > active.name
+    assert _loads(tiny, cfg.home, active_version(models).path)
