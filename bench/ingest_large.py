@@ -1,12 +1,14 @@
 """Peak memory of ingesting one very large transcript: it must stay bounded, whatever the file's size.
 
-    python bench/ingest_large.py --mb 1024        # the 1 GB file; prints one JSON document per size
-    python bench/ingest_large.py --mb 5 --mb 50   # what tests/test_load.py compares
+    python bench/ingest_large.py --mb 1024                       # the 1 GB file; one JSON document per size
+    python bench/ingest_large.py --mb 17 --mb 34 --ingest-only   # what tests/test_load.py compares
 
 Writes one session transcript of about the given size (prompt/reply pairs with ~1.6 KB of varied text, a
 long tool output every tenth pair), runs `lmm-mcp ingest FILE --no-embed` on a fresh home as its own
 process and reads that process's peak RSS from the kernel (`os.wait4`). Ingest reads a file in segments of
-16 MB (lmm_mcp.ingest.SEGMENT_BYTES), so the peak should not grow with the file.
+16 MB (lmm_mcp.ingest.SEGMENT_BYTES), so its peak should not grow with the file. `--ingest-only` runs the
+`Ingester` alone, without the memory refresh that `lmm-mcp ingest` runs after it: the refresh extracts a
+grown session from all of its turns at once, so its peak does grow with one session's size.
 """
 
 from __future__ import annotations
@@ -103,7 +105,19 @@ def write_transcript(path: Path, mb: float, *, seed: int = 0) -> int:
     return n
 
 
-def measure(base: Path, mb: float) -> dict[str, Any]:
+INGEST_ONLY = """
+import sys
+from pathlib import Path
+from lmm_mcp.config import Config
+from lmm_mcp.ingest import Ingester
+from lmm_mcp.store import connect
+cfg = Config.load(home=Path(sys.argv[2]), claude_dir=Path(sys.argv[3]))
+report = Ingester(cfg, connect(cfg.db_path)).ingest([Path(sys.argv[1])])
+print('{"errors": %d}' % len(report.errors))
+"""
+
+
+def measure(base: Path, mb: float, *, ingest_only: bool = False) -> dict[str, Any]:
     """Ingest a fresh `mb` file into a fresh home; the child's peak RSS and how many records were stored."""
     claude = base / f"projects-{mb:g}"
     transcript = claude / "-work-large" / f"large-{mb:g}.jsonl"
@@ -114,8 +128,11 @@ def measure(base: Path, mb: float) -> dict[str, Any]:
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    cmd = [sys.executable, "-m", "lmm_mcp", "ingest", str(transcript), "--home", str(home)]
-    cmd += ["--claude-dir", str(claude), "--no-embed", "--json"]
+    if ingest_only:
+        cmd = [sys.executable, "-c", INGEST_ONLY, str(transcript), str(home), str(claude)]
+    else:
+        cmd = [sys.executable, "-m", "lmm_mcp", "ingest", str(transcript), "--home", str(home)]
+        cmd += ["--claude-dir", str(claude), "--no-embed", "--json"]
     started = time.monotonic()
     with open(base / "out.json", "wb") as out, open(base / "err.txt", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -139,6 +156,7 @@ def measure(base: Path, mb: float) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "mb_per_s": round(size / 2**20 / seconds, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "ingest_only": ingest_only,
         "errors": report["errors"],
     }
 
@@ -146,10 +164,11 @@ def measure(base: Path, mb: float) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, action="append", help="file sizes to try (default: 1024)")
+    parser.add_argument("--ingest-only", action="store_true", help="the Ingester alone, no memory refresh")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lmm-large-") as tmp:
         for mb in args.mb or [1024.0]:
-            doc = measure(Path(tmp), mb)
+            doc = measure(Path(tmp), mb, ingest_only=args.ingest_only)
             print(orjson.dumps(doc).decode(), flush=True)
     return 0
 

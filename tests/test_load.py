@@ -22,3 +22,17 @@ def test_four_servers_and_watch_on_one_home(tmp_path):
     assert doc["lost"] == {} and doc["lines_stored"] == doc["lines_written"]
     assert doc["recalls"] > 0 and doc["ingest_calls"] > 0  # the load did happen
     assert doc["watch_stored"] > 0  # and watch ingested the growing transcript meanwhile
+
+
+@pytest.mark.slow
+def test_a_large_transcript_ingests_in_bounded_memory(tmp_path):
+    """Twice the file, the same peak: ingest reads 16 MB segments. Both sizes are past one segment, so the
+    difference is what grows with the file (~60 MB here if memory grew with it). The Ingester alone: the
+    memory refresh after it grows with one session's size (bench/ingest_large.py without --ingest-only)."""
+    from ingest_large import measure
+
+    small, large = measure(tmp_path, 17, ingest_only=True), measure(tmp_path, 34, ingest_only=True)
+    print(small, large)
+    for run in (small, large):
+        assert run["errors"] == 0 and run["turns_stored"] == run["records"]
+    assert large["peak_rss_mb"] - small["peak_rss_mb"] < 24
