@@ -171,15 +171,21 @@ async def _writer(transcript: Transcript, out: dict[str, Any]) -> None:
 
 
 def run_load(
-    home: Path, claude: Path, seconds: float, *, servers: int = 4, mb: float = 2.0
+    home: Path, claude: Path, seconds: float, *, servers: int = 4, mb: float = 2.0, embedded: bool = False
 ) -> dict[str, Any]:
-    """Prepare a home from `mb` of generated history, put it under load for `seconds`, return the figures."""
+    """Prepare a home from `mb` of generated history, put it under load for `seconds`, return the figures.
+
+    `embedded`: the history is embedded before the load, so recall is hybrid (BM25 + vectors, each query
+    embedded); else the servers start on a store without vectors and recall by BM25 alone, while the first
+    ingest_session to take the embedding lock embeds the history during the load.
+    """
     from mcp import StdioServerParameters
 
     write_transcripts(claude, mb, seed=5, projects=3)
     env = _env()
+    no_embed = [] if embedded else ["--no-embed"]
     first = subprocess.run(
-        _cli("ingest", "--home", str(home), "--claude-dir", str(claude), "--no-embed", "--json"),
+        _cli("ingest", "--home", str(home), "--claude-dir", str(claude), *no_embed, "--json"),
         capture_output=True,
         env=env,
     )
@@ -237,6 +243,7 @@ def run_load(
     return {
         "servers": servers,
         "seconds": seconds,
+        "recall": "hybrid" if embedded else "bm25",
         "wall_s": round(wall, 1),
         "recalls": len(recall),
         "recall_p50_ms": round(_quantile(recall, 0.50), 1),
@@ -294,13 +301,21 @@ def main() -> int:
         "--mb", type=float, default=2.0, help="generated history in the store before the load"
     )
     parser.add_argument("--home", type=Path, help="where to build the home (default: a temporary folder)")
+    parser.add_argument("--embedded", action="store_true", help="embed the history first: hybrid recall")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         base = args.home or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lmm-load-")))
-        doc = run_load(base / "home", base / "projects", args.seconds, servers=args.servers, mb=args.mb)
+        doc = run_load(
+            base / "home",
+            base / "projects",
+            args.seconds,
+            servers=args.servers,
+            mb=args.mb,
+            embedded=args.embedded,
+        )
     print(orjson.dumps(doc).decode())
     print(
-        f"{doc['servers']} servers, {doc['seconds']:g}s: {doc['recalls']} recalls, p50 {doc['recall_p50_ms']} ms, "
+        f"{doc['servers']} servers, {doc['seconds']:g}s: {doc['recalls']} {doc['recall']} recalls, p50 {doc['recall_p50_ms']} ms, "
         f"p95 {doc['recall_p95_ms']} ms; {doc['ingest_calls']} ingest_session calls; "
         f"lines written {doc['lines_written']}, stored {doc['lines_stored']}; errors {len(doc['errors'])}",
         file=sys.stderr,
