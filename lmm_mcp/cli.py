@@ -263,24 +263,25 @@ def cmd_memories(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     """Train under the retrain lock, the same one the `retrain` tool's jobs hold: one training per home."""
-    from lmm_mcp.jobs import JobError, Jobs
+    from lmm_mcp.jobs import JobError
 
+    app = App.open(cfg)
     stage = getattr(args, "stage", None) or "both"
     with contextlib.ExitStack() as stack:
         try:
-            job_dir = stack.enter_context(Jobs(cfg).hold(stage, job_dir=args.job_dir, lock_fd=args.lock_fd))
+            job_dir = stack.enter_context(app.jobs().hold(stage, job_dir=args.job_dir, lock_fd=args.lock_fd))
         except JobError as e:
             raise UsageError(str(e)) from None
-        return _train(cfg, args, job_dir)
+        return _train(app, args, job_dir)
 
 
-def _train(cfg: Config, args: argparse.Namespace, job_dir: Path) -> int:
+def _train(app: App, args: argparse.Namespace, job_dir: Path) -> int:
     from lmm_mcp.jobs import write_progress, write_result
     from lmm_mcp.memories import refresh_memories
     from trainer import options
     from trainer.pipeline import PipelineConfig, run_pipeline
 
-    app = App.open(cfg)
+    cfg = app.cfg
     refresh_memories(app.conn)
     base = PipelineConfig(home=cfg.home, model=cfg.base_model, keep_versions=cfg.keep_versions)
     pipeline = options.apply(base, options.from_namespace(args, PipelineConfig))
