@@ -221,13 +221,13 @@ print(embed_pending(conn, Recorded(), lock=Path(sys.argv[4])))
 """
 
 
-def _filled_store(cfg, sessions: int) -> int:
+def _filled_store(cfg, sessions: int, pairs: int = 200) -> int:
     from lmm_mcp.embed import UNEMBEDDED_KINDS
     from lmm_mcp.ingest import Ingester
     from lmm_mcp.store import connect
 
     for i in range(sessions):
-        write_jsonl(cfg.claude_dir / "-work-app" / f"s{i}.jsonl", conversation(f"s{i}", 200))
+        write_jsonl(cfg.claude_dir / "-work-app" / f"s{i}.jsonl", conversation(f"s{i}", pairs))
     conn = connect(cfg.db_path)
     assert not Ingester(cfg, conn).ingest([cfg.claude_dir]).errors
     kinds = ",".join("?" * len(UNEMBEDDED_KINDS))
@@ -293,3 +293,30 @@ def test_a_lock_refuses_a_second_holder_in_the_same_process(tmp_path):
     assert second.acquire()
     second.release()
     assert holder(tmp_path / "x.lock") is None
+
+
+def test_sessions_ending_together_embed_each_chunk_once(cfg):
+    """The case that found it: after a --no-embed first ingest, three sessions end at once and each SessionEnd
+    hook starts a detached ingest (`hooks.spawn_ingest`) with the real embedder. Each chunk gets one vector,
+    from one process (without the lock, overlapping processes each embed the backlog)."""
+    import re
+
+    from lmm_mcp.embed import UNEMBEDDED_KINDS
+    from lmm_mcp.hooks import spawn_ingest
+    from lmm_mcp.store import connect
+
+    _filled_store(cfg, 3, pairs=60)
+    transcripts = sorted(cfg.claude_dir.rglob("*.jsonl"))
+    pids = [spawn_ingest(cfg, [t], embed=True) for t in transcripts]
+    for pid in pids:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    log = (cfg.home / "logs" / "ingest.log").read_text()
+    embedded = [int(n) for n in re.findall(r"embedded \+(\d+)", log)]
+    conn = connect(cfg.db_path)
+    kinds = ",".join("?" * len(UNEMBEDDED_KINDS))  # the transcript's chunks and the memories' (refreshed)
+    (chunks,) = conn.execute(
+        f"SELECT count(*) FROM chunks WHERE kind NOT IN ({kinds})", UNEMBEDDED_KINDS
+    ).fetchone()
+    (vectors,) = conn.execute("SELECT count(DISTINCT chunk_id) FROM vectors").fetchone()
+    conn.close()
+    assert len(embedded) == 3 and sum(embedded) == chunks == vectors

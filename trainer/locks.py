@@ -39,7 +39,8 @@ class FileLock:
         """The lock behind a descriptor a parent passed down; fails if that descriptor does not hold it."""
         os.set_inheritable(fd, False)  # ours alone from here: our own children must not keep it alive
         lock = cls(path, fd)
-        if os.fstat(fd).st_ino != os.stat(path).st_ino:
+        given, named = os.fstat(fd), os.stat(path)
+        if (given.st_dev, given.st_ino) != (named.st_dev, named.st_ino):
             raise OSError(f"descriptor {fd} is not {path}")
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the same open file: succeeds only if it is ours
         return lock
