@@ -12,7 +12,9 @@ One job per home across every server process and shell: `<home>/jobs/retrain.loc
 (`trainer.locks`) by the training process itself, so a crash, a reboot or a kill -9 frees it and a reused pid
 can never keep it. The retrain tool's starter takes it and passes it to the child (`--lock-fd`); `lmm-mcp
 train` from a shell takes the same lock and gets a job folder too, so either kind is visible to the other.
-The lock file also names the job (for display); that says nothing about whether it lives.
+The lock file also names the job, for display and for joining; whether that job lives is told by its own
+lock, `<home>/jobs/<id>/job.lock`, held the same way by the same process (so a dead job's name, left in the
+file for the instant before a new holder writes its own, is never taken for the running job).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from trainer.atomic import read_json, write_json
 from trainer.devices import gpu_visible
 from trainer.locks import FileLock, holder
 
+JOB_LOCK = (
+    "job.lock"  # in a job's folder, held by its process: a dead job's words in retrain.lock are ignored
+)
 TAKE_LOCK_S = 10.0  # how long `start` keeps looking while jobs end and start around it
 
 
@@ -109,15 +114,16 @@ class Jobs:
         With `lock_fd` (a job the retrain tool started) the lock is the one its starter passed down; else it
         is taken here (`lmm-mcp train` from a shell), or JobError says which job holds it.
         """
-        if lock_fd is not None:
-            try:
-                lock = FileLock.adopt(self.lock, lock_fd)
-            except OSError as e:
-                raise JobError(f"the retrain lock was not passed down to this job ({e})") from e
-            if job_dir is None:
-                raise JobError("--lock-fd is for a job the retrain tool started: it needs --job-dir")
-            folder = job_dir
-        else:
+        with contextlib.ExitStack() as held:
+            if lock_fd is not None:
+                try:
+                    held.callback(FileLock.adopt(self.lock, lock_fd).release)
+                except OSError as e:
+                    raise JobError(f"the retrain lock was not passed down to this job ({e})") from e
+                if job_dir is None:
+                    raise JobError("--lock-fd is for a job the retrain tool started: it needs --job-dir")
+                yield job_dir  # its starter took the job's own lock too, and passed it down
+                return
             lock = FileLock(self.lock)
             if not lock.acquire():
                 job = self.running()
@@ -125,30 +131,31 @@ class Jobs:
                 raise JobError(
                     f"a retrain is already running: {who}; wait for it (memory_status shows its progress)"
                 )
+            held.callback(lock.release)
             folder = job_dir or self.root / _new_job_id()
-            folder.mkdir(parents=True, exist_ok=True)
+            held.callback(self._own_job(folder).release)
             meta = {"job_id": folder.name, "pid": os.getpid(), "stage": stage, "started": _now()}
             write_json(folder / "job.json", {**meta, "cmd": sys.argv})
             lock.describe(meta)
-        try:
             yield folder
-        finally:
-            lock.release()
 
     def running(self) -> Job | None:
-        """The job holding the retrain lock, or None. Only the OS lock says whether it lives."""
-        info = self._holder()
-        if info is None:
-            return None
-        job_id = info.get("job_id")
-        if not isinstance(job_id, str):  # never described: nothing to join, but busy all the same
-            return Job("unknown", "running", "both", phase="starting")
-        folder = self.root / job_id
-        if (folder / "result.json").exists():
-            return None  # done with the work; it lets go as it exits
-        if not (folder / "job.json").exists():  # its starter is spawning it now
-            return Job(job_id, "running", info.get("stage", "both"), pid=info.get("pid"), phase="starting")
-        return self.get(job_id)
+        """The job holding the retrain lock, or None. Only the OS locks say whether it lives."""
+        for _ in range(50):
+            info = self._holder()
+            if info is None:
+                return None
+            job_id = info.get("job_id")
+            if isinstance(job_id, str) and self._alive(job_id):
+                folder = self.root / job_id
+                if (folder / "result.json").exists():
+                    return None  # done with the work; it lets go as it exits
+                if not (folder / "job.json").exists():  # its starter is spawning it now
+                    stage = info.get("stage", "both")
+                    return Job(job_id, "running", stage, pid=info.get("pid"), phase="starting")
+                return self.get(job_id)
+            time.sleep(0.02)  # the lock's new holder is describing itself in place of a dead one's words
+        return Job("unknown", "running", "both", phase="starting")
 
     def get(self, job_id: str | None = None) -> Job:
         """A job's state from its folder (default: the running one, else the newest)."""
@@ -165,7 +172,7 @@ class Jobs:
         if not meta:
             raise JobError(f"no job {job_id!r}")
         progress, result = read_json(folder / "progress.json"), read_json(folder / "result.json")
-        alive = not result and (self._holder() or {}).get("job_id") == job_id
+        alive = not result and self._alive(job_id)
         states = {True: "done", False: "failed", None: "running" if alive else "failed"}
         state = states[bool(result.get("ok")) if result else None]
         error = result.get("error") if result else (None if alive else _last_error(folder / "log.txt"))
@@ -193,28 +200,42 @@ class Jobs:
         assert lock.fd is not None
         job_id = _new_job_id()
         folder = self.root / job_id
-        folder.mkdir(parents=True)
-        started = _now()
-        lock.describe({"job_id": job_id, "pid": os.getpid(), "stage": stage, "started": started})
-        cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), *argv]
-        cmd += ["--job-dir", str(folder), "--lock-fd", str(lock.fd), "--json"]
-        with open(folder / "log.txt", "ab") as log, open(folder / "stdout.json", "wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=log,
-                pass_fds=(lock.fd,),  # the lock goes with it: it is free the moment the child ends
-                start_new_session=True,  # not killed with the server's process group; its own crash stays its own
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        # Reap it when it ends, or it lingers as a zombie.
-        self._children[proc.pid] = proc
-        threading.Thread(target=proc.wait, daemon=True).start()
-        meta = {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started}
-        write_json(folder / "job.json", {**meta, "cmd": cmd})
-        lock.describe(meta)
+        own = self._own_job(folder)
+        try:
+            started = _now()
+            lock.describe({"job_id": job_id, "pid": os.getpid(), "stage": stage, "started": started})
+            cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), *argv]
+            cmd += ["--job-dir", str(folder), "--lock-fd", str(lock.fd), "--json"]
+            with open(folder / "log.txt", "ab") as log, open(folder / "stdout.json", "wb") as out:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=log,
+                    pass_fds=(lock.fd, own.fd),  # the locks go with it: free the moment the child ends
+                    start_new_session=True,  # not killed with the server's process group; a crash stays its own
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            # Reap it when it ends, or it lingers as a zombie.
+            self._children[proc.pid] = proc
+            threading.Thread(target=proc.wait, daemon=True).start()
+            meta = {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started}
+            write_json(folder / "job.json", {**meta, "cmd": cmd})
+            lock.describe(meta)
+        finally:
+            own.release()  # the child holds it now (or there is no child)
         return self.get(job_id)
+
+    def _own_job(self, folder: Path) -> FileLock:
+        """The job's own lock in its new folder, taken under the retrain lock: it says which job lives."""
+        folder.mkdir(parents=True, exist_ok=True)
+        own = FileLock(folder / JOB_LOCK)
+        if not own.acquire():
+            raise JobError(f"{folder} belongs to another job")
+        return own
+
+    def _alive(self, job_id: str) -> bool:
+        return holder(self.root / job_id / JOB_LOCK) is not None
 
     def _holder(self) -> dict[str, Any] | None:
         """The lock holder's description; waits out the instant in which a new holder is writing it."""

@@ -61,20 +61,54 @@ def kill_9(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+SHELL_TRAINING = """
+import sys, time
+from lmm_mcp.config import Config
+from lmm_mcp.jobs import Jobs
+with Jobs(Config.load(sys.argv[1])).hold("sft") as folder:
+    print(folder.name, flush=True)
+    time.sleep(600)
+"""
+
+
+def shell_training(cfg) -> tuple[subprocess.Popen, str]:
+    """A process holding the retrain lock as `lmm-mcp train` does (`Jobs.hold`); and its job id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SHELL_TRAINING, str(cfg.home)], stdout=subprocess.PIPE, text=True, env=ENV
+    )
+    return proc, proc.stdout.readline().strip()
+
+
 def test_the_retrain_lock_lives_exactly_as_long_as_its_process(cfg):
     jobs = Jobs(cfg)
-    holder_proc = hold(jobs.lock, "j-held")
+    training, job_id = shell_training(cfg)
     try:
         job = jobs.running()
-        assert job is not None and job.job_id == "j-held" and job.state == "running"
-        with pytest.raises(JobError, match="j-held"), jobs.hold("sft"):
+        assert job is not None and job.job_id == job_id and job.state == "running" and job.pid == training.pid
+        with pytest.raises(JobError, match=job_id), jobs.hold("sft"):
             pass
     finally:
-        kill_9(holder_proc)
+        kill_9(training)
     assert jobs.running() is None  # kill -9: the kernel let go, nothing to clean up
+    assert jobs.get(job_id).state == "failed"
     with jobs.hold("sft") as folder:
         assert jobs.running().job_id == folder.name
     assert jobs.running() is None
+
+
+def test_a_dead_jobs_words_are_not_taken_for_a_live_one(cfg):
+    """The lock file still names a job killed -9 while a new holder has not described itself yet: that job is
+    not running (its own lock in its folder is free), whoever holds the retrain lock."""
+    jobs = Jobs(cfg)
+    (jobs.root / "j-dead").mkdir(parents=True)
+    (jobs.root / "j-dead" / "job.json").write_bytes(orjson.dumps({"job_id": "j-dead", "stage": "sft"}))
+    other = hold(jobs.lock, "j-dead")  # holds the retrain lock, with the dead job's words in it
+    try:
+        job = jobs.running()
+        assert job is not None and job.job_id != "j-dead"
+        assert jobs.get("j-dead").state == "failed"
+    finally:
+        kill_9(other)
 
 
 def test_a_live_pid_in_the_lock_file_keeps_nothing_alive(cfg):
@@ -88,38 +122,28 @@ def test_a_live_pid_in_the_lock_file_keeps_nothing_alive(cfg):
 
 
 def test_lmm_mcp_train_takes_the_lock_the_retrain_tool_holds(cfg):
-    jobs = Jobs(cfg)
+    jobs = Jobs(dataclasses.replace(cfg, allow_cpu_training=True))
     cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(cfg.home), "--prepare-only", "--json"]
-    job = hold(jobs.lock, "j-tool")
+    job = jobs.start({"stage": "sft"})
+    os.kill(job.pid, signal.SIGSTOP)  # the retrain tool's job, held still while the shell tries
     try:
         refused = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
     finally:
-        kill_9(job)
+        os.kill(job.pid, signal.SIGKILL)
+        jobs._children[job.pid].wait(30)
     assert refused.returncode == 2
-    assert "already running" in refused.stderr and "j-tool" in refused.stderr
+    assert "already running" in refused.stderr and job.job_id in refused.stderr
     # free again: it gets past the lock (and stops at the empty store), leaving its own job behind
     ran = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
     assert "already running" not in ran.stderr and "ingest sessions first" in ran.stderr
-    assert jobs.get().state == "failed" and "ingest" in jobs.get().error
+    latest = jobs.get()
+    assert latest.job_id != job.job_id and latest.state == "failed" and "ingest" in latest.error
 
 
 def test_the_retrain_tool_joins_a_training_started_from_the_shell(cfg):
     jobs = Jobs(dataclasses.replace(cfg, allow_cpu_training=True))
-    script = textwrap.dedent(
-        """
-        import sys, time
-        from lmm_mcp.config import Config
-        from lmm_mcp.jobs import Jobs
-        with Jobs(Config.load(sys.argv[1])).hold("sft") as folder:
-            print(folder.name, flush=True)
-            time.sleep(600)
-        """
-    )
-    shell = subprocess.Popen(
-        [sys.executable, "-c", script, str(cfg.home)], stdout=subprocess.PIPE, text=True, env=ENV
-    )
+    shell, name = shell_training(cfg)
     try:
-        name = shell.stdout.readline().strip()
         joined = jobs.start({"stage": "both"})
         assert joined.joined and joined.job_id == name and joined.stage == "sft" and joined.pid == shell.pid
     finally:
