@@ -124,13 +124,15 @@ class Jobs:
                     raise JobError("--lock-fd is for a job the retrain tool started: it needs --job-dir")
                 yield job_dir  # its starter took the job's own lock too, and passed it down
                 return
-            lock = FileLock(self.lock)
-            if not lock.acquire():
-                job = self.running()
-                who = f"job {job.job_id} (pid {job.pid})" if job else "another process"
-                raise JobError(
-                    f"a retrain is already running: {who}; wait for it (memory_status shows its progress)"
-                )
+            lock, deadline = FileLock(self.lock), time.monotonic() + TAKE_LOCK_S
+            while not lock.acquire():
+                job = self.running()  # None: a job just ending, or another process looking: look again
+                if job is not None or time.monotonic() > deadline:
+                    who = f"job {job.job_id} (pid {job.pid})" if job else "another process"
+                    raise JobError(
+                        f"a retrain is already running: {who}; wait for it (memory_status shows its progress)"
+                    )
+                time.sleep(0.02)
             held.callback(lock.release)
             folder = job_dir or self.root / _new_job_id()
             held.callback(self._own_job(folder).release)
