@@ -308,7 +308,7 @@ def test_kill_9_during_training_5_times(tmp_path, capsys):
     from trainer.tiny import build_tiny_qwen3
     from trainer.versions import active_version
 
-    write_transcripts(tmp_path / "projects", 3.0, seed=2, projects=3)
+    write_transcripts(tmp_path / "projects", 1.5, seed=2, projects=3)
     cfg = Config.load(home=tmp_path / "home", claude_dir=tmp_path / "projects")
     cfg = dataclasses.replace(cfg, allow_cpu_training=True)
     conn = connect(cfg.db_path)
@@ -316,9 +316,9 @@ def test_kill_9_during_training_5_times(tmp_path, capsys):
     refresh_memories(conn)
     conn.close()
     tiny = build_tiny_qwen3(tmp_path / "qwen3")
-    options = {"model": str(tiny), "max_steps": 3, "seq_len": 256, "eval_limit": 3}
-    args = ["train", "--home", str(cfg.home), "--json", "--model", str(tiny), "--max-steps", "3"]
-    args += ["--seq-len", "256", "--eval-limit", "3"]
+    options = {"model": str(tiny), "max_steps": 2, "seq_len": 256, "eval_limit": 2}
+    args = ["train", "--home", str(cfg.home), "--json", "--model", str(tiny), "--max-steps", "2"]
+    args += ["--seq-len", "256", "--eval-limit", "2"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
     assert cli.main(args) == 0
