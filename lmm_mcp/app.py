@@ -133,7 +133,8 @@ class App:
 
             started = time.perf_counter()
             try:
-                report.chunks_embedded = embed_pending(self.conn, self.embedder(), on_embedded)
+                lock = self.cfg.home / "embed.lock"  # one embedding process per home (lmm_mcp.embed)
+                report.chunks_embedded = embed_pending(self.conn, self.embedder(), on_embedded, lock=lock)
             except Exception as e:  # BM25 still finds everything; say why vectors lag
                 report.embed_error = f"{type(e).__name__}: {e}"
                 report.errors.append(

@@ -20,6 +20,9 @@ one JSON document on stdout (`search --queries` prints one per line); progress g
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["hook"] and not {"-h", "--help"} & set(argv):
         return hooks.main(argv[1:])  # a hook must never fail the user's session, even on a bad config
     args = _parser().parse_args(argv)
+    cfg = None
     try:
         cfg = Config.load(args.home, getattr(args, "claude_dir", None))
         return args.run(cfg, args)
@@ -57,6 +61,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except (sqlite3.OperationalError, OSError) as e:
+        if not _out_of_space(e):
+            raise
+        print(
+            f"lmm-mcp {args.command}: cannot write under {cfg.home if cfg else 'the home'} ({e}): the disk is "
+            "probably full. Free some space and run it again; what was stored before is intact.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _out_of_space(e: Exception) -> bool:
+    """A write refused for want of room: SQLite's "full" (or the I/O error a file size limit gives), ENOSPC."""
+    if isinstance(e, sqlite3.OperationalError):
+        return "full" in str(e) or "disk I/O error" in str(e)
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # one source: trainer.options
     p.add_argument("--prepare-only", action="store_true", help="write the training data and stop")
     p.add_argument("--job-dir", type=Path, help=argparse.SUPPRESS)  # set by the retrain tool's background job
+    p.add_argument("--lock-fd", type=int, help=argparse.SUPPRESS)  # the retrain lock, passed to that job
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", parents=[common], help="evaluate an adapter version on its held-out pairs")
@@ -243,35 +264,43 @@ def cmd_memories(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    """Train under the retrain lock, the same one the `retrain` tool's jobs hold: one training per home."""
+    from lmm_mcp.jobs import JobError
+
+    app = App.open(cfg)
+    stage = getattr(args, "stage", None) or "both"
+    with contextlib.ExitStack() as stack:
+        try:
+            job_dir = stack.enter_context(app.jobs().hold(stage, job_dir=args.job_dir, lock_fd=args.lock_fd))
+        except JobError as e:
+            raise UsageError(str(e)) from None
+        return _train(app, args, job_dir)
+
+
+def _train(app: App, args: argparse.Namespace, job_dir: Path) -> int:
+    from lmm_mcp.jobs import write_progress, write_result
     from lmm_mcp.memories import refresh_memories
     from trainer import options
     from trainer.pipeline import PipelineConfig, run_pipeline
 
-    app = App.open(cfg)
+    cfg = app.cfg
     refresh_memories(app.conn)
     base = PipelineConfig(home=cfg.home, model=cfg.base_model, keep_versions=cfg.keep_versions)
     pipeline = options.apply(base, options.from_namespace(args, PipelineConfig))
     pipeline.prepare_only = args.prepare_only
     history = app.history()
-    on_progress = _print_progress
-    if args.job_dir:
-        from lmm_mcp.jobs import write_progress, write_result
 
-        def on_progress(p) -> None:
-            _print_progress(p)
-            write_progress(args.job_dir, p.as_dict())
+    def on_progress(p) -> None:
+        _print_progress(p)
+        write_progress(job_dir, p.as_dict())
 
     try:
         result = run_pipeline(pipeline, history, on_progress=on_progress, log=_log)
     except BaseException as e:
-        if args.job_dir:
-            write_result(args.job_dir, {"ok": False, "error": f"{type(e).__name__}: {e}"})
+        write_result(job_dir, {"ok": False, "error": f"{type(e).__name__}: {e}"})
         raise
     doc = result.as_dict()
-    if args.job_dir:
-        write_result(
-            args.job_dir, {"ok": True, "adapter_version": result.adapter_version, "run_dir": doc["run_dir"]}
-        )
+    write_result(job_dir, {"ok": True, "adapter_version": result.adapter_version, "run_dir": doc["run_dir"]})
     text = _train_summary(doc)
     _emit(args, doc, text)
     return 0

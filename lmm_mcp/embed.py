@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from lmm_mcp.config import DEFAULT_EMBED_MODEL
+from trainer.locks import FileLock
 
-EMBED_PAGE = 512  # chunks read from the store per embedding round
+EMBED_PAGE = 512  # chunks read from the store per page
+EMBED_ROUNDS = 3  # an ingest holding the embedding lock embeds what others added meanwhile this many times
 # Plain tool output (file reads, command stdout) is most of the text and little of the memory: it stays
 # searchable by BM25 but is not embedded, which makes embedding 2-3x cheaper (docs/benchmarks.md).
 UNEMBEDDED_KINDS = ("tool_result",)
@@ -182,22 +185,59 @@ def resolve_model(name: str) -> str:
 
 
 def embed_pending(
-    conn: sqlite3.Connection, embedder: Embedder, progress: Callable[[int], None] | None = None
+    conn: sqlite3.Connection,
+    embedder: Embedder,
+    progress: Callable[[int], None] | None = None,
+    *,
+    lock: Path | None = None,
 ) -> int:
-    """Embed every chunk that has no vector for this model yet; returns how many were embedded.
+    """Embed every chunk that has no vector for this model yet; returns how many this call embedded.
 
-    Reads and writes in pages with short transactions: other processes keep ingesting meanwhile, and two
-    processes embedding at once only waste work, never duplicate it (one vector row per chunk).
+    With `lock` (a file per home), one process embeds at a time and the others return 0 at once, without
+    loading the model: several sessions ending together would otherwise each load it in their own ingest.
+    Their chunks are not left behind: a process that found the lock taken had committed them before it
+    looked, and the holder looks for pending chunks again after letting go and takes the lock again if there
+    are some, up to EMBED_ROUNDS times (so that a busy store cannot keep one ingest embedding for ever; past
+    that, the next ingest embeds them, and BM25 finds them meanwhile).
     """
+    if lock is None:
+        return _embed_all(conn, embedder, progress)
+    done = 0
+    for _ in range(EMBED_ROUNDS):
+        owner = FileLock(lock)
+        if not owner.acquire():
+            return done  # the holder embeds ours too (see above)
+        try:
+            owner.describe({"pid": os.getpid()})
+            done += _embed_all(conn, embedder, progress)
+        finally:
+            owner.release()
+        if not _pending(conn, embedder.model_name, 0, 1):
+            break
+    return done
+
+
+def _pending(
+    conn: sqlite3.Connection, model: str, after: int, limit: int, upto: int | None = None
+) -> list[tuple[int, str]]:
+    """Chunks with ids in (`after`, `upto`] without a vector for `model`, in id order."""
+    return conn.execute(
+        "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
+        "WHERE v.chunk_id IS NULL AND c.id > ? AND c.id <= ? "
+        f"AND c.kind NOT IN ({','.join('?' * len(UNEMBEDDED_KINDS))}) ORDER BY c.id LIMIT ?",
+        (model, after, upto if upto is not None else 2**63 - 1, *UNEMBEDDED_KINDS, limit),
+    ).fetchall()
+
+
+def _embed_all(conn: sqlite3.Connection, embedder: Embedder, progress: Callable[[int], None] | None) -> int:
+    """The chunks pending now, in pages with short transactions: other processes keep ingesting meanwhile
+    (what they add later waits for the next round), and two processes embedding at once only waste work,
+    never duplicate it (one vector row per chunk)."""
+    (newest,) = conn.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()
     done = 0
     last_id = 0
     while True:
-        rows = conn.execute(
-            "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
-            f"WHERE v.chunk_id IS NULL AND c.id > ? AND c.kind NOT IN ({','.join('?' * len(UNEMBEDDED_KINDS))})"
-            " ORDER BY c.id LIMIT ?",
-            (embedder.model_name, last_id, *UNEMBEDDED_KINDS, EMBED_PAGE),
-        ).fetchall()
+        rows = _pending(conn, embedder.model_name, last_id, EMBED_PAGE, upto=newest)
         if not rows:
             return done
         vecs = embedder.encode([r[1] for r in rows])

@@ -8,8 +8,13 @@ A job is `python -m lmm_mcp train --job-dir <home>/jobs/<id> ...` started in its
 freed when it exits, the server keeps answering meanwhile, and a crash stays in the child. The child writes
 `progress.json` (atomically, on every report) and `result.json`; its stderr goes to `log.txt`.
 
-One job per home across every server process: `<home>/jobs/retrain.lock` names the running job and its pid,
-created with O_EXCL. A lock whose pid is gone (a crash, a reboot, kill -9) is stale and is taken over.
+One job per home across every server process and shell: `<home>/jobs/retrain.lock` is held with `flock`
+(`trainer.locks`) by the training process itself, so a crash, a reboot or a kill -9 frees it and a reused pid
+can never keep it. The retrain tool's starter takes it and passes it to the child (`--lock-fd`); `lmm-mcp
+train` from a shell takes the same lock and gets a job folder too, so either kind is visible to the other.
+The lock file also names the job, for display and for joining; whether that job lives is told by its own
+lock, `<home>/jobs/<id>/job.lock`, held the same way by the same process (so a dead job's name, left in the
+file for the instant before a new holder writes its own, is never taken for the running job).
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from lmm_mcp.config import Config
 from trainer.atomic import read_json, write_json
 from trainer.devices import gpu_visible
+from trainer.locks import FileLock, holder
+
+JOB_LOCK = (
+    "job.lock"  # in a job's folder, held by its process: a dead job's words in retrain.lock are ignored
+)
+TAKE_LOCK_S = 10.0  # how long `start` keeps looking while jobs end and start around it
 
 
 class JobError(RuntimeError):
@@ -82,52 +92,72 @@ class Jobs:
                 f"{self.cfg.home / 'config.toml'} to train anyway (slow, fine for small models), "
                 "or run `lmm-mcp train --prepare-only` here and `accelerate launch -m trainer` on a GPU box"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        deadline = time.monotonic() + TAKE_LOCK_S
+        while time.monotonic() < deadline:
             running = self.running()
             if running is not None:
                 running.joined = True
                 return running
-            job_id = time.strftime("j-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
-            try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue  # another process got there first: join its job on the next pass
-            with os.fdopen(fd, "wb") as fh:  # our own pid until the child's is known: alive either way
-                fh.write(orjson.dumps({"job_id": job_id, "pid": os.getpid(), "stage": stage}))
-            try:
-                return self._spawn(job_id, stage, argv)
-            except BaseException:
-                self.lock.unlink(missing_ok=True)
-                raise
-        raise JobError(f"could not take {self.lock}: another process keeps creating it")
+            lock = FileLock(self.lock)
+            if lock.acquire():
+                try:
+                    return self._spawn(lock, stage, argv)
+                finally:
+                    lock.release()  # the child keeps its own descriptor, and with it the lock
+            time.sleep(0.02)  # a job just ending, or another process looking: look again
+        raise JobError(f"could not take {self.lock}: a job keeps ending and starting; try again")
+
+    @contextlib.contextmanager
+    def hold(self, stage: str, *, job_dir: Path | None = None, lock_fd: int | None = None) -> Iterator[Path]:
+        """The retrain lock for a training run in this process; yields its job folder.
+
+        With `lock_fd` (a job the retrain tool started) the lock is the one its starter passed down; else it
+        is taken here (`lmm-mcp train` from a shell), or JobError says which job holds it.
+        """
+        with contextlib.ExitStack() as held:
+            if lock_fd is not None:
+                try:
+                    held.callback(FileLock.adopt(self.lock, lock_fd).release)
+                except OSError as e:
+                    raise JobError(f"the retrain lock was not passed down to this job ({e})") from e
+                if job_dir is None:
+                    raise JobError("--lock-fd is for a job the retrain tool started: it needs --job-dir")
+                yield job_dir  # its starter took the job's own lock too, and passed it down
+                return
+            lock, deadline = FileLock(self.lock), time.monotonic() + TAKE_LOCK_S
+            while not lock.acquire():
+                job = self.running()  # None: a job just ending, or another process looking: look again
+                if job is not None or time.monotonic() > deadline:
+                    who = f"job {job.job_id} (pid {job.pid})" if job else "another process"
+                    raise JobError(
+                        f"a retrain is already running: {who}; wait for it (memory_status shows its progress)"
+                    )
+                time.sleep(0.02)
+            held.callback(lock.release)
+            folder = job_dir or self.root / _new_job_id()
+            held.callback(self._own_job(folder).release)
+            meta = {"job_id": folder.name, "pid": os.getpid(), "stage": stage, "started": _now()}
+            write_json(folder / "job.json", {**meta, "cmd": sys.argv})
+            lock.describe(meta)
+            yield folder
 
     def running(self) -> Job | None:
-        """The job that holds the lock, or None; a stale lock (dead pid) is removed."""
-        try:
-            held = orjson.loads(self.lock.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, orjson.JSONDecodeError):
-            held = {}
-        if not held:
-            # Being written right now (O_EXCL create, then the write) or torn: give the writer a moment.
-            time.sleep(0.05)
-            try:
-                held = orjson.loads(self.lock.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                self._break_lock()
+        """The job holding the retrain lock, or None. Only the OS locks say whether it lives."""
+        for _ in range(50):
+            info = self._holder()
+            if info is None:
                 return None
-        pid = held.get("pid")
-        finished = (
-            self.root / str(held.get("job_id")) / "result.json"
-        ).exists()  # exiting, done with the work
-        if isinstance(pid, int) and not finished and self._alive(pid):
-            if not (self.root / held["job_id"] / "job.json").exists():  # its starter is spawning it now
-                return Job(held["job_id"], "running", held.get("stage", "both"), pid=pid, phase="starting")
-            return self.get(held["job_id"])
-        self._break_lock()
-        return None
+            job_id = info.get("job_id")
+            if isinstance(job_id, str) and self._alive(job_id):
+                folder = self.root / job_id
+                if (folder / "result.json").exists():
+                    return None  # done with the work; it lets go as it exits
+                if not (folder / "job.json").exists():  # its starter is spawning it now
+                    stage = info.get("stage", "both")
+                    return Job(job_id, "running", stage, pid=info.get("pid"), phase="starting")
+                return self.get(job_id)
+            time.sleep(0.02)  # the lock's new holder is describing itself in place of a dead one's words
+        return Job("unknown", "running", "both", phase="starting")
 
     def get(self, job_id: str | None = None) -> Job:
         """A job's state from its folder (default: the running one, else the newest)."""
@@ -144,8 +174,7 @@ class Jobs:
         if not meta:
             raise JobError(f"no job {job_id!r}")
         progress, result = read_json(folder / "progress.json"), read_json(folder / "result.json")
-        pid = meta.get("pid")
-        alive = isinstance(pid, int) and self._alive(pid)
+        alive = not result and self._alive(job_id)
         states = {True: "done", False: "failed", None: "running" if alive else "failed"}
         state = states[bool(result.get("ok")) if result else None]
         error = result.get("error") if result else (None if alive else _last_error(folder / "log.txt"))
@@ -153,7 +182,7 @@ class Jobs:
             job_id=job_id,
             state=state,
             stage=meta.get("stage", "both"),
-            pid=pid,
+            pid=meta.get("pid"),
             started=meta.get("started"),
             finished=result.get("finished") if result else None,
             step=progress.get("step"),
@@ -169,46 +198,55 @@ class Jobs:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _spawn(self, job_id: str, stage: str, argv: list[str]) -> Job:
+    def _spawn(self, lock: FileLock, stage: str, argv: list[str]) -> Job:
+        assert lock.fd is not None
+        job_id = _new_job_id()
         folder = self.root / job_id
-        folder.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), *argv]
-        cmd += ["--job-dir", str(folder), "--json"]
-        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with open(folder / "log.txt", "ab") as log, open(folder / "stdout.json", "wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=log,
-                start_new_session=True,  # not killed with the server's process group; its own crash stays its own
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        # Reap it when it ends, or it lingers as a zombie that still looks alive to os.kill(pid, 0).
-        self._children[proc.pid] = proc
-        threading.Thread(target=proc.wait, daemon=True).start()
-        write_json(
-            folder / "job.json",
-            {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started, "cmd": cmd},
-        )
-        write_json(self.lock, {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started})
+        own = self._own_job(folder)
+        try:
+            started = _now()
+            lock.describe({"job_id": job_id, "pid": os.getpid(), "stage": stage, "started": started})
+            cmd = [sys.executable, "-m", "lmm_mcp", "train", "--home", str(self.cfg.home), *argv]
+            cmd += ["--job-dir", str(folder), "--lock-fd", str(lock.fd), "--json"]
+            with open(folder / "log.txt", "ab") as log, open(folder / "stdout.json", "wb") as out:
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=log,
+                    pass_fds=(lock.fd, own.fd),  # the locks go with it: free the moment the child ends
+                    start_new_session=True,  # not killed with the server's process group; a crash stays its own
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            # Reap it when it ends, or it lingers as a zombie.
+            self._children[proc.pid] = proc
+            threading.Thread(target=proc.wait, daemon=True).start()
+            meta = {"job_id": job_id, "pid": proc.pid, "stage": stage, "started": started}
+            write_json(folder / "job.json", {**meta, "cmd": cmd})
+            lock.describe(meta)
+        finally:
+            own.release()  # the child holds it now (or there is no child)
         return self.get(job_id)
 
-    def _alive(self, pid: int) -> bool:
-        child = self._children.get(pid)
-        if child is not None:
-            return child.poll() is None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return not _is_zombie(pid)
+    def _own_job(self, folder: Path) -> FileLock:
+        """The job's own lock in its new folder, taken under the retrain lock: it says which job lives."""
+        folder.mkdir(parents=True, exist_ok=True)
+        own = FileLock(folder / JOB_LOCK)
+        if not own.acquire():
+            raise JobError(f"{folder} belongs to another job")
+        return own
 
-    def _break_lock(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.lock.unlink()
+    def _alive(self, job_id: str) -> bool:
+        return holder(self.root / job_id / JOB_LOCK) is not None
+
+    def _holder(self) -> dict[str, Any] | None:
+        """The lock holder's description; waits out the instant in which a new holder is writing it."""
+        for _ in range(50):
+            info = holder(self.lock)
+            if info != {}:
+                return info
+            time.sleep(0.02)
+        return {}
 
 
 def write_progress(job_dir: Path, progress: dict[str, Any]) -> None:
@@ -216,17 +254,15 @@ def write_progress(job_dir: Path, progress: dict[str, Any]) -> None:
 
 
 def write_result(job_dir: Path, result: dict[str, Any]) -> None:
-    write_json(
-        job_dir / "result.json", {**result, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    )
+    write_json(job_dir / "result.json", {**result, "finished": _now()})
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().split(b")")[-1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False
+def _new_job_id() -> str:
+    return time.strftime("j-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _last_error(log: Path) -> str | None:

@@ -17,6 +17,7 @@ Without a `history` (a GPU box under `accelerate launch`), the run folder must a
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +30,7 @@ from trainer import checkpoint
 from trainer.atomic import read_json
 from trainer.devices import MemoryPeak, fit_settings
 from trainer.errors import TrainerError
+from trainer.locks import FileLock, holder
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
 from trainer.settings import (
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
     from trainer.pairs import History
     from trainer.train import StageResult
     from trainer.versions import VersionInfo
+
+
+OWNER_LOCK = "owner.lock"  # in a run folder: held by the one training that works in it (trainer.locks)
 
 
 class PipelineError(TrainerError, RuntimeError):
@@ -172,11 +177,59 @@ def run_pipeline(
     """
     if cfg.stage not in STAGE_CHOICES:
         raise PipelineError(f"stage {cfg.stage!r}: choose one of {', '.join(STAGE_CHOICES)}")
-    say = log or (lambda _msg: None)
-    if run_dir is not None and cfg.fresh:  # a given run folder, trained afresh: its data stays, its stages go
+    run_dir, owner = own_run(cfg, run_dir)
+    try:
+        return _run(cfg, history, run_dir, on_progress, log or (lambda _msg: None))
+    finally:
+        if owner is not None:
+            owner.release()
+
+
+def own_run(cfg: PipelineConfig, run_dir: Path | None = None) -> tuple[Path, FileLock | None]:
+    """The run folder for this run, with the lock that makes it ours alone until we release it.
+
+    A given folder that another training holds is refused. Otherwise the unfinished run with the same
+    settings is resumed if it is free, and a new folder is made if it is not: two trainings never share one.
+    Under `accelerate launch` only rank 0 takes the lock; the other ranks work in the folder it holds.
+    """
+    if os.environ.get("RANK", "0") != "0":
+        return run_dir or checkpoint.open_run(cfg.home, cfg.fingerprint(), fresh=cfg.fresh), None
+    if run_dir is not None:
+        owner = FileLock(run_dir / OWNER_LOCK)
+        if not owner.acquire():
+            raise PipelineError(
+                f"{run_dir} belongs to another training now ({holder(owner.path) or 'starting'}): "
+                "wait for it to end, or train another run folder"
+            )
+        return _described(owner), owner
+    fresh = cfg.fresh
+    for _ in range(10):
+        try:
+            run_dir = checkpoint.open_run(cfg.home, cfg.fingerprint(), fresh=fresh)
+        except FileExistsError:  # another training made that very folder this second
+            continue
+        owner = FileLock(run_dir / OWNER_LOCK)
+        if owner.acquire():
+            return _described(owner), owner
+        fresh = True  # the unfinished run with these settings is another training's: start our own
+    raise PipelineError(f"could not make a run folder of our own under {cfg.home / 'runs'}; try again")
+
+
+def _described(owner: FileLock) -> Path:
+    owner.describe({"pid": os.getpid(), "since": checkpoint.now()})
+    return owner.path.parent
+
+
+def _run(
+    cfg: PipelineConfig,
+    history: History | None,
+    run_dir: Path,
+    on_progress: Callable[[Progress], None] | None,
+    say: Callable[[str], None],
+) -> PipelineResult:
+    if cfg.fresh:  # a given folder, trained afresh: its data stays, its stages go (a new folder has none)
         for stage in STAGES:
             shutil.rmtree(run_dir / stage, ignore_errors=True)
-    run_dir = run_dir or checkpoint.open_run(cfg.home, cfg.fingerprint(), fresh=cfg.fresh)
     started = read_json(run_dir / "run.json").get("started") or checkpoint.now()
     checkpoint.update_run(
         run_dir, config=cfg.as_dict(), fingerprint=cfg.fingerprint(), status="running", started=started
