@@ -276,7 +276,9 @@ def adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from trainer.models import load_model
 
-    model, _ = load_model(str(tiny), cache_dir=tmp_path_factory.mktemp("cache"), device="cpu")
+    model, _ = load_model(
+        str(tiny), cache_dir=tmp_path_factory.mktemp("cache"), device="cpu", dtype="float32"
+    )
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
@@ -300,9 +302,13 @@ PROMPTS = [
 def test_generation_with_an_adapter_is_batch_invariant(tiny: Path, adapter: Path, tmp_path: Path) -> None:
     from trainer.generate import generate_memories, load_for_generation
 
-    base, tokenizer = load_for_generation(str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu")
+    base, tokenizer = load_for_generation(
+        str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu", dtype="float32"
+    )
     plain = generate_memories(base, tokenizer, PROMPTS, max_new_tokens=6)
-    model, tokenizer = load_for_generation(str(tiny), cache_dir=tmp_path, adapter_dir=adapter, device="cpu")
+    model, tokenizer = load_for_generation(
+        str(tiny), cache_dir=tmp_path, adapter_dir=adapter, device="cpu", dtype="float32"
+    )
     tokenizer.padding_side = "right"
     batched = generate_memories(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=3)
     assert tokenizer.padding_side == "right"  # restored
@@ -316,7 +322,9 @@ def test_generation_with_an_adapter_is_batch_invariant(tiny: Path, adapter: Path
 def test_a_prompt_longer_than_the_model_is_cut_from_the_left(tiny: Path, tmp_path: Path) -> None:
     from trainer.generate import generate_memories, load_for_generation
 
-    model, tokenizer = load_for_generation(str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu")
+    model, tokenizer = load_for_generation(
+        str(tiny), cache_dir=tmp_path, adapter_dir=None, device="cpu", dtype="float32"
+    )
     long = recall_messages("which store?", [Passage("x " * 300, "s", f"u{i}") for i in range(8)])
     assert len(tokenizer(long[1]["content"])["input_ids"]) > model.config.max_position_embeddings
     assert len(generate_memories(model, tokenizer, [long, PROMPTS[0]], max_new_tokens=4)) == 2

@@ -20,7 +20,9 @@ from trainer.tiny import build_tiny_qwen3
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("loss")
-    model, _ = load_model(str(build_tiny_qwen3(root / "tiny")), cache_dir=root / "cache", device="cpu")
+    model, _ = load_model(
+        str(build_tiny_qwen3(root / "tiny")), cache_dir=root / "cache", device="cpu", dtype="float32"
+    )
     return model
 
 

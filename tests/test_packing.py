@@ -45,7 +45,7 @@ def sft_rows(n: int) -> list[dict[str, Any]]:
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("packing")
     folder = build_tiny_qwen3(root / "tiny")
-    model, tokenizer = load_model(str(folder), cache_dir=root / "cache", device="cpu")
+    model, tokenizer = load_model(str(folder), cache_dir=root / "cache", device="cpu", dtype="float32")
     return {"root": root, "folder": folder, "model": model, "tokenizer": tokenizer}
 
 

@@ -314,7 +314,7 @@ def test_smollm2_pipeline_on_cpu(filled_home, tmp_path):
     b_weights = [t for name, t in lora.items() if "lora_B" in name]
     assert b_weights and any(t.abs().sum() > 0 for t in b_weights)  # LoRA B starts at zero: it moved
 
-    base, tokenizer = load_model(gguf, cache_dir=home / "models" / "base", device="cpu")
+    base, tokenizer = load_model(gguf, cache_dir=home / "models" / "base", device="cpu", dtype="float32")
     reference = {k: v.clone() for k, v in base.state_dict().items()}
     model = PeftModel.from_pretrained(base, version.path)
     inner = {

@@ -235,7 +235,7 @@ def test_cpt_then_sft_trains_only_the_adapter(
     monkeypatch.setattr(train_module, "load_model", keep_model)
     base = {
         k: v.clone()
-        for k, v in load_model(str(data["model"]), cache_dir=data["cache"], device="cpu")[0]
+        for k, v in load_model(str(data["model"]), cache_dir=data["cache"], device="cpu", dtype="float32")[0]
         .state_dict()
         .items()
     }
@@ -272,7 +272,7 @@ def test_cpt_then_sft_trains_only_the_adapter(
 
     from peft import PeftModel
 
-    fresh, tok = load_model(str(data["model"]), cache_dir=data["cache"], device="cpu")
+    fresh, tok = load_model(str(data["model"]), cache_dir=data["cache"], device="cpu", dtype="float32")
     model = PeftModel.from_pretrained(fresh, str(sft.adapter_dir))
     batch = collate([encode_sft(sft_rows(1)[0], tok, 128)], pad_id=tok.pad_token_id)
     with torch.no_grad():
