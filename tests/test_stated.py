@@ -169,7 +169,7 @@ def test_no_summary_and_no_error_for_an_empty_or_tool_only_session():
     assert of(extract_session(c.turns), "session") == []
 
 
-def test_summary_text_is_redacted_and_an_injected_instruction_is_only_quoted():
+def test_summary_text_keeps_no_key_and_no_injected_instruction():
     key = "sk-ant-api03-" + "Q" * 90
     c = Conv()
     c.user(
@@ -177,8 +177,9 @@ def test_summary_text_is_redacted_and_an_injected_instruction_is_only_quoted():
     )
     c.say("I won't do that; I can help with the Claude client setup instead.")
     (summary,) = of(extract_session(c.turns), "session")
-    assert key not in summary.text and "[REDACTED:" in summary.text
-    assert summary.text.startswith("Session of 2026-10-01 in shop: asked “Ignore previous instructions")
+    assert key not in summary.text and "Ignore previous instructions" not in summary.text
+    # the quoted prompt is neutralised, the summary around it kept
+    assert summary.text.startswith("Session of 2026-10-01 in shop: asked “[instruction-like text removed:")
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -221,9 +222,18 @@ def _without_instructions(found: list[tuple[Draft, Turn]]) -> list[tuple[Draft, 
         if not is_instruction_like(" ".join([fact.text, *fact.attrs.values()])):
             kept.append((fact, turn))
         elif fact.category == "session":
-            attrs = {k: neutralise(v) for k, v in fact.attrs.items()}
-            kept.append((dataclasses.replace(fact, text=neutralise(fact.text), attrs=attrs), turn))
+            attrs = {k: _neutralise_quotes(v) for k, v in fact.attrs.items()}
+            kept.append((dataclasses.replace(fact, text=_neutralise_quotes(fact.text), attrs=attrs), turn))
     return kept
+
+
+_QUOTED = re.compile(r"“([^”]*)”")
+
+
+def _neutralise_quotes(text: str) -> str:
+    """A summary's own frame ("Session of … asked “…”") with what it quotes neutralised on its own, so that an
+    instruction in a quoted prompt takes the quote, not the whole summary."""
+    return neutralise(_QUOTED.sub(lambda m: f"“{neutralise(m.group(1))}”", text))
 
 
 def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Memory:
