@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 
 from lmm_mcp.store import project_id, write_transaction
-from lmm_mcp.turns import load_session_turns
-from transcripts.extraction import Memory, combine, extract_session
+from lmm_mcp.turns import session_windows
+from transcripts.extraction import Memory, combine, extract_session, extract_windows
+from transcripts.parse import Turn
 
 WRITE_BATCH = 50  # sessions whose extraction is written per transaction
+EXTRACT_WINDOW_CHARS = (
+    32_000_000  # stored text a session's extraction holds at once; larger ones go in windows
+)
 
 
 @dataclass
@@ -55,7 +59,7 @@ def refresh_memories(
     stale = _stale_sessions(conn, force)
     pending: list[tuple[str, int, bytes]] = []
     for key, turns in stale:
-        found = extract_session(load_session_turns(conn, key))
+        found = _extract(conn, key)
         # orjson writes dataclasses as `asdict` would, ~10x faster (Memory.from_dict reads them back)
         pending.append((key, turns, orjson.dumps(found)))
         if len(pending) >= WRITE_BATCH:
@@ -74,6 +78,26 @@ def refresh_memories(
     report.memories = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _extract(conn: sqlite3.Connection, key: str) -> list[Memory]:
+    """A session's memories, from all its turns at once, or window by window when it is too large to hold
+    (a multi-GB transcript): memory stays bounded by the window, whatever the session's size."""
+    windows = session_windows(conn, key, EXTRACT_WINDOW_CHARS)
+    held = [next(windows, [])]
+    later = next(windows, None)
+    if later is None:
+        return extract_session(held.pop())
+    held.append(later)
+    del later
+    return extract_windows(_handed_over(held, windows))
+
+
+def _handed_over(held: list[list[Turn]], rest: Iterator[list[Turn]]) -> Iterator[list[Turn]]:
+    """`held` then `rest`, each window let go once handed over."""
+    while held:
+        yield held.pop(0)
+    yield from rest
 
 
 def load_memories(conn: sqlite3.Connection, *, include_superseded: bool = True) -> list[Memory]:

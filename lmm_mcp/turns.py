@@ -3,6 +3,7 @@
     conn.execute(INSERT_TURN, turn_row(key, turn))      # ingest writes a turn
     turn = load_turn(conn, turn_id)                      # a stored turn, shaped as the parser made it
     turns = load_session_turns(conn, key)                # a session's turns in arrival order
+    for window in session_windows(conn, key, 32_000_000):  # the same, a bounded window at a time
 
 Ingest (which merges streamed messages into stored turns) and the memory refresh (which re-extracts a grown
 session) both read turns back through here, so a stored turn always comes back with the same fields.
@@ -11,6 +12,7 @@ session) both read turns back through here, so a stored turn always comes back w
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 import orjson
 
@@ -82,11 +84,30 @@ def load_session_turns(conn: sqlite3.Connection, key: str) -> list[Turn]:
     ]
 
 
-def _aliases(conn: sqlite3.Connection, where: str, value: object) -> dict[int, list[str]]:
+def session_windows(conn: sqlite3.Connection, key: str, max_chars: int) -> Iterator[list[Turn]]:
+    """A stored session's turns in arrival order, in consecutive windows of about `max_chars` characters
+    each (at least one turn), read as they are used: a session of any size costs one window's memory."""
+    rows: list[tuple] = []
+    size = 0
+    for row in conn.execute(f"{_SELECT} WHERE t.session_key = ? ORDER BY t.id", (key,)):
+        rows.append(row)
+        size += sum(len(v) for v in row if isinstance(v, str))
+        if size >= max_chars:
+            yield _window(conn, key, rows)
+            rows, size = [], 0
+    if rows:
+        yield _window(conn, key, rows)
+
+
+def _window(conn: sqlite3.Connection, key: str, rows: list[tuple]) -> list[Turn]:
+    where = "r.session_key = ? AND r.turn_id BETWEEN ? AND ?"
+    aliases = _aliases(conn, where, key, rows[0][0], rows[-1][0])
+    return [_turn(r, aliases) for r in rows]
+
+
+def _aliases(conn: sqlite3.Connection, where: str, *values: object) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
-    for turn_id, uuid in conn.execute(
-        f"SELECT r.turn_id, r.uuid FROM record_uuids r WHERE {where}", (value,)
-    ):
+    for turn_id, uuid in conn.execute(f"SELECT r.turn_id, r.uuid FROM record_uuids r WHERE {where}", values):
         out.setdefault(turn_id, []).append(uuid)
     return out
 

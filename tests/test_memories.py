@@ -95,3 +95,33 @@ def test_a_grown_session_is_reextracted_alone(cfg, conn, tmp_path):
     assert report.sessions_extracted == 1
     assert report.added >= 1
     assert any("ripgrep" in m.text for m in load_memories(conn))
+
+
+def test_a_session_too_large_to_hold_is_extracted_window_by_window(cfg, conn, tmp_path, monkeypatch):
+    """Windows read every turn once, in order, with its record uuids; extracted window by window, a session
+    keeps the memories of its start and of its end (a multi-GB transcript costs one window's memory)."""
+    import lmm_mcp.memories as memories
+    from lmm_mcp.turns import load_session_turns, session_windows
+
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.5, seed=3, projects=3)
+    _ingest(cfg, conn, root)
+    key, size = conn.execute(
+        "SELECT session_key, sum(length(text) + length(tool_results)) AS n FROM turns"
+        " GROUP BY session_key ORDER BY n DESC LIMIT 1"
+    ).fetchone()
+    whole = load_session_turns(conn, key)
+    windows = list(session_windows(conn, key, size // 5))
+    assert len(windows) >= 4 and all(windows)
+    assert [t for w in windows for t in w] == whole  # every field, aliases included, in arrival order
+
+    refresh_memories(conn)
+    at_once = {
+        m.key for m in load_memories(conn) if any(s.session_id == whole[0].session_id for s in m.sources)
+    }
+    monkeypatch.setattr(memories, "EXTRACT_WINDOW_CHARS", size // 5)
+    refresh_memories(conn, force=True)
+    windowed = {
+        m.key for m in load_memories(conn) if any(s.session_id == whole[0].session_id for s in m.sources)
+    }
+    assert at_once and len(windowed & at_once) >= 0.8 * len(at_once)

@@ -214,6 +214,12 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
     return _cap(merge_memories(memories))
 
 
+def extract_windows(windows: Iterable[list[Turn]]) -> list[Memory]:
+    """One session's memories from its turns in consecutive windows (a session too large to hold at once):
+    each window is extracted on its own, then all are merged and capped as one session's."""
+    return _cap(merge_memories([m for window in windows for m in extract_session(window)]))
+
+
 def _without_instructions(found: list[tuple[Draft, Turn]]) -> list[tuple[Draft, Turn]]:
     """Drafts that read as an injection's instruction to an agent are dropped; a session summary, which
     says much else, keeps its other words with the instruction neutralised."""
