@@ -207,11 +207,8 @@ class Recaller:
         left unset, the adapter `info`'s own evaluation judged recalls on a CPU within `CPU_RECALL_S` (p50)."""
         if gpu_visible() or self.cfg.allow_cpu_generation:
             return True
-        return (
-            self.cfg.allow_cpu_generation is None
-            and _cpu_p50(info) is not None
-            and _cpu_p50(info) <= CPU_RECALL_S
-        )
+        p50 = _cpu_p50(info) if self.cfg.allow_cpu_generation is None else None
+        return p50 is not None and p50 <= CPU_RECALL_S
 
     def _cpu_reason(self, info: VersionInfo | None) -> str:
         if self.cfg.allow_cpu_generation is False:
