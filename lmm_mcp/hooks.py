@@ -347,7 +347,7 @@ def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
         )
         if not result.sources:
             return {}
-        cited = record_chars(app.conn, [(s.session_id, s.uuid) for s in result.sources])
+        cited = record_chars(app.conn, [(s.session_id, s.uuid, s.kind) for s in result.sources])
     usage.record(cfg.home, "user_prompt", served_chars=len(result.memory), source_chars=cited)
     return context("UserPromptSubmit", result.memory)
 

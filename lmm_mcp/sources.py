@@ -19,6 +19,8 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
+
 from lmm_mcp import queries
 from lmm_mcp.recall import THIRD_PARTY_LABEL
 from lmm_mcp.turns import load_turn
@@ -101,10 +103,15 @@ def source_context(conn: sqlite3.Connection, session_id: str, uuid: str, around:
     )
 
 
-def record_chars(conn: sqlite3.Connection, cited: list[tuple[str, str]]) -> int:
-    """Characters of the records that `cited` (session_id, uuid) pairs name, each record once: the size of
-    what a recall's memory stands for."""
-    turn_ids = {f[0] for sid, uuid in cited if sid and uuid if (f := _find(conn, sid, uuid)) is not None}
+def record_chars(conn: sqlite3.Connection, cited: list[tuple[str, str, str]]) -> int:
+    """Characters of the records that `cited` (session_id, uuid, kind) sources stand for, each record once:
+    the record itself, or for a memory every record it was read from."""
+    pairs: set[tuple[str, str]] = set()
+    for session_id, uuid, kind in cited:
+        pairs.add((session_id, uuid))
+        if kind == "memory":
+            pairs |= _memory_records(conn, session_id, uuid)
+    turn_ids = {f[0] for sid, uuid in pairs if sid and uuid if (f := _find(conn, sid, uuid)) is not None}
     if not turn_ids:
         return 0
     marks = ",".join("?" * len(turn_ids))
@@ -112,6 +119,20 @@ def record_chars(conn: sqlite3.Connection, cited: list[tuple[str, str]]) -> int:
         f"SELECT sum(length(text) + length(tool_results)) FROM turns WHERE id IN ({marks})", tuple(turn_ids)
     ).fetchone()
     return int(row[0] or 0)
+
+
+def _memory_records(conn: sqlite3.Connection, session_id: str, uuid: str) -> set[tuple[str, str]]:
+    """(session_id, uuid) of every record the memories citing (session_id, uuid) were read from."""
+    out: set[tuple[str, str]] = set()
+    for (sources,) in conn.execute(
+        "SELECT m.sources FROM chunks c JOIN memories m ON m.chunk_id = c.id"
+        " WHERE c.kind = 'memory' AND c.session_id = ? AND c.uuid = ?",
+        (session_id, uuid),
+    ):
+        for src in orjson.loads(sources):
+            if isinstance(src, dict) and src.get("session_id") and src.get("uuid"):
+                out.add((src["session_id"], src["uuid"]))
+    return out
 
 
 _NEAR = "SELECT id FROM turns WHERE session_key = ? AND id {op} ? ORDER BY id {order} LIMIT ?"

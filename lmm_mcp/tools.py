@@ -55,13 +55,12 @@ Ctx = Context[ServerState, Any]
 
 
 class RecallSource(BaseModel):
+    """A cited source, lean: its text, date, kind and project are in the memory's line [n] already, and
+    get_source(session_id, uuid) expands it into the record and its neighbours."""
+
     n: int = Field(description="the number the memory cites as [n]")
     session_id: str
     uuid: str = Field(description="the transcript record the source was taken from")
-    timestamp: str | None
-    project: str | None = Field(description="the session's working directory")
-    snippet: str
-    score: float
     origin: str = Field(
         default="third_party",
         description="who wrote it: user, assistant, project (its own tools), memory, or third_party (web pages, "
@@ -201,7 +200,7 @@ async def recall_memory(
         **result.as_dict(),
         tokens=usage.tokens(len(result.memory)),
     )
-    cited = [(s.session_id, s.uuid) for s in result.sources]
+    cited = [(s.session_id, s.uuid, s.kind) for s in result.sources]
 
     def count() -> RecallOutput:
         with state.lock:
@@ -224,7 +223,7 @@ async def get_source(session_id: str, uuid: str, ctx: Ctx, around: int = 2) -> S
     def work() -> SourceOutput:
         with state.lock:
             found = source_context(state.app.conn, session_id, uuid, around)
-            shown = record_chars(state.app.conn, [(session_id, r.uuid) for r in found.records])
+            shown = record_chars(state.app.conn, [(session_id, r.uuid, r.kind) for r in found.records])
         return _counted(state, "get_source", SourceOutput(**found.as_dict()), shown)
 
     try:

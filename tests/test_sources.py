@@ -90,10 +90,19 @@ def test_third_party_records_are_labelled_and_neutralised(store):
 
 def test_record_chars_counts_each_cited_record_once(store):
     _cfg, conn = store
-    one = record_chars(conn, [("sess-talk", "talk-long")])
+    one = record_chars(conn, [("sess-talk", "talk-long", "chunk")])
     assert one >= len("The flaky importer test failed on the retry path. " * 200) - 1
-    assert record_chars(conn, [("sess-talk", "talk-long")] * 3) == one
-    assert record_chars(conn, [("sess-talk", "nope"), ("", "")]) == 0
+    assert record_chars(conn, [("sess-talk", "talk-long", "chunk")] * 3) == one
+    assert record_chars(conn, [("sess-talk", "nope", "chunk"), ("", "", "chunk")]) == 0
+    # A memory stands for every record it was read from, not only the one its chunk cites.
+    key, sources, sid, uuid = conn.execute(
+        "SELECT m.key, m.sources, c.session_id, c.uuid FROM memories m JOIN chunks c ON c.id = m.chunk_id"
+        " WHERE json_array_length(m.sources) > 1 LIMIT 1"
+    ).fetchone()
+    alone = record_chars(conn, [(sid, uuid, "chunk")])
+    every = [(s["session_id"], s["uuid"], "chunk") for s in orjson.loads(sources)]
+    assert record_chars(conn, [(sid, uuid, "memory")]) == record_chars(conn, [*every, (sid, uuid, "chunk")])
+    assert record_chars(conn, [(sid, uuid, "memory")]) > alone, key
 
 
 def test_usage_sums_per_channel_and_survives_a_torn_line(tmp_path):
