@@ -396,23 +396,26 @@ def test_a_lock_left_by_a_dead_setup_does_not_block_the_next(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_setup_installs_the_plugin_copy_and_the_hooks_work(tmp_path):
-    """A fresh venv and `pip install` of the plugin folder (the package index this machine's pip knows)."""
+async def test_real_setup_installs_the_plugin_copy_and_the_hooks_work(tmp_path):
+    """A fresh venv, `pip install` of the plugin folder and `lmm-mcp setup`, through this machine's pip index."""
     plugin = make_plugin(tmp_path, package=True)
+    (plugin.home / "config.toml").unlink()  # the real embedding model, as the setup fetched it
+    files_before = sorted(p.relative_to(plugin.root) for p in plugin.root.rglob("*"))
     doc, _ = plugin.hook("SessionStart", event("SessionStart", source="startup"))
     assert "being set up" in doc["hookSpecificOutput"]["additionalContext"]
     log = plugin.data / "setup.log"
     assert wait_for(lambda: not (plugin.data / "setup.lock").exists(), 900), log.read_text()[-3000:]
     assert (plugin.data / "venv.ready").exists(), log.read_text()[-3000:]
-    assert (plugin.data / "venv" / "bin" / "lmm-mcp").exists()
+    assert (plugin.home / "models" / "base" / "all-MiniLM-L6-v2").is_dir()  # lmm-mcp setup ran
+    assert (
+        sorted(p.relative_to(plugin.root) for p in plugin.root.rglob("*")) == files_before
+    )  # built elsewhere
 
     transcript = plugin.claude_dir / "-home-dev-shop" / f"{SHOP_SESSION}.jsonl"
-    doc, _ = plugin.hook(
-        "SessionEnd",
-        event("SessionEnd", session_id=SHOP_SESSION, transcript_path=str(transcript), reason="exit"),
-    )
-    assert doc == {}
-    assert wait_for(lambda: SHOP_SESSION in sessions(plugin.home / "store.db"), 120)
+    payload = event("SessionEnd", session_id=SHOP_SESSION, transcript_path=str(transcript), reason="exit")
+    assert plugin.hook("SessionEnd", payload)[0] == {}
+    assert wait_for(lambda: SHOP_SESSION in sessions(plugin.home / "store.db"), 180)
     prompt = "the checkout test raises KeyError coupon again, what fixed it?"
     doc, _ = plugin.hook("UserPromptSubmit", event("UserPromptSubmit", prompt=prompt))
     assert "order.get('coupon')" in doc["hookSpecificOutput"]["additionalContext"]
+    assert await list_tools(plugin.server()) == TOOLS
