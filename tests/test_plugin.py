@@ -344,6 +344,20 @@ async def test_a_failed_setup_is_told_and_retried_at_the_next_session_start_only
     assert wait_for(lambda: installs(plugin) == before + 1 and not (plugin.data / "setup.lock").exists(), 30)
 
 
+def test_an_updated_plugin_sets_itself_up_again(tmp_path):
+    plugin = make_plugin(tmp_path)
+    prepare_env(plugin)
+    old_root = plugin.root.parent / "0.0.9"
+    (plugin.data / "venv.ready").write_text(f"0.0.9 {old_root}\n")  # set up by the previous version
+    wrapper = tmp_path / "wrapper"
+    write_wrapper(wrapper)
+    setup = {"LMM_MCP_INSTALL_CMD": INSTALL.format(delay=0, wrapper=shlex.quote(str(wrapper)))}
+    doc, _ = plugin.hook("SessionStart", event("SessionStart", source="startup"), **setup)
+    assert "being updated to version 0.1.0" in doc["hookSpecificOutput"]["additionalContext"]
+    assert wait_for(lambda: installs(plugin) == 1 and not (plugin.data / "setup.lock").exists(), 30)
+    assert (plugin.data / "venv.ready").read_text() == f"0.1.0 {plugin.root.resolve()}\n"
+
+
 def test_no_python_new_enough_is_said_plainly(tmp_path):
     plugin = make_plugin(tmp_path)
     tools = tmp_path / "tools"  # the POSIX tools the launcher needs, and a Python 3.10
