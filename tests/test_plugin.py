@@ -9,7 +9,7 @@ on PATH: everything must come through the plugin's own `bin/lmm-mcp`.
   server really work: session-end ingests a transcript, user-prompt recalls it, serve answers over stdio.
 - first run: no environment. The setup (injected through LMM_MCP_INSTALL_CMD: no network) starts once for
   hooks that start together, hooks exit 0 at once, serve waits for it; a failed setup is told and retried at
-  the next session start, not in a loop.
+  the next session start, not in a loop; an updated plugin (a new version folder) sets itself up again.
 - slow: the real setup, a fresh venv and `pip install` of the plugin copy, then the hooks through it.
 """
 
