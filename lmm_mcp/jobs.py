@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lmm_mcp.config import Config
+from lmm_mcp.extras import TrainingUnavailable, require_training
 from trainer.atomic import read_json, write_json
 from trainer.devices import gpu_visible
 from trainer.locks import FileLock, holder
@@ -86,6 +87,10 @@ class Jobs:
         except training_options.OptionError as e:
             raise JobError(str(e)) from e
         stage = (options or {}).get("stage") or "both"
+        try:
+            require_training("retrain")
+        except TrainingUnavailable as e:
+            raise JobError(str(e)) from None
         if not self.cfg.allow_cpu_training and not gpu_visible():
             raise JobError(
                 "no GPU here, and training on the CPU is off: set allow_cpu_training = true in "

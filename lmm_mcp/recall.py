@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lmm_mcp.config import Config
+from lmm_mcp.extras import missing_training, training_hint
 from lmm_mcp.query import find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, make_snippet, query_terms
 from lmm_mcp.usage import CHARS_PER_TOKEN
@@ -135,6 +136,8 @@ class Recaller:
         use_model = mode == "generate" or (mode == "auto" and self._auto(info)[0] == "generate")
         if use_model and version is None:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
+        if use_model and missing_training():
+            raise RecallError(f"generating a memory needs the training extra: {training_hint()}")
         if use_model and hits:
             result = self._generate(query, hits, version, max_tokens)
         else:
@@ -181,6 +184,8 @@ class Recaller:
         verdict = info.verdict
         if not verdict["beats_retrieval"]:
             return "retrieve", f"adapter {info.name} did not beat retrieval alone: {verdict['why']}"
+        if missing_training():
+            return "retrieve", "generation needs the training extra (torch is not installed here)"
         if not self.can_generate(info):
             return "retrieve", f"no GPU here, and {self._cpu_reason(info)}"
         return "generate", f"adapter {info.name} beat retrieval alone: {verdict['why']}"
@@ -204,7 +209,10 @@ class Recaller:
 
     def can_generate(self, info: VersionInfo | None = None) -> bool:
         """A model may run here (checked without torch): a GPU is visible, or the config allows the CPU, or,
-        left unset, the adapter `info`'s own evaluation judged recalls on a CPU within `CPU_RECALL_S` (p50)."""
+        left unset, the adapter `info`'s own evaluation judged recalls on a CPU within `CPU_RECALL_S` (p50);
+        never without the training extra (a core install: retrieval only)."""
+        if missing_training():
+            return False
         if gpu_visible() or self.cfg.allow_cpu_generation:
             return True
         p50 = _cpu_p50(info) if self.cfg.allow_cpu_generation is None else None
