@@ -39,7 +39,7 @@ BARE_PATH = "/usr/bin:/bin"
 SHOP = "/home/dev/shop"
 SHOP_SESSION = "7f3c1e2a-0000-4000-8000-00000000c0de"
 EVENTS = {"SessionStart": "session-start", "UserPromptSubmit": "user-prompt", "SessionEnd": "session-end"}
-TOOLS = {"recall_memory", "ingest_session", "retrain", "memory_status"}
+TOOLS = {"recall_memory", "get_source", "ingest_session", "retrain", "memory_status"}
 
 
 @dataclass
