@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from markupsafe import escape
 
 from lmm_mcp.app import App
 from lmm_mcp.config import Config
@@ -188,11 +189,12 @@ def test_the_front_page_lists_projects_and_their_sessions_by_day(served):
     for name in ("tasklane-api", "logsift", "pulse-dashboard"):
         assert name in text
     with sqlite3.connect(served.cfg.db_path) as conn:
-        key, title, started = conn.execute(
-            "SELECT key, title, started_at FROM sessions WHERE agent_id IS NULL ORDER BY started_at LIMIT 1"
+        key, started, prompt = conn.execute(
+            "SELECT s.key, s.started_at, t.text FROM sessions s JOIN turns t ON t.session_key = s.key"
+            " WHERE s.agent_id IS NULL AND t.kind = 'prompt' ORDER BY s.started_at, t.id LIMIT 1"
         ).fetchone()
     assert f'href="/session/{key}"' in text and started[:10] in text
-    assert (title or key[:8]).replace("'", "&#39;").replace('"', "&#34;") in text
+    assert escape(" ".join(prompt.split())[:60]) in text  # an untitled session shows its first prompt
 
 
 def test_a_session_page_shows_its_turns_with_tool_calls_folded(served):
@@ -204,7 +206,7 @@ def test_a_session_page_shows_its_turns_with_tool_calls_folded(served):
             "SELECT count(*) FROM turns WHERE session_key = ? AND tool_calls != '[]'", (key,)
         ).fetchone()[0]
     text = served.page(f"/session/{key}")
-    assert prompt.split("\n")[0][:40].replace("'", "&#39;").replace('"', "&#34;") in text
+    assert escape(prompt.split("\n")[0][:40]) in text
     assert text.count("<summary>tool call:") == calls > 0
     assert served.request("GET", "/session/no-such-session", cookie=True)[0] == 404
 

@@ -54,17 +54,20 @@ def projects(conn: sqlite3.Connection) -> list[ProjectRow]:
     for pid, path, name, n, first, last, memories in rows:
         row = ProjectRow(path, name, n, memories, first, last)
         by_day: dict[str, list[dict[str, Any]]] = {}
-        for key, title, started, ended, turns in conn.execute(
+        for key, title, started, ended, turns, prompt in conn.execute(
             "SELECT s.key, s.title, s.started_at, s.ended_at,"
-            " (SELECT count(*) FROM turns t WHERE t.session_key = s.key)"
+            " (SELECT count(*) FROM turns t WHERE t.session_key = s.key),"
+            " (SELECT substr(t.text, 1, 200) FROM turns t WHERE t.session_key = s.key AND t.kind = 'prompt'"
+            "  AND t.role = 'user' ORDER BY t.id LIMIT 1)"
             " FROM sessions s WHERE s.project_id = ? AND s.agent_id IS NULL ORDER BY s.started_at DESC",
             (pid,),
         ):
             day = (started or "")[:10] or "undated"
             if day not in by_day and len(by_day) >= TIMELINE_DAYS:
                 break
+            label = title or _line(prompt) or key[:8]  # a session without a title: its first prompt
             by_day.setdefault(day, []).append(
-                {"key": key, "title": title, "started": started, "ended": ended, "turns": turns}
+                {"key": key, "title": label, "started": started, "ended": ended, "turns": turns}
             )
         row.days = list(by_day.items())
         out.append(row)
@@ -171,6 +174,11 @@ def session_keys(conn: sqlite3.Connection, session_ids: list[str]) -> set[str]:
 
 def categories(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT DISTINCT category FROM memories ORDER BY category")]
+
+
+def _line(text: str | None, width: int = 90) -> str:
+    first = " ".join((text or "").split())
+    return first if len(first) <= width else first[: width - 1] + "…"
 
 
 def _json_list(raw: str | None) -> list[dict[str, Any]]:
