@@ -19,7 +19,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -27,6 +27,9 @@ from lmm_mcp.memories import refresh_memories
 from lmm_mcp.privacy import emit, without_private
 from lmm_mcp.store import write_transaction
 from transcripts.redact import Redactor
+
+if TYPE_CHECKING:
+    from lmm_mcp.app import App
 
 MAX_TEXT_CHARS = 4_000  # a memory is one or two sentences; a page pasted by mistake is refused
 ACTIONS = ("correct", "forget")
@@ -51,6 +54,7 @@ class EditReport:
     text: str | None = None  # the text stored (after redaction), for a correction
     secrets_redacted: int = 0
     stale_adapters: list[str] = field(default_factory=list)
+    embed_error: str | None = None  # the new text's vector could not be made now (BM25 still finds it)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +95,21 @@ def undo_edit(conn: sqlite3.Connection, key: str) -> EditReport:
         raise EditError(f"memory {key!r} has no edit to undo")
     refresh_memories(conn, remerge=True)
     return EditReport(key, "undo")
+
+
+def embed_edited(app: App) -> str | None:
+    """Give the chunk an edit wrote its vector now, where the store holds vectors (a store without them is
+    searched with BM25 alone); else the next ingest would. Returns why embedding failed, or None."""
+    from lmm_mcp.embed import embed_pending
+    from lmm_mcp.queries import has_vectors
+
+    if not has_vectors(app.conn):
+        return None
+    try:
+        embed_pending(app.conn, app.embedder(), lock=app.cfg.home / "embed.lock")
+    except Exception as e:  # BM25 finds the edited memory meanwhile, and the next ingest embeds it
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def edits(conn: sqlite3.Connection) -> list[Edit]:
@@ -181,6 +200,7 @@ def cmd_memory(cfg: Any, args: Any) -> int:
             report = forget_memory(app.conn, args.key, models_dir=cfg.models_dir)
         else:
             report = undo_edit(app.conn, args.key)
+        report.embed_error = embed_edited(app)
     text = {"correct": "corrected", "forget": "forgot", "undo": "undid the edit of"}[report.action]
     text = f"{text} {report.key}"
     if report.stale_adapters:

@@ -389,9 +389,8 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
             "correct",
             "tasklane-api stays on SQLite; the PostgreSQL move was never made.",
         )
-        assert (
-            conn.execute("SELECT text FROM memories WHERE key = ?", (POSTGRES,))
-            .fetchone()[0]
-            .startswith("tasklane-api stays on SQLite")
-        )
+        stored = conn.execute("SELECT text FROM memories WHERE key = ?", (POSTGRES,)).fetchone()[0]
+        assert stored.startswith("tasklane-api stays on SQLite")
+        vectors = "SELECT count(*) FROM memories m JOIN vectors v ON v.chunk_id = m.chunk_id WHERE m.key = ?"
+        assert conn.execute(vectors, (POSTGRES,)).fetchone()[0] == 1  # the new text was embedded at once
     assert all((shots / f"{name}.png").stat().st_size > 5_000 for name in ("projects", "search", "memory"))

@@ -154,6 +154,7 @@ class Pages:
                 edits.undo_edit(self.app.conn, key)
             else:
                 raise edits.EditError(f"unknown action {action!r}: correct, forget or undo")
+            edits.embed_edited(self.app)
         except edits.EditError as e:
             found = reads.memory(self.app.conn, key)
             edit = edits.edit_of(self.app.conn, key)
