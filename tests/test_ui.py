@@ -160,6 +160,7 @@ def test_the_token_in_the_url_becomes_a_strict_cookie_and_leaves_the_url(served)
         and "HttpOnly" in cookie
         and "samesite=strict" in cookie.lower()
     )
+    assert served.request("GET", f"//evil.example/?token={served.token}")[1]["location"] == "/evil.example/"
     _status, headers, _ = served.request("GET", "/", cookie=True)
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["referrer-policy"] == "no-referrer" and headers["cache-control"] == "no-store"

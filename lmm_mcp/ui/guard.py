@@ -79,7 +79,8 @@ class Guard:
             if not same_token(given, self.token):
                 return PlainTextResponse("refused: wrong token; use the URL lmm-mcp ui printed", 403)
             rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-            target = request.url.path + (f"?{rest}" if rest else "")
+            path = "/" + request.url.path.lstrip("/")  # never '//host': a redirect must stay on this server
+            target = path + (f"?{rest}" if rest else "")
             answer = RedirectResponse(target, status_code=303)
             answer.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return answer
