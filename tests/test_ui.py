@@ -9,6 +9,7 @@ extra). Without them it skips on a workstation and fails in CI (`CI` set), where
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -235,6 +236,25 @@ def test_search_shows_each_hits_bm25_and_vector_rank(served):
     assert ranks and all(b.isdigit() for b, _v in ranks)  # every hit here came from BM25
     assert all(v == "–" for _b, v in ranks)  # and this store has no vectors: none from the vector side
     assert "ranking: bm25" in text and "hit-link" in text
+    home = str(served.cfg.home)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmm_mcp",
+            "search",
+            "which database for tasklane",
+            "--k=20",
+            "--json",
+            "--home",
+            home,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    hits = json.loads(out.stdout)["hits"]  # the shell's search gives the same ranks
+    assert [(str(h["bm25_rank"]), h["vector_rank"]) for h in hits] == [(b, None) for b, _v in ranks]
 
 
 def test_the_versions_page_shows_the_evaluation_and_the_loss_curve(served):

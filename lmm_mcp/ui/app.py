@@ -4,8 +4,9 @@
 
 Pages: `/` projects and their sessions by day; `/session/<key>` a transcript's turns; `/memories` the memories
 with their sources and what superseded them; `/memory?key=` one memory, with the form that corrects or
-forgets it (`lmm_mcp.edits`); `/search?q=` hybrid search with each hit's BM25 and vector rank; `/versions`
-the adapter versions, their evaluation and loss curve; `/job` the retrain job's progress.
+forgets it (`lmm_mcp.edits`); `/search?q=` search as `lmm-mcp search` does it (`lmm_mcp.query.find`), with
+each hit's BM25 and vector rank; `/versions` the adapter versions, their evaluation and loss curve; `/job` the
+retrain job's progress.
 
 No JavaScript: tool calls fold with <details>, the job page refreshes itself with a meta tag. Handlers are
 async and do their SQLite work inline, so one connection is used by one thread (the event loop's) only.
@@ -29,6 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from lmm_mcp import edits, queries
 from lmm_mcp.app import App
+from lmm_mcp.query import find
 from lmm_mcp.retrieval import RetrievalError
 from lmm_mcp.ui import reads
 from lmm_mcp.ui.guard import CSRF_FIELD, Guard, same_token
@@ -168,7 +170,7 @@ class Pages:
         hits, error = [], None
         if text:
             try:
-                hits = self.app.retriever().retrieve(text, k=SEARCH_K, project=project)
+                hits = find(self.app.retriever(), self.app.conn, text, k=SEARCH_K, project=project)
             except RetrievalError as e:
                 error = str(e)
         return self.render(
