@@ -183,6 +183,28 @@ def test_an_edit_without_the_form_token_is_refused_and_changes_nothing(served):
         assert conn.execute("SELECT 1 FROM memories WHERE key = ?", (POSTGRES,)).fetchone() == (1,)
 
 
+def test_a_port_in_use_is_a_clear_error(served):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmm_mcp",
+            "ui",
+            "--port",
+            str(served.port),
+            "--no-open",
+            "--home",
+            str(served.cfg.home),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        out.returncode == 2 and f"cannot listen on 127.0.0.1:{served.port}" in out.stderr and not out.stdout
+    )
+
+
 # ----------------------------------------------------------------------------------------- the pages
 
 

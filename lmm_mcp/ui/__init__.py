@@ -41,8 +41,16 @@ def cmd_ui(cfg: Any, args: Any) -> int:
 
     token = new_token()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, args.port))  # bound here, so port 0 is known before the URL is printed
+    listener.setsockopt(
+        socket.SOL_SOCKET, socket.SO_REUSEADDR, 1
+    )  # a port just left in TIME_WAIT, not in use
+    try:
+        listener.bind((HOST, args.port))  # bound here, so port 0 is known before the URL is printed
+    except OSError as e:
+        listener.close()
+        raise ValueError(
+            f"cannot listen on {HOST}:{args.port} ({e.strerror}): pass another --port, or 0"
+        ) from e
     url = f"http://{HOST}:{listener.getsockname()[1]}/?token={token}"
     web = create_app(App.open(cfg), token)
     server = uvicorn.Server(uvicorn.Config(web, log_level="warning", access_log=False, lifespan="on"))
