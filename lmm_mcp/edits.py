@@ -1,7 +1,7 @@
 """The user's corrections to memories: a wrong memory corrected or forgotten, for good.
 
-    correct_memory(conn, "decision:/src/app:database", "We use Postgres 16, not MySQL.", models_dir=...)
-    forget_memory(conn, "preference::tabs", models_dir=...)
+    correct_memory(conn, "decision:/src/app:database", "We use Postgres 16, not MySQL.", cfg=cfg)
+    forget_memory(conn, "preference::tabs", cfg=cfg)
     edits(conn)                                  # what the user changed, newest first
     undo_edit(conn, key)                         # the memory as extraction has it again
 
@@ -9,12 +9,15 @@ An edit is a row of `memory_edits`, keyed like the memory. `lmm_mcp.memories` ap
 merge of the sessions' extractions, so a re-extraction (a session that grew, a forced refresh, a rebuild of
 the memories) gives the edited memory again, and training, which reads the merged memories, learns the
 corrected text and never the forgotten one. A corrected text is redacted like a transcript (and its
-`<private>` spans cut) before it is stored. An adapter that may have learned the old memory is marked
-stale, as forgetting a session does (`lmm_mcp.privacy`).
+`<private>` spans cut) before it is stored. With `cfg`, an adapter that may have learned the old memory is
+marked stale, as forgetting a session does (`lmm_mcp.privacy`), and an unfinished training run is removed: it
+would resume with the data it was prepared with, the old memory in it (unless a retrain is running now).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from lmm_mcp.config import Config
 from lmm_mcp.memories import refresh_memories
 from lmm_mcp.privacy import emit, without_private
 from lmm_mcp.store import write_transaction
+from trainer.atomic import read_json
 from transcripts.redact import Redactor
 
 if TYPE_CHECKING:
@@ -54,15 +59,14 @@ class EditReport:
     text: str | None = None  # the text stored (after redaction), for a correction
     secrets_redacted: int = 0
     stale_adapters: list[str] = field(default_factory=list)
+    runs_removed: list[str] = field(default_factory=list)  # unfinished training runs holding the old memory
     embed_error: str | None = None  # the new text's vector could not be made now (BM25 still finds it)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def correct_memory(
-    conn: sqlite3.Connection, key: str, text: str, *, models_dir: Path | None = None
-) -> EditReport:
+def correct_memory(conn: sqlite3.Connection, key: str, text: str, *, cfg: Config | None = None) -> EditReport:
     """Replace a memory's text with `text` (redacted) from now on, through every re-extraction."""
     sources = _sources(conn, key)
     clean, counts = Redactor().redact_text(without_private(text).strip())
@@ -74,16 +78,16 @@ def correct_memory(
         )
     _record(conn, key, "correct", clean)
     report = EditReport(key, "correct", clean, sum(counts.values()))
-    report.stale_adapters = _mark_stale(models_dir, sources, f"memory {key} was corrected")
+    _after_edit(cfg, sources, f"memory {key} was corrected", report)
     return report
 
 
-def forget_memory(conn: sqlite3.Connection, key: str, *, models_dir: Path | None = None) -> EditReport:
+def forget_memory(conn: sqlite3.Connection, key: str, *, cfg: Config | None = None) -> EditReport:
     """Drop a memory from the memories, the index and the training data, through every re-extraction."""
     sources = _sources(conn, key)
     _record(conn, key, "forget", None)
     report = EditReport(key, "forget")
-    report.stale_adapters = _mark_stale(models_dir, sources, f"memory {key} was forgotten")
+    _after_edit(cfg, sources, f"memory {key} was forgotten", report)
     return report
 
 
@@ -141,13 +145,36 @@ def _record(conn: sqlite3.Connection, key: str, action: str, text: str | None) -
     refresh_memories(conn, remerge=True)  # the merge applies the edits: the one path every refresh takes
 
 
-def _mark_stale(models_dir: Path | None, sources: list[dict[str, Any]], reason: str) -> list[str]:
-    """Versions made since the memory was first said may have learned it."""
-    if models_dir is None:
-        return []
+def _after_edit(cfg: Config | None, sources: list[dict[str, Any]], reason: str, report: EditReport) -> None:
+    """Versions made since the memory was first said may have learned it: stale. Unfinished runs go."""
+    if cfg is None:
+        return
     from trainer.versions import mark_stale
 
-    return mark_stale(models_dir, _earliest(sources), reason)
+    report.stale_adapters = mark_stale(cfg.models_dir, _earliest(sources), reason)
+    report.runs_removed = _drop_unfinished_runs(cfg.home)
+
+
+def _drop_unfinished_runs(home: Path) -> list[str]:
+    """Remove the training runs a retrain would resume (a finished one never is): their prepared data holds
+    the memory as it was. None while a retrain runs: it read its data already, and its folder is in use."""
+    from trainer.locks import holder
+
+    runs = home / "runs"
+    if not runs.is_dir() or holder(home / "jobs" / "retrain.lock") is not None:
+        return []
+    removed = []
+    for run in sorted(runs.glob("r-*")):
+        if not run.is_dir() or read_json(run / "run.json").get("status") == "done":
+            continue
+        doomed = runs / f".edit-{run.name}-{os.getpid()}"
+        try:
+            os.rename(run, doomed)  # gone from view at once; the files after
+        except OSError:
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed.append(run.name)
+    return removed
 
 
 def _earliest(sources: list[dict[str, Any]]) -> datetime | None:
@@ -195,9 +222,9 @@ def cmd_memory(cfg: Any, args: Any) -> int:
             emit(args.json, {"edits": [asdict(e) for e in found]}, "\n".join(lines) or "no edits")
             return 0
         if args.action == "correct":
-            report = correct_memory(app.conn, args.key, args.text, models_dir=cfg.models_dir)
+            report = correct_memory(app.conn, args.key, args.text, cfg=cfg)
         elif args.action == "forget":
-            report = forget_memory(app.conn, args.key, models_dir=cfg.models_dir)
+            report = forget_memory(app.conn, args.key, cfg=cfg)
         else:
             report = undo_edit(app.conn, args.key)
         report.embed_error = embed_edited(app)

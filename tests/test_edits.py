@@ -93,16 +93,32 @@ def test_a_corrected_text_is_redacted_and_must_say_something(app):
         edits.forget_memory(app.conn, "decision:nowhere:nothing")
 
 
-def test_an_adapter_made_after_the_memory_was_said_goes_stale(app, tmp_path):
+def test_an_adapter_that_may_have_learned_it_goes_stale_and_an_unfinished_run_is_not_resumed(app, tmp_path):
+    from trainer.checkpoint import update_run
+    from trainer.locks import FileLock
     from trainer.versions import list_versions, publish
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
     publish(app.cfg.models_dir, adapter, config={}, metrics={})
-    report = edits.correct_memory(app.conn, POSTGRES, "we use Postgres 16", models_dir=app.cfg.models_dir)
+    runs = app.cfg.home / "runs"
+    for name, status in (("r-20261101-100000", "done"), ("r-20261102-100000", "running")):
+        (runs / name / "data").mkdir(parents=True)
+        update_run(runs / name, status=status)
+    busy = FileLock(app.cfg.home / "jobs" / "retrain.lock")
+    assert busy.acquire()  # a retrain runs now: its folder stays
+    try:
+        report = edits.forget_memory(app.conn, SQLITE, cfg=app.cfg)
+    finally:
+        busy.release()
+    assert report.runs_removed == [] and (runs / "r-20261102-100000").is_dir()
+
+    report = edits.correct_memory(app.conn, POSTGRES, "we use Postgres 16", cfg=app.cfg)
     [version] = list_versions(app.cfg.models_dir)
     assert report.stale_adapters == [version.name] and "corrected" in version.stale
+    assert report.runs_removed == ["r-20261102-100000"]  # it would resume with the old memory in its data
+    assert sorted(p.name for p in runs.iterdir()) == ["r-20261101-100000"]
 
 
 def test_edits_travel_with_an_export_and_survive_a_rebuild_from_the_archive(app, tmp_path):

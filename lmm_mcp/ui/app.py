@@ -146,12 +146,12 @@ class Pages:
         if not same_token(str(form.get(CSRF_FIELD) or ""), self.token):
             raise HTTPException(403, "refused: the form did not come from this browser's page")
         key, action = str(form.get("key") or ""), str(form.get("action") or "")
-        models = self.app.cfg.models_dir
+        cfg = self.app.cfg
         try:
             if action == "correct":
-                edits.correct_memory(self.app.conn, key, str(form.get("text") or ""), models_dir=models)
+                edits.correct_memory(self.app.conn, key, str(form.get("text") or ""), cfg=cfg)
             elif action == "forget":
-                edits.forget_memory(self.app.conn, key, models_dir=models)
+                edits.forget_memory(self.app.conn, key, cfg=cfg)
             elif action == "undo":
                 edits.undo_edit(self.app.conn, key)
             else:
