@@ -30,7 +30,7 @@ from lmm_mcp.samples import samples_path
 POSTGRES = "decision:home-dev-code-tasklane-api:database=postgresql"
 SQLITE = "decision:home-dev-code-tasklane-api:database=sqlite"
 ROUTES = ("/", "/memories", f"/memory?key={quote(SQLITE)}", "/search?q=database", "/versions", "/job")
-# A 1x1 PNG: the loss curve a run's report would have drawn.
+# A 1x1 PNG, for where only the file's place matters.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
@@ -110,6 +110,7 @@ class Served:
 
 def _home(root: Path, *, embed: bool) -> tuple[Path, Path]:
     """The bundled sample projects ingested into a new home, with one published adapter version."""
+    from trainer.report import plot_losses
     from trainer.versions import publish
 
     claude = root / "projects"
@@ -122,7 +123,11 @@ def _home(root: Path, *, embed: bool) -> tuple[Path, Path]:
     (adapter / "adapter_config.json").write_text("{}")
     run = cfg.home / "runs" / "r-20261101-120000" / "eval"
     run.mkdir(parents=True)
-    (run / "loss.png").write_bytes(PNG)
+    curve = [
+        {"step": i, "loss": 3.0 / (1 + i / 8), "val_loss": 3.1 / (1 + i / 9) if i % 5 == 0 else None}
+        for i in range(40)
+    ]
+    plot_losses({"sft": curve}, run / "loss.png")  # as a run's report draws it
     evaluation = {
         "model": {"keyword_coverage": 0.61, "citation_accuracy": 0.9, "count": 40},
         "baseline": {"keyword_coverage": 0.52, "citation_accuracy": 1.0, "count": 40},
@@ -374,6 +379,8 @@ def _browser():
 
 def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factory):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
 
     root = tmp_path_factory.mktemp("browser")
     shots = Path(os.environ.get("LMM_UI_SCREENSHOTS") or root / "screenshots")
@@ -391,6 +398,8 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
         box = browser.find_element(By.ID, "search-box")
         box.send_keys("which database did we choose for tasklane")
         box.submit()
+        wait = WebDriverWait(browser, 60)
+        wait.until(shown.presence_of_element_located((By.ID, "hits")))
         rows = browser.find_elements(By.CSS_SELECTOR, "#hits tr.hit")
         assert rows, browser.page_source[:2000]
         vector = [r.find_element(By.CSS_SELECTOR, "td.vector").text for r in rows]
@@ -401,7 +410,7 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
         browser.get(served.base + "/")
         link = browser.find_element(By.CSS_SELECTOR, "a.session-link")
         link.click()
-        assert "/session/" in browser.current_url
+        wait.until(shown.url_contains("/session/"))
         assert browser.find_elements(By.CSS_SELECTOR, "article.turn")
         browser.save_screenshot(str(shots / "session.png"))
 
@@ -413,7 +422,7 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
         area.clear()
         area.send_keys("tasklane-api stays on SQLite; the PostgreSQL move was never made.")
         browser.find_element(By.ID, "correct").click()
-        assert "Corrected" in browser.find_element(By.ID, "done").text
+        assert "Corrected" in wait.until(shown.presence_of_element_located((By.ID, "done"))).text
         assert browser.find_element(By.ID, "memory-text").text == (
             "tasklane-api stays on SQLite; the PostgreSQL move was never made."
         )
@@ -437,3 +446,4 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
         vectors = "SELECT count(*) FROM memories m JOIN vectors v ON v.chunk_id = m.chunk_id WHERE m.key = ?"
         assert conn.execute(vectors, (POSTGRES,)).fetchone()[0] == 1  # the new text was embedded at once
     assert all((shots / f"{name}.png").stat().st_size > 5_000 for name in ("projects", "search", "memory"))
+    assert (shots / "versions.png").stat().st_size > 20_000  # the loss curve is drawn on it

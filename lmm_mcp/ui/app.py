@@ -102,7 +102,7 @@ class Pages:
         rows = reads.turns(conn, key, page * reads.PAGE_TURNS)
         pages = max(1, -(-head["turns"] // reads.PAGE_TURNS))
         return self.render(
-            request, "session.html", title=head["title"] or key, s=head, turns=rows, page=page, pages=pages
+            request, "session.html", title=head["label"], s=head, turns=rows, page=page, pages=pages
         )
 
     async def memories(self, request: Request) -> Response:

@@ -78,7 +78,9 @@ def session(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     """A transcript's header: title, project, branch, times, turn count, its sub-agents."""
     row = conn.execute(
         "SELECT s.key, s.session_id, s.title, p.path, s.git_branch, s.started_at, s.ended_at, s.agent_type,"
-        " s.description, (SELECT count(*) FROM turns t WHERE t.session_key = s.key)"
+        " s.description, (SELECT count(*) FROM turns t WHERE t.session_key = s.key),"
+        " (SELECT substr(t.text, 1, 200) FROM turns t WHERE t.session_key = s.key AND t.kind = 'prompt'"
+        "  ORDER BY t.id LIMIT 1)"
         " FROM sessions s LEFT JOIN projects p ON p.id = s.project_id WHERE s.key = ?",
         (key,),
     ).fetchone()
@@ -87,6 +89,7 @@ def session(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     names = ("key", "session_id", "title", "project", "branch", "started", "ended", "agent_type")
     doc = dict(zip(names, row[:8], strict=True))
     doc["description"], doc["turns"] = row[8], row[9]
+    doc["label"] = row[2] or _line(row[10]) or key  # an untitled session: its first prompt
     doc["agents"] = [
         {"key": k, "agent_type": t, "description": d}
         for k, t, d in conn.execute(
