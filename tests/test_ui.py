@@ -43,9 +43,9 @@ PNG = bytes.fromhex(
 class Served:
     """An `lmm-mcp ui` process and plain HTTP requests to it (no redirects followed, no cookies kept)."""
 
-    def __init__(self, home: Path, claude: Path):
+    def __init__(self, home: Path, claude: Path, env: dict[str, str] | None = None):
         self.cfg = Config.load(home=home, claude_dir=claude)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**(env or os.environ), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lmm_mcp", "ui", "--port", "0", "--no-open", "--home", str(home)],
             stdout=subprocess.PIPE,
@@ -353,6 +353,37 @@ def test_an_edit_over_http_is_stored_and_what_it_says_is_escaped(served):
         body=f"key={quote(POSTGRES)}&action=correct&csrf={served.token}&text=+",
     )
     assert status == 400 and "empty" in text
+
+
+# A core install (no [train] extra) serves the browser too: a child whose imports of these modules fail.
+HEAVY = ("torch", "transformers", "peft", "accelerate", "matplotlib", "gguf", "scipy", "sklearn")
+BLOCKER = """
+import sys
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {heavy!r}:
+            with open({log!r}, "a") as f:
+                f.write(name + "\\n")
+            raise ModuleNotFoundError(name, name=name)
+sys.meta_path.insert(0, _Refuse())
+"""
+
+
+def test_the_browser_runs_without_the_training_extra(served, tmp_path):
+    site, log = tmp_path / "site", tmp_path / "imports.log"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER.format(heavy=set(HEAVY), log=str(log)))
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), root, os.environ.get("PYTHONPATH", "")])}
+    light = Served(served.cfg.home, served.cfg.claude_dir, env)
+    try:
+        for path in (*ROUTES, "/session/" + served.page("/").split('href="/session/')[1].split('"')[0]):
+            assert light.page(path)
+        name = re.search(r'src="/versions/([\w-]+)/loss\.png"', light.page("/versions"))[1]
+        assert light.request("GET", f"/versions/{name}/loss.png", cookie=True)[0] == 200
+    finally:
+        light.stop()
+    assert not log.exists() or log.read_text() == ""
 
 
 # ----------------------------------------------------------------------------------------- a real browser
