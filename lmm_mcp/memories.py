@@ -101,6 +101,9 @@ def _handed_over(held: list[list[Turn]], rest: Iterator[list[Turn]]) -> Iterator
     yield from rest
 
 
+KEPT_ATTRS = ("kind", "changed_at", "day")  # what a corrected memory keeps whatever its new text says
+
+
 def with_edits(merged: list[Memory], edits: dict[str, tuple[str, str | None]]) -> list[Memory]:
     """`merged` with the user's edits applied (key -> (action, text)): a corrected memory gets its new text,
     a forgotten one is dropped, and one that a forgotten memory superseded points past it (to what replaced
@@ -122,14 +125,22 @@ def with_edits(merged: list[Memory], edits: dict[str, tuple[str, str | None]]) -
         if m.key in forgotten:
             continue
         action, text = edits.get(m.key, ("", None))
-        out.append(
-            replace(
-                m,
-                text=text if action == "correct" and text else m.text,
-                superseded_by=standing(m.superseded_by),
-            )
-        )
+        if action == "correct" and text:
+            m = corrected(m, text)
+        out.append(replace(m, superseded_by=standing(m.superseded_by)))
     return out
+
+
+def corrected(m: Memory, text: str) -> Memory:
+    """`m` saying `text`, with only the keywords and attributes that the new text still says: the old ones (a
+    decision's choice, the user's quoted words) would teach the old memory again, as training words questions
+    and documents from them (trainer.pairs), and would still match it in search."""
+    said = text.lower()
+    keywords = [k for k in m.keywords if k.lower() in said]
+    attrs = {
+        k: v for k, v in m.attrs.items() if k in KEPT_ATTRS or (isinstance(v, str) and v.lower() in said)
+    }
+    return replace(m, text=text, keywords=keywords, attrs=attrs)
 
 
 def _edits(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:

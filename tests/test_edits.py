@@ -4,6 +4,7 @@ through export/import and a rebuild from the archive; and an adapter that may ha
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from lmm_mcp.app import App
 from lmm_mcp.config import Config
 from lmm_mcp.memories import load_memories, refresh_memories
 from lmm_mcp.samples import samples_path
+from trainer.pairs import memory_wordings
 
 POSTGRES = "decision:home-dev-code-tasklane-api:database=postgresql"
 SQLITE = "decision:home-dev-code-tasklane-api:database=sqlite"
@@ -45,6 +47,14 @@ def test_a_correction_outlives_re_extraction_and_reaches_training_and_retrieval(
     after = _memory(app, POSTGRES)
     assert after.text == report.text
     assert after.sources == before.sources and after.category == before.category
+    # What training words its questions and documents from: nothing of the old statement is left.
+    assert "PostgreSQL" in before.keywords and before.attrs["choice"] == "postgresql"
+    assert "PostgreSQL" not in after.keywords and "choice" not in after.attrs and "said" not in after.attrs
+    assert "CockroachDB" not in after.keywords  # keywords come from extraction; a correction only drops
+    assert {"tasklane-api"} <= set(after.keywords) and after.attrs.get("kind") == before.attrs.get("kind")
+    documents = memory_wordings(after, 6, random.Random(0))  # the CPT documents and questions of this memory
+    assert len(documents) > 1 and all("postgres" not in d.lower() for d in documents)
+    assert any("postgres" in d.lower() for d in memory_wordings(before, 6, random.Random(0)))
     trained_on = {m.key: m.text for m in app.history().memories()}  # what trainer.pairs reads
     assert trained_on[POSTGRES] == report.text
     assert _bm25(app, "zeppelin") == [report.text]  # the memory's chunk was re-indexed with the new text
