@@ -398,8 +398,13 @@ def _browser():
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         webdriver = None
-    if webdriver is None or not chromium or not driver:
-        why = "selenium, chromium and chromedriver are needed (apt-get install chromium chromium-driver)"
+    missing = [
+        name
+        for name, found in (("selenium", webdriver), ("chromium", chromium), ("chromedriver", driver))
+        if not found
+    ]
+    if missing:
+        why = f"no {', '.join(missing)} here (pip install -e '.[dev]'; apt-get install chromium chromium-driver)"
         if os.environ.get("CI"):
             pytest.fail(f"{why}: CI must run the browser test")
         pytest.skip(why)
@@ -411,6 +416,7 @@ def _browser():
 
 
 def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factory):
+    browser = _browser()  # first: where there is none, skip (or fail in CI) before building anything
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as shown
     from selenium.webdriver.support.ui import WebDriverWait
@@ -418,10 +424,12 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
     root = tmp_path_factory.mktemp("browser")
     shots = Path(os.environ.get("LMM_UI_SCREENSHOTS") or root / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
-    served = Served(*_home(root, embed=True))
-    browser = None
     try:
-        browser = _browser()
+        served = Served(*_home(root, embed=True))
+    except BaseException:
+        browser.quit()
+        raise
+    try:
         browser.set_page_load_timeout(60)
         browser.get(served.url)  # the token becomes a cookie and leaves the address bar
         assert browser.current_url == served.base + "/"
@@ -465,8 +473,7 @@ def test_in_a_browser_search_open_a_session_and_correct_a_memory(tmp_path_factor
         assert browser.execute_script("return arguments[0].naturalWidth", curve) >= 400  # the plot loaded
         browser.save_screenshot(str(shots / "versions.png"))
     finally:
-        if browser is not None:
-            browser.quit()
+        browser.quit()
         served.stop()
 
     with sqlite3.connect(served.cfg.db_path) as conn:  # the file itself, after the server has gone
