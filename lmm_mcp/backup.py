@@ -7,7 +7,8 @@
 The store is copied with SQLite's backup API, so an export taken while a server writes is one consistent
 snapshot (a file copy of a WAL database is not). The base model cache (`models/base`), training runs and
 logs stay behind: they are downloaded or rebuilt. Rebuild ingests the archive's `.jsonl.gz` copies, which
-are read but never archived again; tombstones of forgotten sessions carry over to the new store.
+are read but never archived again; tombstones of forgotten sessions and the user's memory edits carry over
+to the new store.
 """
 
 from __future__ import annotations
@@ -205,23 +206,26 @@ def _rehome(cfg: Config, manifest: dict[str, Any]) -> int:
 
 def rebuild(cfg: Config, *, force: bool = False, embed: bool = True) -> dict[str, Any]:
     """A new store from the archive alone. An existing store with sessions is replaced only with `force`
-    (it is kept beside as `store.db.replaced`); its tombstones carry over."""
+    (it is kept beside as `store.db.replaced`); its tombstones and memory edits carry over."""
     from lmm_mcp.app import App
 
     if not cfg.archive_dir.is_dir():
         raise BackupError(f"no archive at {cfg.archive_dir}: nothing to rebuild from")
-    forgotten = _set_aside(cfg, force)
+    forgotten, edits = _set_aside(cfg, force)
     with App.open(cfg) as app:
         with write_transaction(app.conn):
             app.conn.executemany("INSERT OR IGNORE INTO forgotten(session_id, at) VALUES (?, ?)", forgotten)
+            app.conn.executemany(
+                "INSERT OR IGNORE INTO memory_edits(key, action, text, at) VALUES (?, ?, ?, ?)", edits
+            )
         report = app.ingest([cfg.archive_dir], embed=embed)
     return report.as_dict()
 
 
-def _set_aside(cfg: Config, force: bool) -> list[tuple[str, str]]:
-    """Move an existing store out of the way; return its tombstones."""
+def _set_aside(cfg: Config, force: bool) -> tuple[list[tuple[str, str]], list[tuple]]:
+    """Move an existing store out of the way; return its tombstones and memory edits."""
     if not cfg.db_path.exists():
-        return []
+        return [], []
     conn = connect(cfg.db_path, cfg.busy_timeout_ms)
     try:
         sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
@@ -231,13 +235,14 @@ def _set_aside(cfg: Config, force: bool) -> list[tuple[str, str]]:
                 "replace it (it is kept as store.db.replaced)"
             )
         forgotten = conn.execute("SELECT session_id, at FROM forgotten").fetchall()
+        edits = conn.execute("SELECT key, action, text, at FROM memory_edits").fetchall()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     os.replace(cfg.db_path, cfg.db_path.with_name(STORE + ".replaced"))
     for suffix in ("-wal", "-shm"):
         Path(f"{cfg.db_path}{suffix}").unlink(missing_ok=True)
-    return forgotten
+    return forgotten, edits
 
 
 # ----------------------------------------------------------------------------------------- CLI

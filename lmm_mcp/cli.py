@@ -13,6 +13,8 @@
     lmm-mcp setup [--wheel FILE]                # fetch the embedding model once; say whether training is here
     lmm-mcp forget --session ID | --project PATH | --before DATE
     lmm-mcp export FILE | lmm-mcp import FILE | lmm-mcp rebuild [--force] [--no-embed]
+    lmm-mcp ui [--port 0] [--no-open]         # the memory browser on 127.0.0.1 (the URL carries a token)
+    lmm-mcp memory correct KEY TEXT | forget KEY | undo KEY | list
 
 train, eval and the demo's training step need the `[train]` extra (torch and friends, `lmm_mcp.extras`);
 without it they stop with a message saying what to install, and everything else works.
@@ -171,6 +173,11 @@ def _parser() -> argparse.ArgumentParser:
         backup,
         setup_env,
     ):  # each module owns its subcommand(s)
+        module.register(sub, common)
+    # The memory browser and the memory edits it makes (`lmm-mcp ui`, `lmm-mcp memory ...`).
+    from lmm_mcp import edits, ui
+
+    for module in (edits, ui):
         module.register(sub, common)
     return parser
 

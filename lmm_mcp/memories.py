@@ -8,7 +8,8 @@ is kept per session (`session_memories`), so a session that grew is the only one
 sessions (`transcripts.extraction.combine`) is cheap next to extraction and runs whenever any session changed.
 Every merged memory is a row of `memories` and also a chunk of kind 'memory' (session_key 'memory:<key>'),
 so BM25 and the vector index retrieve memories and transcript text alike; a memory whose text changed gets a
-new chunk (and so a new vector), one whose salience or sources changed keeps its chunk.
+new chunk (and so a new vector), one whose salience or sources changed keeps its chunk. The user's own edits
+(`lmm_mcp.edits`: a memory corrected or forgotten) are applied to every merge, so re-extraction never undoes them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import orjson
@@ -74,7 +75,7 @@ def refresh_memories(
     if stale or force or remerge or (has_extractions and not has_memories):
         rows = conn.execute("SELECT memories FROM session_memories").fetchall()
         merged = combine([Memory.from_dict(d) for d in orjson.loads(r[0])] for r in rows)
-        _write_memories(conn, merged, report)
+        _write_memories(conn, with_edits(merged, _edits(conn)), report)
     report.memories = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
     report.seconds = time.perf_counter() - started
     return report
@@ -98,6 +99,55 @@ def _handed_over(held: list[list[Turn]], rest: Iterator[list[Turn]]) -> Iterator
     while held:
         yield held.pop(0)
     yield from rest
+
+
+KEPT_ATTRS = ("kind", "changed_at", "day")  # what a corrected memory keeps whatever its new text says
+
+
+def with_edits(merged: list[Memory], edits: dict[str, tuple[str, str | None]]) -> list[Memory]:
+    """`merged` with the user's edits applied (key -> (action, text)): a corrected memory gets its new text,
+    a forgotten one is dropped, and one that a forgotten memory superseded points past it (to what replaced
+    that one in turn), or stands again when nothing did: the user said the newer statement was wrong."""
+    if not edits:
+        return merged
+    successor = {m.key: m.superseded_by for m in merged}
+    forgotten = {key for key, (action, _text) in edits.items() if action == "forget"}
+
+    def standing(key: str | None) -> str | None:
+        seen: set[str] = set()
+        while key in forgotten and key not in seen:
+            seen.add(key)
+            key = successor.get(key)
+        return None if key in forgotten else key
+
+    out = []
+    for m in merged:
+        if m.key in forgotten:
+            continue
+        action, text = edits.get(m.key, ("", None))
+        if action == "correct" and text:
+            m = corrected(m, text)
+        out.append(replace(m, superseded_by=standing(m.superseded_by)))
+    return out
+
+
+def corrected(m: Memory, text: str) -> Memory:
+    """`m` saying `text`, with only the keywords and attributes that the new text still says: the old ones (a
+    decision's choice, the user's quoted words) would teach the old memory again, as training words questions
+    and documents from them (trainer.pairs), and would still match it in search."""
+    said = text.lower()
+    keywords = [k for k in m.keywords if k.lower() in said]
+    attrs = {
+        k: v for k, v in m.attrs.items() if k in KEPT_ATTRS or (isinstance(v, str) and v.lower() in said)
+    }
+    return replace(m, text=text, keywords=keywords, attrs=attrs)
+
+
+def _edits(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+    return {
+        key: (action, text)
+        for key, action, text in conn.execute("SELECT key, action, text FROM memory_edits")
+    }
 
 
 def load_memories(conn: sqlite3.Connection, *, include_superseded: bool = True) -> list[Memory]:

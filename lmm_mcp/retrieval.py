@@ -166,6 +166,8 @@ class Hit:
             "text": self.text,
             "snippet": self.snippet,
             "score": round(self.score, 6),
+            "bm25_rank": self.bm25_rank,  # place in each ranking before fusion (1 = best; None: not in its top)
+            "vector_rank": self.vector_rank,
             "superseded": self.superseded,
             "origin": self.origin,
         }

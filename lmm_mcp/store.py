@@ -222,6 +222,16 @@ MIGRATIONS: list[str] = [
         WHERE id = new.id;
     END;
     """,
+    """
+    -- Memories the user corrected or forgot (lmm_mcp.edits). Applied after every merge of the extractions, so
+    -- an edit outlives re-extraction and reaches the training data; deleting the row undoes it.
+    CREATE TABLE memory_edits (
+        key TEXT PRIMARY KEY,               -- the memory's key, category:project:subject
+        action TEXT NOT NULL CHECK (action IN ('correct', 'forget')),
+        text TEXT,                          -- the corrected text (redacted); NULL for 'forget'
+        at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -237,10 +237,11 @@ def test_an_existing_store_migrates_and_classifies_its_chunks(tmp_path):
 
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
-    for step in MIGRATIONS[: len(MIGRATIONS) - 1]:
+    before_origins = 3  # the schema version before migration 4 added chunks.origin
+    for step in MIGRATIONS[:before_origins]:
         for statement in _statements(step):
             conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {before_origins}")
     calls = [
         [{"id": "t_web", "name": "WebFetch", "input": {"url": "https://x.example"}}],
         [{"id": "t_sh", "name": "Bash", "input": {"command": "pytest -q"}}],

@@ -57,6 +57,8 @@ SQL_MODULES = {
     "lmm_mcp.privacy",  # forget: deletes a session everywhere it lives, in one transaction
     "lmm_mcp.backup",  # export, import and rebuild: a home's store as a whole
     "lmm_mcp.sources",  # get_source: a cited record and its neighbours, read side
+    "lmm_mcp.edits",  # the user's memory edits: its own table, written with the merge they change
+    "lmm_mcp.ui.reads",  # the memory browser's page queries (read-only)
 }
 # Constructors of the parts: called in the composition root only (the defining module may name them).
 PARTS = ("Ingester", "Embedder", "Retriever", "Recaller", "Jobs", "StoreHistory")
