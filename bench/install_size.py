@@ -1,10 +1,13 @@
 """Install size and time of the core and of `[train]`, and the core server's cold start (issue 13).
 
-    nice python bench/install_size.py [--skip-train] [--runs 3] [--json]
+    nice python bench/install_size.py [--variants core,train,train-cpu] [--runs 3] [--json]
 
 In fresh virtual environments under a temporary folder, from a copy of this checkout (pip builds in the
-source tree): `pip install .` (the core) and `pip install '.[train]'`, each timed, then the size of each
-site-packages (du) and whether torch, transformers, scipy or scikit-learn got in. In the core environment:
+source tree), each timed, then the size of each site-packages (du) and whether torch, transformers, scipy or
+scikit-learn got in: `core` is `pip install .`; `train` is `pip install '.[train]'` as pip resolves it (on
+Linux from PyPI: torch's CUDA build and its nvidia libraries); `train-cpu` installs the CPU build of torch
+first (`--cpu-torch`, default `torch==2.13.0`, which this machine's pip serves from local disk; elsewhere
+`--cpu-torch "torch --index-url https://download.pytorch.org/whl/cpu"`), then `.[train]`. In the core environment:
 `lmm-mcp setup` (the embedding model's download and unpack, timed), an ingest of the bundled samples, then
 `lmm-mcp serve` started cold `--runs` times: seconds to the `initialize` answer and to the first
 `recall_memory` answer (retrieve mode, hybrid: the query is embedded). pip uses its own configuration, as a
@@ -33,7 +36,10 @@ QUERY = {"query": "How do we run the tests?", "project": "/home/dev/code/tasklan
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-train", action="store_true", help="measure the core only")
+    parser.add_argument("--variants", default="core,train,train-cpu", help="which installs to measure")
+    parser.add_argument(
+        "--cpu-torch", default="torch==2.13.0", help="pip arguments for the CPU build of torch"
+    )
     parser.add_argument("--runs", type=int, default=3, help="cold starts of the server (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
@@ -43,22 +49,29 @@ def main() -> None:
         shutil.copytree(
             ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build")
         )
-        doc: dict[str, Any] = {"python": sys.version.split()[0], "core": install(work / "core", str(src))}
-        doc["core"].update(first_use(work / "core", work / "home", args.runs))
-        if not args.skip_train:
-            doc["train"] = install(work / "train", f"{src}[train]")
+        variants = args.variants.split(",")
+        doc: dict[str, Any] = {"python": sys.version.split()[0]}
+        if "core" in variants:
+            doc["core"] = install(work / "core", [str(src)])
+            doc["core"].update(first_use(work / "core", work / "home", args.runs))
+        if "train" in variants:
+            doc["train"] = install(work / "train", [f"{src}[train]"])
+        if "train-cpu" in variants:
+            doc["train-cpu"] = install(work / "train-cpu", args.cpu_torch.split(), [f"{src}[train]"])
     if args.json:
         print(json.dumps(doc))
     else:
         print(report(doc))
 
 
-def install(env_dir: Path, target: str) -> dict[str, Any]:
-    """A fresh venv with `target` pip-installed: wall time, site-packages size, what heavy got in."""
+def install(env_dir: Path, *steps: list[str]) -> dict[str, Any]:
+    """A fresh venv with each step's arguments pip-installed in turn: wall time of all the steps,
+    site-packages size, what heavy got in."""
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     started = time.perf_counter()
-    _run([str(python), "-m", "pip", "install", "-q", target], timeout=3600)
+    for step in steps:
+        _run([str(python), "-m", "pip", "install", "-q", *step], timeout=3600)
     seconds = time.perf_counter() - started
     site = next(env_dir.glob("lib/python*/site-packages"))
     listed = json.loads(_run([str(python), "-m", "pip", "list", "--format=json"]))
@@ -159,13 +172,15 @@ def _du(path: Path) -> int:
 
 def report(doc: dict[str, Any]) -> str:
     lines = [f"{'install':<10}{'time s':>8}{'site-packages MB':>18}{'packages':>10}  heavy"]
-    for name in ("core", "train"):
+    for name in ("core", "train", "train-cpu"):
         if name in doc:
             d = doc[name]
             heavy = ", ".join(f"{k} {v}" for k, v in d["heavy"].items()) or "none"
             lines.append(
                 f"{name:<10}{d['install_s']:>8}{d['site_packages_mb']:>18}{d['packages']:>10}  {heavy}"
             )
+    if "core" not in doc:
+        return "\n".join(lines)
     c = doc["core"]
     lines.append(f"lmm-mcp setup: {c['setup_s']} s, model {c['model_mb']} MB")
     lines.append(
