@@ -231,6 +231,10 @@ def session_start(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
 
     with App.open(cfg, busy_timeout_ms=BUSY_MS) as app:
         text = start_context(app.conn, project, current_session=payload.get("session_id"))
+    if text:
+        from lmm_mcp import usage
+
+        usage.record(cfg.home, "session_start", served_chars=len(text), source_chars=None)
     return context("SessionStart", text)
 
 
@@ -321,7 +325,9 @@ def _clip(line: str, limit: int = ITEM_CHARS) -> str:
 
 
 def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
+    from lmm_mcp import usage
     from lmm_mcp.privacy import without_private
+    from lmm_mcp.sources import record_chars
     from transcripts.provenance import STANDING
 
     prompt = payload.get("prompt")
@@ -339,7 +345,11 @@ def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
             max_tokens=PROMPT_TOKENS,
             origins=STANDING,  # third-party text (web pages, MCP output) is never injected unasked
         )
-    return context("UserPromptSubmit", result.memory) if result.sources else {}
+        if not result.sources:
+            return {}
+        cited = record_chars(app.conn, [(s.session_id, s.uuid, s.kind) for s in result.sources])
+    usage.record(cfg.home, "user_prompt", served_chars=len(result.memory), source_chars=cited)
+    return context("UserPromptSubmit", result.memory)
 
 
 def worth_recalling(prompt: str) -> bool:

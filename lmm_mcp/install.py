@@ -3,6 +3,7 @@
     lmm-mcp install                          user scope: ~/.claude.json (mcpServers) and ~/.claude/settings.json
     lmm-mcp install --scope project          <project>/.mcp.json and <project>/.claude/settings.json
     lmm-mcp install --dry-run [--json]       print what would be written; change nothing
+    lmm-mcp install --remove                 take our server and hooks out of those files again
 
 `--claude-home DIR` is Claude Code's configuration folder, as `CLAUDE_CONFIG_DIR` names it (default: that
 variable, else ~/.claude); with it, the user-scope server goes to `DIR/.claude.json` as Claude Code does then.
@@ -13,6 +14,11 @@ re-run after a move updates the command in place. Each changed file is first cop
 then written atomically (a temporary file renamed over it); a file that changed on disk while we merged is
 read and merged again. A file that is not valid JSON is never touched: install stops with exit status 2.
 Claude Code rewrites ~/.claude.json while it runs: install with Claude Code closed, then start it again.
+
+The Claude Code plugin (`/plugin install lmm-mcp@…`) brings the same server and hooks. When Claude Code's
+records show it installed or enabled (`<claude home>/plugins/installed_plugins.json`, `enabledPlugins` in the
+settings, keyed `lmm-mcp@<marketplace>`), install registers nothing, since every hook would run twice, and says
+so; where the settings already hold our hooks too, it names `lmm-mcp install --remove` as the fix.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 SERVER_NAME = "lmm"
+PLUGIN_NAME = "lmm-mcp"  # the plugin's id is "lmm-mcp@<marketplace>"
 HOOKS = {  # event -> (hook subcommand, timeout in seconds)
     "SessionStart": ("session-start", 10),
     "UserPromptSubmit": ("user-prompt", 5),
@@ -71,19 +78,32 @@ def register(sub, common) -> None:
         "--claude-home", help="Claude Code's config folder (default: $CLAUDE_CONFIG_DIR or ~/.claude)"
     )
     p.add_argument("--project-dir", help="project root for --scope project (default: the current folder)")
+    p.add_argument(
+        "--remove", action="store_true", help="remove the lmm server and hooks that install registered"
+    )
     p.set_defaults(run=cmd_install)
 
 
 def cmd_install(cfg, args) -> int:
+    targets = target_files(args.scope, args.claude_home, args.project_dir)
+    if args.remove:
+        merges = [(targets["servers"], remove_server), (targets["settings"], remove_hooks)]
+        return _write([(path, merge) for path, merge in merges if path.exists()], args)
+    found = plugin_records(_claude_home(args.claude_home), _project_root(args))
+    if found:
+        return _plugin_present(found, targets, args)
     home = cfg.home.absolute() if args.home else None
     claude_dir = _claude_dir_flag(args)
     server = server_entry(home, claude_dir=claude_dir)
     hooks = hook_commands(_command_prefix(), home=home, claude_dir=claude_dir)
-    targets = target_files(args.scope, args.claude_home, args.project_dir)
     merges = [
         (targets["servers"], lambda d: merge_server(d, server)),
         (targets["settings"], lambda d: merge_hooks(d, hooks)),
     ]
+    return _write(merges, args)
+
+
+def _write(merges, args) -> int:
     plans = [plan(path, merge) for path, merge in merges]  # every file read and checked before any write
     backups: dict[Path, Path | None] = {}
     if not args.dry_run:
@@ -105,6 +125,32 @@ def cmd_install(cfg, args) -> int:
     return 0
 
 
+def _plugin_present(found: list[str], targets: dict[str, Path], args) -> int:
+    """The plugin brings the server and hooks: register nothing; name what already runs twice, and the fix."""
+    already = [
+        str(path) for path, doc in ((p, read_json(p)[0]) for p in targets.values()) if doc and _has_ours(doc)
+    ]
+    lines = [
+        f"The lmm-mcp Claude Code plugin is installed ({'; '.join(found)}): it runs the lmm server and the hooks "
+        "itself, so install registers nothing (each hook would run twice).",
+    ]
+    if already:
+        lines.append(
+            f"These files register them as well, so each hook runs twice now: {', '.join(already)}. "
+            f"Remove those with `lmm-mcp install --remove{' --scope project' if args.scope == 'project' else ''}`"
+            " (or uninstall the plugin: /plugin uninstall lmm-mcp)."
+        )
+    else:
+        lines.append("To register them here instead, uninstall the plugin first (/plugin uninstall lmm-mcp).")
+    if args.json:
+        doc = {"scope": args.scope, "dry_run": args.dry_run, "plugin": found, "also_registered_in": already}
+        sys.stdout.write(json.dumps({**doc, "files": []}, ensure_ascii=False) + "\n")
+    else:
+        print("\n".join(lines))
+    sys.stdout.flush()
+    return 0
+
+
 def _summary(plans: list[Planned], written: dict[Path, Path | None], dry_run: bool) -> str:
     lines = []
     for p in plans:
@@ -118,7 +164,9 @@ def _summary(plans: list[Planned], written: dict[Path, Path | None], dry_run: bo
             verb = {"create": "created", "update": "updated", "unchanged": "unchanged"}[p.action]
             lines.append(f"{verb}: {p.path}" + (f" (backup: {backup})" if backup else ""))
     if not dry_run and any(p.action != "unchanged" for p in plans):
-        lines.append("Restart Claude Code to load the lmm server and hooks.")
+        lines.append("Restart Claude Code to load the change.")
+    if not plans:
+        lines.append("Nothing to change: no settings file there.")
     return "\n".join(lines)
 
 
@@ -188,6 +236,17 @@ def _claude_dir_flag(args) -> Path | None:
     return None if home == Path.home() / ".claude" else home / "projects"
 
 
+def _claude_home(flag: str | None) -> Path:
+    chosen = flag or os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(chosen).expanduser().absolute() if chosen else Path.home() / ".claude"
+
+
+def _project_root(args) -> Path | None:
+    if args.scope != "project":
+        return None
+    return Path(args.project_dir or os.getcwd()).expanduser().absolute()
+
+
 def target_files(scope: str, claude_home: str | None, project_dir: str | None) -> dict[str, Path]:
     if scope == "project":
         root = Path(project_dir or os.getcwd()).expanduser().absolute()
@@ -197,6 +256,55 @@ def target_files(scope: str, claude_home: str | None, project_dir: str | None) -
         home = Path(chosen).expanduser().absolute()
         return {"servers": home / ".claude.json", "settings": home / "settings.json"}
     return {"servers": Path.home() / ".claude.json", "settings": Path.home() / ".claude" / "settings.json"}
+
+
+# ------------------------------------------------------------------------------------------------ plugin
+
+
+def plugin_records(claude_home: Path, project: Path | None = None) -> list[str]:
+    """Where Claude Code records our plugin as installed or enabled: "<key> in <file>" for each; [] if nowhere.
+
+    `enabledPlugins` (user settings; a project's settings for a project install) maps "name@marketplace" to
+    true or false; `plugins/installed_plugins.json` lists installs by the same key (version 2: a list of
+    installs per key; version 1: one object). An install that the user settings disable does not count.
+    """
+    settings = [claude_home / "settings.json"]
+    if project is not None:
+        settings += [project / ".claude" / "settings.json", project / ".claude" / "settings.local.json"]
+    found, disabled = [], set()
+    for path in settings:
+        for key, on in _ours(_quiet_json(path).get("enabledPlugins")).items():
+            if on is True:
+                found.append(f"{key} enabled in {path}")
+            elif on is False and path == settings[0]:
+                disabled.add(key)
+    installed = claude_home / "plugins" / "installed_plugins.json"
+    for key, entries in _ours(_quiet_json(installed).get("plugins")).items():
+        if key not in disabled and entries and not any(r.startswith(f"{key} ") for r in found):
+            found.append(f"{key} installed in {installed}")
+    return found
+
+
+def _ours(mapping: Any) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        return {}
+    return {k: v for k, v in mapping.items() if isinstance(k, str) and k.split("@")[0] == PLUGIN_NAME}
+
+
+def _quiet_json(path: Path) -> dict[str, Any]:
+    """A file Claude Code owns, for reading only: what cannot be read counts as empty."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _has_ours(doc: dict[str, Any]) -> bool:
+    servers = doc.get("mcpServers")
+    if isinstance(servers, dict) and SERVER_NAME in servers:
+        return True
+    return remove_hooks(doc) != doc
 
 
 # ----------------------------------------------------------------------------------------------- merging
@@ -238,6 +346,42 @@ def merge_hooks(doc: dict[str, Any], commands: dict[str, str]) -> dict[str, Any]
                 if isinstance(g, dict) and isinstance(g.get("hooks"), list) and extra in g["hooks"]:
                     g["hooks"] = [h for h in g["hooks"] if h is not extra]
         hooks[event] = [g for g in groups if not (isinstance(g, dict) and g.get("hooks") == [])]
+    return out
+
+
+def remove_server(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` without mcpServers.lmm; everything else as it was."""
+    out = json.loads(json.dumps(doc))
+    servers = out.get("mcpServers")
+    if isinstance(servers, dict):
+        servers.pop(SERVER_NAME, None)
+    return out
+
+
+def remove_hooks(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` without our three hooks; a group or event list left empty by that goes too, nothing else does."""
+    out = json.loads(json.dumps(doc))
+    hooks = out.get("hooks")
+    if not isinstance(hooks, dict):
+        return out
+    for event, (sub, _timeout) in HOOKS.items():
+        groups = hooks.get(event)
+        if not isinstance(groups, list):
+            continue
+        kept = []
+        for g in groups:
+            if isinstance(g, dict) and isinstance(g.get("hooks"), list):
+                left = [
+                    h for h in g["hooks"] if not (isinstance(h, dict) and _is_ours(h.get("command"), sub))
+                ]
+                if not left and g["hooks"]:
+                    continue
+                g["hooks"] = left
+            kept.append(g)
+        if kept:
+            hooks[event] = kept
+        else:
+            del hooks[event]
     return out
 
 

@@ -3,6 +3,7 @@
     recall_memory(query, project=None, k=8, max_tokens=1500, mode="auto") -> RecallOutput
     ingest_session(session_id=None, path=None, all=False)                  -> IngestOutput
     retrain(wait=False, <training options>)                                -> JobOutput
+    get_source(session_id, uuid, around=2)                                 -> SourceOutput
     memory_status()                                                        -> StatusOutput
 
 A tool's signature is its input schema and its docstring the description the agent reads; `retrain` takes its
@@ -26,11 +27,12 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from lmm_mcp import queries
+from lmm_mcp import queries, usage
 from lmm_mcp.app import App
 from lmm_mcp.config import Config
 from lmm_mcp.jobs import JobError
 from lmm_mcp.recall import RecallError
+from lmm_mcp.sources import SourceError, record_chars, source_context
 from lmm_mcp.store import stats
 from trainer import options as training_options
 from trainer.pipeline import PipelineConfig
@@ -53,13 +55,12 @@ Ctx = Context[ServerState, Any]
 
 
 class RecallSource(BaseModel):
+    """A cited source, lean: its text, date, kind and project are in the memory's line [n] already, and
+    get_source(session_id, uuid) expands it into the record and its neighbours."""
+
     n: int = Field(description="the number the memory cites as [n]")
     session_id: str
     uuid: str = Field(description="the transcript record the source was taken from")
-    timestamp: str | None
-    project: str | None = Field(description="the session's working directory")
-    snippet: str
-    score: float
     origin: str = Field(
         default="third_party",
         description="who wrote it: user, assistant, project (its own tools), memory, or third_party (web pages, "
@@ -76,6 +77,34 @@ class RecallOutput(BaseModel):
         "no source and the retrieved sources are returned instead"
     )
     latency_ms: float
+    tokens: int = Field(default=0, description="estimated tokens of the memory text")
+    reply_tokens: int = Field(default=0, description="estimated tokens of this whole reply, sources included")
+    source_tokens: int = Field(
+        default=0, description="estimated tokens of the whole records the sources were taken from"
+    )
+
+
+class SourceRecordOutput(BaseModel):
+    uuid: str
+    role: str
+    kind: str
+    timestamp: str | None
+    origin: str = Field(description="who wrote it: user, assistant, project, memory or third_party")
+    text: str
+    tool_calls: list[str]
+    tool_results: list[str]
+    cited: bool = Field(description="true for the record the citation names")
+
+
+class SourceOutput(BaseModel):
+    session_id: str
+    session_key: str
+    project: str | None
+    title: str | None
+    records: list[SourceRecordOutput] = Field(description="in session order")
+    before: int = Field(description="earlier records in the session not shown")
+    after: int = Field(description="later records in the session not shown")
+    reply_tokens: int = Field(default=0, description="estimated tokens of this reply")
 
 
 class IngestOutput(BaseModel):
@@ -127,6 +156,11 @@ class StatusOutput(BaseModel):
     auto_mode_why: str = Field(description="why: the adapter's verdict against retrieval, or what is missing")
     job: JobOutput | None = Field(description="the running or last retrain job")
     last_ingest: str | None = Field(description="when a transcript was last ingested (UTC)")
+    tokens: dict = Field(
+        default_factory=dict,
+        description="what memory has cost the agent's context: estimated tokens served per channel (the "
+        "tools and the hooks) against the tokens of the records they stand for",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -162,7 +196,40 @@ async def recall_memory(
         result = await anyio.to_thread.run_sync(work)
     except RecallError as e:
         raise ToolError(str(e)) from e
-    return RecallOutput(**{**result.as_dict(), "sources": [s.__dict__ for s in result.sources]})
+    out = RecallOutput(
+        **result.as_dict(),
+        tokens=usage.tokens(len(result.memory)),
+    )
+    cited = [(s.session_id, s.uuid, s.kind) for s in result.sources]
+
+    def count() -> RecallOutput:
+        with state.lock:
+            source_chars = record_chars(state.app.conn, cited)
+        return _counted(state, "recall_memory", out, source_chars)
+
+    return await anyio.to_thread.run_sync(count)
+
+
+async def get_source(session_id: str, uuid: str, ctx: Ctx, around: int = 2) -> SourceOutput:
+    """Expand a citation: the record a recalled source names (its session_id and uuid), with `around`
+    records before and after it in the same session. Cheaper than another recall when a memory points at
+    the right place but leaves out the detail.
+
+    session_id, uuid: as in a source of recall_memory.
+    around: records to show on each side (0-10).
+    """
+    state = _state(ctx)
+
+    def work() -> SourceOutput:
+        with state.lock:
+            found = source_context(state.app.conn, session_id, uuid, around)
+            shown = record_chars(state.app.conn, [(session_id, r.uuid, r.kind) for r in found.records])
+        return _counted(state, "get_source", SourceOutput(**found.as_dict()), shown)
+
+    try:
+        return await anyio.to_thread.run_sync(work)
+    except SourceError as e:
+        raise ToolError(str(e)) from e
 
 
 async def ingest_session(
@@ -226,7 +293,7 @@ async def memory_status(ctx: Ctx) -> StatusOutput:
     return await anyio.to_thread.run_sync(lambda: _status(state))
 
 
-TOOLS = (recall_memory, ingest_session, retrain, memory_status)
+TOOLS = (recall_memory, get_source, ingest_session, retrain, memory_status)
 
 
 def _with_training_options(fn: Any) -> None:
@@ -256,6 +323,16 @@ _with_training_options(retrain)
 
 def _state(ctx: Ctx) -> ServerState:
     return ctx.request_context.lifespan_context
+
+
+def _counted(state: ServerState, channel: str, out: Any, source_chars: int) -> Any:
+    """`out` with its token counts filled in, and the serving logged (`lmm_mcp.usage`)."""
+    if "source_tokens" in type(out).model_fields:
+        out = out.model_copy(update={"source_tokens": usage.tokens(source_chars)})
+    reply = len(out.model_dump_json())
+    out = out.model_copy(update={"reply_tokens": usage.tokens(reply)})
+    usage.record(state.app.cfg.home, channel, served_chars=reply, source_chars=source_chars)
+    return out
 
 
 def _caller_project() -> str | None:
@@ -339,4 +416,5 @@ def _status(state: ServerState) -> StatusOutput:
         auto_mode_why=auto[1],
         job=job_out,
         last_ingest=last,
+        tokens=usage.summary(app.cfg.home),
     )

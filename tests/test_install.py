@@ -200,20 +200,27 @@ def _load(path: str) -> dict:
 
 def test_plugin_manifest_and_marketplace():
     manifest = _load(".claude-plugin/plugin.json")
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    assert manifest["name"] == "lmm-mcp" and manifest["version"] == version
-    assert isinstance(manifest["description"], str) and manifest["description"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert manifest["name"] == "lmm-mcp" and manifest["version"] == project["version"]
+    assert isinstance(manifest["description"], str) and 0 < len(manifest["description"]) < 200
+    assert manifest["author"]["name"] and manifest["license"] == "MIT"
+    assert manifest["repository"] == project["urls"]["Repository"]
+    license_text = (REPO / "LICENSE").read_text()
+    assert license_text.startswith("MIT License") and "Copyright (c) 2026 the lmm-mcp authors" in license_text
     market = _load(".claude-plugin/marketplace.json")
     assert market["owner"]["name"] and [p["name"] for p in market["plugins"]] == ["lmm-mcp"]
-    assert (REPO / market["plugins"][0]["source"] / ".claude-plugin" / "plugin.json").exists()
+    [entry] = market["plugins"]
+    assert (REPO / entry["source"] / ".claude-plugin" / "plugin.json").exists()
+    assert "pip install" not in json.dumps(market)  # the package is not published
+    assert f"/plugin install lmm-mcp@{market['name']}" in entry["description"]
+    assert entry["version"] == manifest["version"]
 
 
-def test_plugin_mcp_and_hooks_are_valid():
+def test_plugin_mcp_and_hooks_call_the_launcher_in_the_plugin():
+    launcher = "${CLAUDE_PLUGIN_ROOT}/bin/lmm-mcp"
+    assert os.access(REPO / "bin" / "lmm-mcp", os.X_OK)
     servers = _load(".mcp.json")["mcpServers"]
-    for entry in servers.values():
-        assert isinstance(entry["command"], str) and all(isinstance(a, str) for a in entry["args"])
-        assert entry.get("type", "stdio") == "stdio"
-    assert servers["lmm"]["command"] == "lmm-mcp" and servers["lmm"]["args"] == ["serve"]
+    assert servers == {"lmm": {"type": "stdio", "command": launcher, "args": ["serve"]}}
 
     config = _load("hooks/hooks.json")
     assert set(config) <= {"description", "hooks"}
@@ -223,14 +230,103 @@ def test_plugin_mcp_and_hooks_are_valid():
         for group in groups:
             assert set(group) <= {"matcher", "hooks"}
             for h in group["hooks"]:
-                assert h["type"] == "command" and isinstance(h["timeout"], int) and 0 < h["timeout"] <= 60
+                assert h["type"] == "command" and h["timeout"] == install.HOOKS[event][1]
+                assert h["command"].startswith(f'"{launcher}" ')  # quoted: a plugin root may hold spaces
                 argv = shlex.split(h["command"])
-                assert argv[:2] == ["lmm-mcp", "hook"] and argv[2] == EVENTS[event]
-                assert argv[2] in hooks.EVENTS and hooks.EVENTS[argv[2]] == event
+                assert argv == [launcher, "hook", EVENTS[event]]
+                assert hooks.EVENTS[argv[2]] == event
 
 
 def test_example_config_is_what_install_writes():
     example = _load("claude_config_example.json")
     assert example == install.example_config()
-    assert example["hooks"] == _load("hooks/hooks.json")["hooks"]
-    assert example["mcpServers"] == _load(".mcp.json")["mcpServers"]
+    plugin_hooks = _load("hooks/hooks.json")["hooks"]
+    for event, groups in example["hooks"].items():  # the same hooks as the plugin's, from lmm-mcp on PATH
+        [[ours]], [[theirs]] = [g["hooks"] for g in groups], [g["hooks"] for g in plugin_hooks[event]]
+        assert ours["timeout"] == theirs["timeout"]
+        assert shlex.split(ours["command"])[1:] == shlex.split(theirs["command"])[1:]
+    assert example["mcpServers"]["lmm"]["args"] == _load(".mcp.json")["mcpServers"]["lmm"]["args"]
+
+
+# ------------------------------------------------------------------------------- install beside the plugin
+
+
+def with_plugin(home: Path, *, enabled: bool | None = True, installed: bool = True) -> None:
+    """Claude Code's records of `/plugin install lmm-mcp@lmm-mcp` (installed_plugins.json v2, enabledPlugins)."""
+    if installed:
+        record = {
+            "scope": "user",
+            "installPath": str(home / "plugins" / "cache" / "lmm-mcp" / "lmm-mcp" / "0.1.0"),
+            "version": "0.1.0",
+            "installedAt": "2026-11-30T10:00:00.000Z",
+            "lastUpdated": "2026-11-30T10:00:00.000Z",
+        }
+        other = {**record, "installPath": "/elsewhere"}
+        doc = {"version": 2, "plugins": {"lmm-mcp@lmm-mcp": [record], "lmm-mcp-extras@x": [other]}}
+        (home / "plugins").mkdir(exist_ok=True)
+        (home / "plugins" / "installed_plugins.json").write_text(json.dumps(doc))
+    if enabled is not None:
+        settings = json.loads((home / "settings.json").read_text())
+        settings["enabledPlugins"] = {"lmm-mcp@lmm-mcp": enabled, "other@x": True}
+        (home / "settings.json").write_text(json.dumps(settings, indent=4))
+
+
+def test_install_registers_nothing_where_the_plugin_is_installed(tmp_path):
+    for enabled, installed in ((True, True), (None, True), (True, False)):
+        (tmp_path / f"{enabled}-{installed}").mkdir()
+        home = claude_home(tmp_path / f"{enabled}-{installed}")
+        with_plugin(home, enabled=enabled, installed=installed)
+        before = snapshot(home)
+        proc = run("--claude-home", str(home))
+        assert proc.returncode == 0, proc.stderr.decode()
+        out = proc.stdout.decode()
+        assert "plugin is installed" in out and "lmm-mcp@lmm-mcp" in out and "registers nothing" in out
+        assert "--remove" not in out
+        assert snapshot(home) == before  # no hook, no server, no backup
+        doc = orjson.loads(run("--claude-home", str(home), "--json").stdout)
+        assert doc["plugin"] and doc["files"] == [] and doc["also_registered_in"] == []
+
+
+def test_a_disabled_plugin_does_not_stop_install(tmp_path):
+    home = claude_home(tmp_path)
+    with_plugin(home, enabled=False)
+    assert run("--claude-home", str(home)).returncode == 0
+    settings = json.loads((home / "settings.json").read_text())
+    assert all(len(ours(settings, e)) == 1 for e in EVENTS)
+
+
+def test_hooks_registered_before_the_plugin_are_named_and_removed_with_remove(tmp_path):
+    home = claude_home(tmp_path)
+    assert run("--claude-home", str(home)).returncode == 0  # the hooks and server, registered the old way
+    with_plugin(home)
+    before = snapshot(home)
+    proc = run("--claude-home", str(home))
+    assert proc.returncode == 0
+    out = proc.stdout.decode()
+    assert "each hook runs twice" in out and "lmm-mcp install --remove" in out
+    assert str(home / "settings.json") in out and str(home / ".claude.json") in out
+    assert snapshot(home) == before
+
+    proc = run("--claude-home", str(home), "--remove")
+    assert proc.returncode == 0, proc.stderr.decode()
+    settings = json.loads((home / "settings.json").read_text())
+    servers = json.loads((home / ".claude.json").read_text())
+    assert not any(ours(settings, e) for e in EVENTS if e in settings["hooks"])
+    assert "UserPromptSubmit" not in settings["hooks"] and "SessionEnd" not in settings["hooks"]
+    assert settings["hooks"]["SessionStart"] == SETTINGS["hooks"]["SessionStart"]  # theirs kept
+    assert settings["hooks"]["Stop"] == SETTINGS["hooks"]["Stop"] and settings["enabledPlugins"]
+    assert "lmm" not in servers["mcpServers"] and servers["mcpServers"]["github"]
+    assert servers["numStartups"] == 42
+    proc = run("--claude-home", str(home))
+    assert proc.returncode == 0 and "--remove" not in proc.stdout.decode()  # once is enough
+    again = snapshot(home)
+    assert run("--claude-home", str(home), "--remove").returncode == 0
+    assert snapshot(home) == again  # nothing left to remove: nothing written
+
+
+def test_remove_without_settings_files_writes_nothing(tmp_path):
+    home = tmp_path / "claude"
+    home.mkdir()
+    proc = run("--claude-home", str(home), "--remove")
+    assert proc.returncode == 0 and "Nothing to change" in proc.stdout.decode()
+    assert list(home.iterdir()) == []

@@ -56,6 +56,7 @@ SQL_MODULES = {
     "lmm_mcp.retrieval",
     "lmm_mcp.privacy",  # forget: deletes a session everywhere it lives, in one transaction
     "lmm_mcp.backup",  # export, import and rebuild: a home's store as a whole
+    "lmm_mcp.sources",  # get_source: a cited record and its neighbours, read side
 }
 # Constructors of the parts: called in the composition root only (the defining module may name them).
 PARTS = ("Ingester", "Embedder", "Retriever", "Recaller", "Jobs", "StoreHistory")

@@ -23,7 +23,7 @@ from trainer.versions import active_version
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import write_transcripts
 
-TOOLS = {"recall_memory", "ingest_session", "retrain", "memory_status"}
+TOOLS = {"recall_memory", "get_source", "ingest_session", "retrain", "memory_status"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,8 @@ async def test_tools_are_listed_with_typed_schemas(cfg):
     }
     assert set(tools["ingest_session"].input_schema["properties"]) == {"session_id", "path", "all"}
     assert set(tools["retrain"].input_schema["properties"]) >= {"stage", "wait"}
+    assert tools["get_source"].input_schema["required"] == ["session_id", "uuid"]
+    assert set(tools["get_source"].input_schema["properties"]) == {"session_id", "uuid", "around"}
     for t in tools.values():
         assert t.description and len(t.description) > 60 and t.output_schema
 
@@ -84,7 +86,38 @@ async def test_ingest_then_recall_cites_stored_sessions(cfg, transcripts):
                 "recall_memory", {"query": "how do we run the tests", "mode": "retrieve", "k": 5}
             )
         )
+        first = recall["sources"][0]
+        source = _data(
+            await client.call_tool("get_source", {"session_id": first["session_id"], "uuid": first["uuid"]})
+        )
+        wrong = await client.call_tool("get_source", {"session_id": first["session_id"], "uuid": "nope"})
         status = _data(await client.call_tool("memory_status", {}))
+    assert wrong.is_error and "no record" in wrong.content[0].text
+    assert source["session_id"] == first["session_id"] and 1 <= len(source["records"]) <= 5
+    assert sum(r["cited"] for r in source["records"]) == 1
+    cited = next(r for r in source["records"] if r["cited"])
+    turn_uuid = (
+        sqlite3.connect(cfg.db_path)
+        .execute(
+            "SELECT t.uuid FROM record_uuids r JOIN turns t ON t.id = r.turn_id WHERE r.uuid = ?",
+            (first["uuid"],),
+        )
+        .fetchone()[0]
+    )
+    assert cited["uuid"] == turn_uuid and (cited["text"] or cited["tool_calls"] or cited["tool_results"])
+    # Tokens: the memory's, the whole reply's, the records it stands for; memory_status adds them up.
+    assert recall["tokens"] == -(-len(recall["memory"]) // 4) and recall["reply_tokens"] > recall["tokens"]
+    assert recall["source_tokens"] > 0
+    spent = status["tokens"]["channels"]
+    assert spent["recall_memory"] == {
+        "calls": 1,
+        "tokens_served": recall["reply_tokens"],
+        "tokens_of_sources": recall["source_tokens"],
+    }
+    assert (
+        spent["get_source"]["calls"] == 1 and spent["get_source"]["tokens_served"] == source["reply_tokens"]
+    )
+    assert status["tokens"]["tokens_served"] == recall["reply_tokens"] + source["reply_tokens"]
     assert recall["mode_used"] == "retrieve" and recall["adapter_version"] is None
     assert recall["memory"].startswith("Recalled from past sessions") and "[1]" in recall["memory"]
     assert 1 <= len(recall["sources"]) <= 5 and [s["n"] for s in recall["sources"]] == list(
