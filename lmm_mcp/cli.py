@@ -288,8 +288,7 @@ def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
     """Train under the retrain lock, the same one the `retrain` tool's jobs hold: one training per home."""
     from lmm_mcp.jobs import JobError
 
-    if not args.prepare_only:
-        require_training("lmm-mcp train")
+    require_training("lmm-mcp train")  # --prepare-only too: the run settles its device with torch first
     app = App.open(cfg)
     stage = getattr(args, "stage", None) or "both"
     with contextlib.ExitStack() as stack:

