@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from lmm_mcp.embed import Embedder, blas_threads
+from lmm_mcp.embed import Embedder, EmbeddingModelMissing, blas_threads
 from lmm_mcp.store import resolve_projects
 from trainer.prompts import Passage
 
@@ -403,6 +403,16 @@ class Retriever:
         self._scratch = False  # the temp tables _stems uses exist on this connection
         self._executor: ThreadPoolExecutor | None = None
 
+    def _embed_query(self, query: str, threads: int | None) -> np.ndarray | None:
+        """The query's vector; None, and BM25 from here on, when the store has vectors but this machine has
+        no embedding model (a core install that never ran `lmm-mcp setup`, a model folder since removed)."""
+        try:
+            return self.embedder.encode([query], threads=threads)[0]
+        except (EmbeddingModelMissing, FileNotFoundError) as e:
+            print(f"lmm-mcp: searching with BM25 alone: {e}", file=sys.stderr)
+            self.embedder, self.index, self.fusion = None, None, "bm25"
+            return None
+
     def retrieve(
         self,
         query: str,
@@ -427,11 +437,14 @@ class Retriever:
             args = (query, depth, projects, since_ts, until_ts)
             # SQLite and torch both release the GIL: score BM25 while the query is embedded.
             lexical = self._pool().submit(self._bm25, *args) if use_vectors else _Done(self._bm25(*args))
-        vec_ids, vec_scores = [], np.zeros(0)
+        vec_ids, vec_scores, qvec = [], np.zeros(0), None
         if use_vectors:
             # One core embeds while the other runs BM25: two torch threads here would fight the BM25
             # thread for the same two cores (measured at 100k chunks: p95 61 ms with 2, 48 ms with 1).
-            qvec = self.embedder.encode([query], threads=1 if lexical is not None else None)[0]
+            qvec = self._embed_query(query, 1 if lexical is not None else None)
+            if qvec is None and lexical is None:  # vector-only search, and no model: BM25 after all
+                lexical = _Done(self._bm25(query, depth, projects, since_ts, until_ts))
+        if qvec is not None:
             # The matrix product too: numpy's spinning BLAS threads would take BM25's core.
             with blas_threads(1 if lexical is not None else None):
                 vec_ids, vec_scores = self.index.search(qvec, depth, projects, since_ts, until_ts)

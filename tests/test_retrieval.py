@@ -135,6 +135,24 @@ def test_hybrid_finds_paraphrase_that_bm25_misses(cfg, conn, embedder):
     assert hybrid[0].score > hybrid[-1].score
 
 
+@pytest.mark.parametrize("fusion", ["zscore", "vector"])
+def test_vectors_without_their_model_search_with_bm25(cfg, conn, embedder, tmp_path, capsys, fusion):
+    """A store embedded on a full install, searched where the model is gone (a core install that never ran
+    `lmm-mcp setup`, a model folder removed): BM25's results, said once, never an error."""
+    seed(cfg, conn)
+    embed_pending(conn, embedder)
+    gone = tmp_path / "removed-model"
+    conn.execute("UPDATE vectors SET model = ?", (str(gone),))  # the vectors name the vanished folder
+    r = Retriever(conn, Embedder(str(gone)), fusion=fusion)
+    hits = r.retrieve("ws_client.py backoff", k=3)
+    assert [h.uuid for h in hits] == [
+        h.uuid for h in Retriever(conn, None).retrieve("ws_client.py backoff", k=3)
+    ]
+    assert hits[0].uuid == "a2" and r.fusion == "bm25" and r.embedder is None
+    assert r.retrieve("websocket", k=2)  # and from then on, without trying the model again
+    assert capsys.readouterr().err.count("searching with BM25 alone") == 1
+
+
 def test_vector_index_tops_up_and_reloads_after_deletes(cfg, conn, embedder):
     seed(cfg, conn)
     embed_pending(conn, embedder)
