@@ -69,3 +69,14 @@ def test_resolve_projects_by_path_prefix_and_name(tmp_path):
     assert resolve_projects(conn, "app2") == [ids["/src/app2"]]
     assert resolve_projects(conn, "/src/a%") == []  # LIKE wildcards in user text are literal
     assert resolve_projects(conn, "/src/a_b") == [ids["/src/a_b"]]
+
+
+def test_the_relay_lookup_reads_only_third_party_chunks(conn):
+    """Ingest asks, for every assistant reply, for the session's latest third-party outputs: through the partial
+    index that holds only those, not a walk over all of a session's chunks (quadratic in a long session)."""
+    sql = (
+        "EXPLAIN QUERY PLAN SELECT c.turn_id FROM chunks c WHERE c.session_key = ? AND c.origin = 'third_party'"
+        " ORDER BY c.id DESC LIMIT 12"
+    )
+    plan = " ".join(row[3] for row in conn.execute(sql, ("s",)))
+    assert "chunks_third_party" in plan, plan
