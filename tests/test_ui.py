@@ -85,7 +85,7 @@ class Served:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         headers = {"Host": host or f"127.0.0.1:{self.port}"}
         if cookie:
-            headers["Cookie"] = f"lmm_ui_token={self.token}"
+            headers["Cookie"] = f"lmm_ui_token_{self.port}={self.token}"
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=headers)
@@ -164,7 +164,7 @@ def test_the_token_in_the_url_becomes_a_strict_cookie_and_leaves_the_url(served)
     assert status == 303 and headers["location"] == "/search?q=tests"
     cookie = headers["set-cookie"]
     assert (
-        f"lmm_ui_token={served.token}" in cookie
+        f"lmm_ui_token_{served.port}={served.token}" in cookie
         and "HttpOnly" in cookie
         and "samesite=strict" in cookie.lower()
     )

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-COOKIE = "lmm_ui_token"
+COOKIE = "lmm_ui_token"  # + "_<port>": cookies ignore ports, and two browsers of two homes may be open
 CSRF_FIELD = "csrf"
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 HEADERS = {
@@ -82,13 +82,20 @@ class Guard:
             path = "/" + request.url.path.lstrip("/")  # never '//host': a redirect must stay on this server
             target = path + (f"?{rest}" if rest else "")
             answer = RedirectResponse(target, status_code=303)
-            answer.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            answer.set_cookie(cookie_name(request), self.token, httponly=True, samesite="strict", path="/")
             return answer
-        if not same_token(request.cookies.get(COOKIE), self.token):
+        if not same_token(request.cookies.get(cookie_name(request)), self.token):
             return PlainTextResponse(
                 "refused: this page needs the token; use the URL lmm-mcp ui printed", 403
             )
         return None
+
+
+def cookie_name(request: Request) -> str:
+    """The token's cookie for this server: one per port, so a second `lmm-mcp ui` (another home) open in the
+    same browser does not overwrite the first one's."""
+    server = request.scope.get("server") or ("", 0)
+    return f"{COOKIE}_{server[1]}"
 
 
 def _with_headers(response: Response) -> Response:
