@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,16 @@ def conversation(session: str, n: int, *, cwd: str = "/work/app", words: str = "
         )
         parent = a
     return out
+
+
+def stored_sessions(db: Path) -> set[str]:
+    """The session keys a store holds, read from another connection; empty while it is not there or migrated."""
+    if not db.exists():
+        return set()
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return {r[0] for r in conn.execute("SELECT key FROM sessions")}
+    except sqlite3.OperationalError:  # not migrated yet
+        return set()
+    finally:
+        conn.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import OWN_FIXTURES
+from conftest import OWN_FIXTURES, stored_sessions
 
 from lmm_mcp import hooks
 from lmm_mcp.config import Config
@@ -222,18 +221,6 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _sessions(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return {r[0] for r in conn.execute("SELECT key FROM sessions")}
-    except sqlite3.OperationalError:  # not migrated yet
-        return set()
-    finally:
-        conn.close()
-
-
 def test_session_end_returns_at_once_and_a_detached_process_ingests(tmp_path):
     claude_dir = tmp_path / "projects"
     shutil.copytree(OWN_FIXTURES, claude_dir)
@@ -247,9 +234,9 @@ def test_session_end_returns_at_once_and_a_detached_process_ingests(tmp_path):
     if _alive(pid):
         assert os.getsid(pid) != os.getsid(0)  # its own session: it outlives Claude Code's
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and SHOP_SESSION not in _sessions(home / "store.db"):
+    while time.monotonic() < deadline and SHOP_SESSION not in stored_sessions(home / "store.db"):
         time.sleep(0.2)
-    keys = _sessions(home / "store.db")
+    keys = stored_sessions(home / "store.db")
     assert SHOP_SESSION in keys
     assert f"{SHOP_SESSION}/agent-b0c4d" in keys  # its sub-agent folder came along
     assert not any(k.startswith("11111111") for k in keys)  # only this session, not the whole folder

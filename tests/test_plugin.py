@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import OWN_FIXTURES
+from conftest import OWN_FIXTURES, stored_sessions
 from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,18 +164,6 @@ def event(name: str, **fields) -> dict:
     }
 
 
-def sessions(db: Path) -> set[str]:
-    if not db.exists():
-        return set()
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        return {r[0] for r in conn.execute("SELECT key FROM sessions")}
-    except sqlite3.OperationalError:  # not migrated yet
-        return set()
-    finally:
-        conn.close()
-
-
 def wait_for(predicate, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -227,7 +214,7 @@ async def test_hooks_and_server_work_from_the_plugin_layout_with_no_venv_on_path
         event("SessionEnd", session_id=SHOP_SESSION, transcript_path=str(transcript), reason="exit"),
     )
     assert doc == {} and elapsed < 1.5  # Claude Code's budget for SessionEnd hooks
-    assert wait_for(lambda: SHOP_SESSION in sessions(plugin.home / "store.db"), 60)
+    assert wait_for(lambda: SHOP_SESSION in stored_sessions(plugin.home / "store.db"), 60)
 
     prompt = "the checkout test raises KeyError coupon again, what fixed it?"
     doc, _ = plugin.hook("UserPromptSubmit", event("UserPromptSubmit", prompt=prompt))
@@ -428,7 +415,7 @@ async def test_real_setup_installs_the_plugin_copy_and_the_hooks_work(tmp_path):
     transcript = plugin.claude_dir / "-home-dev-shop" / f"{SHOP_SESSION}.jsonl"
     payload = event("SessionEnd", session_id=SHOP_SESSION, transcript_path=str(transcript), reason="exit")
     assert plugin.hook("SessionEnd", payload)[0] == {}
-    assert wait_for(lambda: SHOP_SESSION in sessions(plugin.home / "store.db"), 180)
+    assert wait_for(lambda: SHOP_SESSION in stored_sessions(plugin.home / "store.db"), 180)
     prompt = "the checkout test raises KeyError coupon again, what fixed it?"
     doc, _ = plugin.hook("UserPromptSubmit", event("UserPromptSubmit", prompt=prompt))
     assert "order.get('coupon')" in doc["hookSpecificOutput"]["additionalContext"]
