@@ -164,20 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--claude-dir", help="Claude projects folder (default: ~/.claude/projects)")
     p.set_defaults(run=cmd_serve)
 
-    for module in (
-        hooks,
-        install,
-        watch,
-        demo,
-        privacy,
-        backup,
-        setup_env,
-    ):  # each module owns its subcommand(s)
-        module.register(sub, common)
-    # The memory browser and the memory edits it makes (`lmm-mcp ui`, `lmm-mcp memory ...`).
+    # Each module owns its subcommand(s); the memory browser and its edits (`ui`, `memory`) are imported
+    # here, not with this module: a hook, which never builds the parser, does not pay for them.
     from lmm_mcp import edits, ui
 
-    for module in (edits, ui):
+    for module in (hooks, install, watch, demo, privacy, backup, setup_env, edits, ui):
         module.register(sub, common)
     return parser
 

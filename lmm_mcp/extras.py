@@ -1,16 +1,18 @@
 """Which optional parts of lmm-mcp this environment has, and what to install for the missing ones.
 
-    training_available()            # torch, transformers, peft and accelerate importable? (nothing imported)
-    require_training("lmm-mcp train")  # else TrainingUnavailable, whose message names the fix
+    missing_training()                 # which of torch, transformers, peft, accelerate cannot be imported
+    require_training("lmm-mcp train")  # TrainingUnavailable, whose message names the fix, when any cannot
 
 The core install (`pip install lmm-mcp`) serves, ingests, retrieves (BM25 and vectors, `lmm_mcp.encoder`),
 runs the hooks and the UI without torch. Training, generation and judging with an adapter, `lmm-mcp eval`
 and the demo's training step need the `[train]` extra. Checked with `importlib.util.find_spec`, so asking
-costs no import; a finder that refuses a module (an environment that blocks it) counts as missing.
+costs no import; a finder that refuses a module (an environment that blocks it) counts as missing. The
+answer is kept for the process: recall asks on every call, and an environment does not gain torch mid-run.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 TRAIN_MODULES = ("torch", "transformers", "peft", "accelerate")
@@ -22,13 +24,10 @@ class TrainingUnavailable(RuntimeError):
     """Something needs the training stack and this environment lacks it; the message says what to install."""
 
 
-def missing_training() -> list[str]:
+@functools.cache
+def missing_training() -> tuple[str, ...]:
     """The training modules this environment cannot import (empty: training and generation can run)."""
-    return [name for name in TRAIN_MODULES if not importable(name)]
-
-
-def training_available() -> bool:
-    return not missing_training()
+    return tuple(name for name in TRAIN_MODULES if not importable(name))
 
 
 def training_hint() -> str:

