@@ -19,7 +19,8 @@ It also measures query expansion, the weights' second use: search hit@1 / hit@5 
 added to each question, against the question alone. It reports, per category and overall: the answer-term coverage of both texts and the difference; for
 generate, citation accuracy (the share of the sources the model cited that come from an evidence session),
 how often it cited anything, abstention accuracy on the questions the history cannot answer, false
-abstentions on the others, and the mean pairwise Jaccard of the model's own sentences (lower is more
+abstentions on the others (for both modes: recall abstains in either when a question names something no
+session mentions, `lmm_mcp.unknown`), and the mean pairwise Jaccard of the model's own sentences (lower is more
 diverse). Beside it, the pipeline's own figures, comparable with the research prototype's four-run table:
 CPT and SFT validation loss, and keyword coverage and Jaccard of generated memories on held-out pairs.
 
@@ -172,11 +173,13 @@ def ask(app: App, questions: list[Ask], budget: int) -> list[dict]:
             r = recaller.recall(q.question, project=q.project, k=8, max_tokens=budget, mode=mode)
             row[f"{mode}_s"] = time.perf_counter() - t0
             row[f"{mode}_coverage"] = coverage(q.terms, r.memory) if q.terms else None
+            # an abstention either mode can give: a query naming what no session mentions (lmm_mcp.unknown)
+            row[f"{mode}_abstained"] = is_abstention(r.memory)
             if mode == "generate":
                 said = model_text(r.memory) if r.mode_used == "generate" else ""
                 cited, _ = citations(said, len(r.sources))
-                row["fallback"] = r.mode_used != "generate"
-                row["abstained"] = r.mode_used == "generate" and is_abstention(r.memory)
+                row["fallback"] = r.mode_used != "generate" and not is_abstention(r.memory)
+                row["abstained"] = is_abstention(r.memory)
                 row["cited"] = bool(cited)
                 row["citation_accuracy"] = (
                     sum(r.sources[n - 1].session_id in evidence for n in cited) / len(cited)
@@ -234,6 +237,8 @@ def summarise(rows: list[dict]) -> dict:
         "fallback": mean([float(r["fallback"]) for r in rows]),
         "abstention_accuracy": mean([float(r["abstained"]) for r in unanswerable]),
         "false_abstention": mean([float(r["abstained"]) for r in answerable]),
+        "retrieve_abstention": mean([float(r["retrieve_abstained"]) for r in unanswerable]),
+        "retrieve_false_abstention": mean([float(r["retrieve_abstained"]) for r in answerable]),
         "jaccard": mean_pairwise_jaccard([r["said"] for r in answerable if r["said"]]),
         "retrieve_s": mean([r["retrieve_s"] for r in rows]),
         "generate_s": mean([r["generate_s"] for r in rows]),
@@ -398,7 +403,8 @@ def print_table(doc: dict) -> None:
     print(f"                  excerpts {p['eval_baseline']}")
     print(f"  verdict: {p['verdict']}")
     cols = ("questions", "retrieve_coverage", "generate_coverage", "gain_points", "citation_accuracy", "cited",
-            "fallback", "abstention_accuracy", "false_abstention", "jaccard", "generate_s")  # fmt: skip
+            "fallback", "abstention_accuracy", "false_abstention", "retrieve_abstention", "jaccard",
+            "generate_s")  # fmt: skip
     names = (
         "n",
         "retrieve",
@@ -409,6 +415,7 @@ def print_table(doc: dict) -> None:
         "fallbk",
         "abstain",
         "falseAb",
+        "retrAb",
         "jacc",
         "gen_s",
     )

@@ -344,6 +344,7 @@ def user_prompt(cfg, payload: dict[str, Any], args) -> dict[str, Any]:
             k=PROMPT_K,
             max_tokens=PROMPT_TOKENS,
             origins=STANDING,  # third-party text (web pages, MCP output) is never injected unasked
+            abstain_unknown=False,  # a prompt naming something new ("add Sentry") still gets its context
         )
         if not result.sources:
             return {}

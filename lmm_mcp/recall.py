@@ -37,6 +37,8 @@ from lmm_mcp.config import Config
 from lmm_mcp.extras import missing_training, training_hint
 from lmm_mcp.query import find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, make_snippet, query_terms
+from lmm_mcp.store import resolve_projects
+from lmm_mcp.unknown import unknown_names
 from lmm_mcp.usage import CHARS_PER_TOKEN
 from trainer.devices import gpu_visible
 from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences, render
@@ -117,8 +119,11 @@ class Recaller:
         max_tokens: int = 1500,
         mode: str = "auto",
         origins: frozenset[str] | None = None,
+        abstain_unknown: bool = True,
     ) -> RecallResult:
-        """`origins`: only hits of these origins (transcripts.provenance), e.g. STANDING for the hooks."""
+        """`origins`: only hits of these origins (transcripts.provenance), e.g. STANDING for the hooks.
+        `abstain_unknown`: answer that nothing is remembered when the query names something no past session
+        of its project mentions (`unknown`), rather than offer the nearest excerpts as if they answered."""
         started = time.perf_counter()
         if mode not in MODES:
             raise RecallError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -131,19 +136,33 @@ class Recaller:
             raise RecallError("max_tokens must be at least 50")
         info = self._active()  # read once: the mode, the expansion and the generation all follow it
         version = info.name if info else None
-        expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
-        hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k, origins=origins)
         use_model = mode == "generate" or (mode == "auto" and self._auto(info)[0] == "generate")
         if use_model and version is None:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
         if use_model and missing_training():
             raise RecallError(f"generating a memory needs the training extra: {training_hint()}")
+        missing = self.unknown(query, project) if abstain_unknown else []
+        if missing:
+            result = RecallResult(memory=unknown_memory(missing), adapter_version=version)
+            result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            return result
+        expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
+        hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k, origins=origins)
         if use_model and hits:
             result = self._generate(query, hits, version, max_tokens)
         else:
             result = self._compact(query, hits, max_tokens)
         result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+    def unknown(self, query: str, project: str | None = None) -> list[str]:
+        """The names `query` asks about that no past session mentions (`lmm_mcp.unknown`): of the project it
+        names or `project`, where memory knows that project, else of any."""
+        scope = read_query(self.conn, query)
+        project = scope.project or project
+        ids = resolve_projects(self.conn, project) if project else []
+        text = _without_project_name(scope.text, project) if ids and project else scope.text
+        return unknown_names(self.conn, text, project_ids=ids or None)
 
     def hits(
         self, query: str, *, project: str | None, k: int, origins: frozenset[str] | None = None
@@ -328,6 +347,12 @@ class Recaller:
         return self._model
 
 
+def unknown_memory(names: list[str]) -> str:
+    """The abstention for a query naming things no past session mentions: it says which."""
+    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"No relevant memory: nothing in past sessions mentions {said}."
+
+
 def guard(hit: Hit, query: str) -> Hit:
     """The hit as recall may show it: instruction-like spans replaced by a marker, and third-party text
     labelled, in the text every mode reads and in the snippet."""
@@ -435,8 +460,6 @@ def _without_project_name(query: str, project: str) -> str:
 
 
 def _known_project(conn: sqlite3.Connection, project: str) -> bool:
-    from lmm_mcp.store import resolve_projects
-
     return bool(resolve_projects(conn, project))
 
 

@@ -118,3 +118,26 @@ def test_the_model_judges_only_the_candidates_and_the_others_follow_by_their_wor
     assert final[3] > final[1]  # the sentence it did not judge comes last
     words_only = judged_scores(lexical, judged, model=[-3.0, -0.5, -2.0], model_weight=0.0)
     assert words_only[0] > words_only[2] > words_only[3]
+
+
+def test_the_lead_goes_by_the_questions_words_and_the_model_orders_the_rest(tiny: Path):
+    """The judged memory's lead (its cited answer) is the sentence with most of the question's words, whatever
+    the adapter prefers; the adapter's scores order what follows it."""
+    from trainer.extract import choose, judge, lexical_scores, passage_sentences
+    from trainer.generate import load_for_generation
+
+    passages = [
+        _passage("The shop is a Django app. Tests run with pytest -q. Lint is ruff.", 1),
+        _passage("Deploys go out with make ship on Fridays. Staging is on Fly.", 2),
+    ]
+    sentences = passage_sentences(passages)
+    lexical = lexical_scores("how do deploys go out to staging?", sentences)
+    packing = [10.0 if s.text.startswith("Lint") else 0.0 for s in sentences]  # a judge fond of the lint line
+    extract = choose(sentences, packing, passages, budget_chars=400, lead_scores=lexical)
+    assert extract.lead.text == "Deploys go out with make ship on Fridays."
+    assert extract.groups[1][0].text == "The shop is a Django app."  # excerpt order inside a group
+    assert choose(sentences, packing, passages, budget_chars=400).lead.text == "Lint is ruff."  # without it
+
+    model, tokenizer = load_for_generation(str(tiny), cache_dir=tiny.parent / "cache", adapter_dir=None)
+    judged = judge(model, tokenizer, "how do deploys go out to staging?", passages, 400)
+    assert judged.lead.text == "Deploys go out with make ship on Fridays."

@@ -1,0 +1,95 @@
+"""Names a question asks about that the history never mentions: the surest sign that memory cannot answer.
+
+    names = unknown_names(conn, "Which GraphQL library do we use?", project_ids=[3])   # ["GraphQL"]
+
+A question that names a tool, service or identifier ("Sentry", "GraphQL", "p99", "i18n") which no stored
+session of the project ever wrote has no answer in memory, however close the retrieved excerpts look: search
+always finds something, and no score of ours told the difference (docs/benchmarks.md, issue 10). So recall
+says so instead of offering the nearest text as if it answered.
+
+A name is a word of the question, not a sentence's first word, with a capital letter after its first
+character or at its start, or letters mixed with digits; calendar words (months, weekdays, ordinals) are the
+time filter's business, not names. It is mentioned when the full-text index holds a word that starts with it
+("Postgres" finds "PostgreSQL"), or a word of at least `MIN_STEM` characters and `MIN_SHARE` of its length
+that it starts with ("PostgreSQL" finds "postgres"); a name of several tokens ("Fly.io") is a phrase.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Sequence
+
+from lmm_mcp.query import MONTHS, WEEKDAYS
+
+MIN_STEM = 5  # the shortest stored word that may stand for a longer name ("postgres" for "PostgreSQL")
+MIN_SHARE = 0.75  # ...and the share of the name's length it must cover ("graph" is not "GraphQL")
+MAX_NAMES = 4
+_CALENDAR = {*MONTHS, *WEEKDAYS, "today", "yesterday", "tomorrow"}
+_ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.I)
+_SENTENCE_END = re.compile(r"[.!?:;]$")
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_EDGE = "\"'`()[]{}<>,.;:!?*"
+
+
+def question_names(question: str) -> list[str]:
+    """The words of `question` shaped like names (see the module docstring), each once, in order."""
+    names: dict[str, str] = {}
+    first = True
+    for raw in question.split():
+        word = raw.strip(_EDGE)
+        starts_sentence, first = first, bool(_SENTENCE_END.search(raw))
+        if not word or starts_sentence or not _TOKEN.search(word):
+            continue
+        letters = [c for c in word if c.isalpha()]
+        capital = word[0].isupper() or any(c.isupper() for c in word[1:])
+        mixed = bool(letters) and any(c.isdigit() for c in word)
+        lower = word.lower()
+        if not (capital or mixed) or word == "I" or {lower, re.sub(r"('s|s)$", "", lower)} & _CALENDAR:
+            continue
+        if _ORDINAL.match(word) or ("-" in word and word.rsplit("-", 1)[-1].lower() in _CALENDAR):
+            continue
+        names.setdefault(word.lower(), word)
+    return list(names.values())
+
+
+def unknown_names(
+    conn: sqlite3.Connection, question: str, *, project_ids: Sequence[int] | None = None
+) -> list[str]:
+    """The names in `question` that no stored chunk (of `project_ids`, when given) mentions, at most
+    MAX_NAMES of them. Empty when the question names nothing, or everything it names is there."""
+    missing = []
+    for name in question_names(question):
+        if not _mentioned(conn, name, project_ids):
+            missing.append(name)
+            if len(missing) == MAX_NAMES:
+                break
+    return missing
+
+
+def _mentioned(conn: sqlite3.Connection, name: str, project_ids: Sequence[int] | None) -> bool:
+    tokens = [t.lower() for t in _TOKEN.findall(name)]
+    if not tokens:
+        return True
+    *head, last = tokens
+    shortest = max(MIN_STEM, math.ceil(MIN_SHARE * len(last)))
+    # The last token as a prefix of a stored word, then the stored word as a prefix of it, longest first.
+    lasts = [f'"{last}"*'] + [f'"{last[:n]}"' for n in range(len(last) - 1, shortest - 1, -1)]
+    for end in lasts:
+        match = " + ".join([*(f'"{t}"' for t in head), end])  # FTS5: `+` joins a phrase
+        if _any_chunk(conn, match, project_ids):
+            return True
+    return False
+
+
+def _any_chunk(conn: sqlite3.Connection, match: str, project_ids: Sequence[int] | None) -> bool:
+    sql = "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
+    args: list[object] = [match]
+    if project_ids:
+        sql += f" AND c.project_id IN ({','.join('?' * len(project_ids))})"
+        args += list(project_ids)
+    try:
+        return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
+    except sqlite3.OperationalError:  # a token FTS5 cannot parse: treat the name as mentioned (never abstain)
+        return True
