@@ -295,10 +295,16 @@ def _train(app: App, args: argparse.Namespace, job_dir: Path) -> int:
     from lmm_mcp.memories import refresh_memories
     from trainer import options
     from trainer.pipeline import PipelineConfig, run_pipeline
+    from trainer.settings import DataSettings
 
     cfg = app.cfg
     refresh_memories(app.conn)
-    base = PipelineConfig(home=cfg.home, model=cfg.base_model, keep_versions=cfg.keep_versions)
+    base = PipelineConfig(
+        home=cfg.home,
+        model=cfg.base_model,
+        keep_versions=cfg.keep_versions,
+        data=DataSettings(expansions=cfg.expand_queries),  # teach expansion only where recall will use it
+    )
     pipeline = options.apply(base, options.from_namespace(args, PipelineConfig))
     pipeline.prepare_only = args.prepare_only
     history = app.history()

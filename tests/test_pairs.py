@@ -193,7 +193,7 @@ def test_expansion_pairs_teach_the_memorys_own_names(history, tmp_path):
     from trainer.prompts import EXPAND_SYSTEM, expansion_terms
 
     out = tmp_path / "data"
-    manifest = build_dataset(history, out, DataSettings())
+    manifest = build_dataset(history, out, DataSettings(expansions=True))
     rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
     expand = [p for p in rows if p["context"] == "expand"]
     assert expand and all(p["category"] == "expand" and not p["passages"] for p in expand)
@@ -212,8 +212,9 @@ def test_expansion_pairs_teach_the_memorys_own_names(history, tmp_path):
         "uv run pytest",
         "PostgreSQL 16",
     ]
-    without = build_dataset(history, tmp_path / "none", DataSettings(expansions=False))
+    without = build_dataset(history, tmp_path / "none", DataSettings())  # the default: recall does not expand
     assert without["counts"]["sft_train"] + without["counts"]["sft_val"] < len(rows)
+    assert not any(p["context"] == "expand" for p in _rows(tmp_path / "none" / "sft_train.jsonl"))
 
 
 def test_model_written_self_study_keeps_only_grounded_answers(cfg, conn, tmp_path):

@@ -41,7 +41,9 @@ class DataSettings:
     # are replayed at `replay_share` of the new rows' count, so a retrain costs what is new, not the history.
     since: str | None = None
     replay_share: float = 0.5
-    expansions: bool = True  # also teach query expansion: a question in, the memory's own names out
+    # Also teach query expansion (a question in, the memory's own names out). Off: it was 40 % of the SFT pairs
+    # and never helped search (docs/benchmarks.md); `lmm-mcp train` turns it on with `expand_queries`.
+    expansions: bool = False
     # Self-study questions written by the base model itself (trainer.selfstudy.written_study), kept when
     # grounded in the excerpt: "auto" where a GPU is visible (the CPU is too slow for it), "on", "off".
     written_study: str = "auto"
