@@ -29,6 +29,7 @@ MAX_NAMES = 4
 _CALENDAR = {*MONTHS, *WEEKDAYS, "today", "yesterday", "tomorrow"}
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;]$")
+_POSSESSIVE = re.compile(r"['’]s?$")
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _EDGE = "\"'`()[]{}<>,.;:!?*"
 
@@ -38,7 +39,7 @@ def question_names(question: str) -> list[str]:
     names: dict[str, str] = {}
     first = True
     for raw in question.split():
-        word = raw.strip(_EDGE)
+        word = _POSSESSIVE.sub("", raw.strip(_EDGE)).strip(_EDGE)  # "Samantha's" names Samantha
         starts_sentence, first = first, bool(_SENTENCE_END.search(raw))
         if not word or starts_sentence or not _TOKEN.search(word):
             continue

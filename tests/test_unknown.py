@@ -24,6 +24,7 @@ from tests.conftest import OWN_FIXTURES
         # calendar words are the time filter's business, not names
         ("What did we do on Sunday, January 25? And in mid-January, on the 9th? Mondays?", []),
         ("Which editor do I use?", []),
+        ("What did we do after Samantha's call and the Joneses' visit?", ["Samantha", "Joneses"]),
         ("how do we run the tests", []),
     ],
 )
