@@ -171,6 +171,11 @@ def test_user_prompt_recalls_for_a_matching_prompt(filled):
     assert text.startswith("Recalled from past sessions")
     assert "order.get('coupon')" in text
     assert len(text) <= 400 * 4 + 200  # the token budget, at ~4 characters a token
+    # a prompt naming something new still gets its context (recall_memory would say nothing mentions Sentry)
+    payload = event("UserPromptSubmit", prompt="send the checkout KeyError coupon failures to Sentry too")
+    assert "order.get('coupon')" in context_of(
+        hook("user-prompt", payload, home, claude_dir)[0], "UserPromptSubmit"
+    )
 
 
 def test_user_prompt_stays_quiet_for_trivial_prompts_and_a_missing_store(filled, tmp_path):
