@@ -30,6 +30,8 @@ _CALENDAR = {*MONTHS, *WEEKDAYS, "today", "yesterday", "tomorrow"}
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;]$")
 _POSSESSIVE = re.compile(r"['’]s?$")
+_WORDS = re.compile(r"[\s()\[\]{}<>\"`]+")  # brackets and quotes part words: "NEAR(deploy" is two
+_NOT_NAMES = {"I", "AND", "OR", "NOT", "NEAR"}  # the pronoun, and search operators people type
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _EDGE = "\"'`()[]{}<>,.;:!?*"
 
@@ -38,7 +40,7 @@ def question_names(question: str) -> list[str]:
     """The words of `question` shaped like names (see the module docstring), each once, in order."""
     names: dict[str, str] = {}
     first = True
-    for raw in question.split():
+    for raw in filter(None, _WORDS.split(question)):
         word = _POSSESSIVE.sub("", raw.strip(_EDGE)).strip(_EDGE)  # "Samantha's" names Samantha
         starts_sentence, first = first, bool(_SENTENCE_END.search(raw))
         if not word or starts_sentence or not _TOKEN.search(word):
@@ -47,7 +49,7 @@ def question_names(question: str) -> list[str]:
         capital = word[0].isupper() or any(c.isupper() for c in word[1:])
         mixed = bool(letters) and any(c.isdigit() for c in word)
         lower = word.lower()
-        if not (capital or mixed) or word == "I" or {lower, re.sub(r"('s|s)$", "", lower)} & _CALENDAR:
+        if not (capital or mixed) or word in _NOT_NAMES or {lower, re.sub(r"('s|s)$", "", lower)} & _CALENDAR:
             continue
         if _ORDINAL.match(word) or ("-" in word and word.rsplit("-", 1)[-1].lower() in _CALENDAR):
             continue

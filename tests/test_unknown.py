@@ -24,6 +24,9 @@ from tests.conftest import OWN_FIXTURES
         # calendar words are the time filter's business, not names
         ("What did we do on Sunday, January 25? And in mid-January, on the 9th? Mondays?", []),
         ("Which editor do I use?", []),
+        ('Is it "deploy" AND (pipeline OR NEAR(deploy)) NOT redis?', []),  # search syntax, not names
+        ("Did (Terraform) or [Pulumi] run?", ["Terraform", "Pulumi"]),
+        ('"Deploy" fails. "Why" then?', []),  # a quoted first word still starts its sentence
         ("What did we do after Samantha's call and the Joneses' visit?", ["Samantha", "Joneses"]),
         ("how do we run the tests", []),
     ],
