@@ -106,6 +106,17 @@ def list_memories(
     return out
 
 
+def any_chunk_matches(conn: sqlite3.Connection, match: str, project_ids: list[int] | None = None) -> bool:
+    """Whether some chunk (of `project_ids`, when given) matches the FTS5 expression `match`; raises
+    sqlite3.OperationalError for an expression FTS5 cannot parse."""
+    sql = "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
+    args: list[Any] = [match]
+    if project_ids:
+        sql += f" AND c.project_id IN ({','.join('?' * len(project_ids))})"
+        args += project_ids
+    return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
+
+
 def newest_activity(conn: sqlite3.Connection) -> str | None:
     """When the newest session in the store ended (ISO)."""
     return conn.execute("SELECT max(ended_at) FROM sessions").fetchone()[0]

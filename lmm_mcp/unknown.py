@@ -21,6 +21,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 
+from lmm_mcp.queries import any_chunk_matches
 from lmm_mcp.query import MONTHS, WEEKDAYS
 
 MIN_STEM = 5  # the shortest stored word that may stand for a longer name ("postgres" for "PostgreSQL")
@@ -87,12 +88,7 @@ def _mentioned(conn: sqlite3.Connection, name: str, project_ids: Sequence[int] |
 
 
 def _any_chunk(conn: sqlite3.Connection, match: str, project_ids: Sequence[int] | None) -> bool:
-    sql = "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
-    args: list[object] = [match]
-    if project_ids:
-        sql += f" AND c.project_id IN ({','.join('?' * len(project_ids))})"
-        args += list(project_ids)
     try:
-        return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
+        return any_chunk_matches(conn, match, list(project_ids) if project_ids else None)
     except sqlite3.OperationalError:  # a token FTS5 cannot parse: treat the name as mentioned (never abstain)
         return True

@@ -43,6 +43,17 @@ def conn(cfg):
     c.close()
 
 
+@pytest.fixture
+def own_store(cfg, conn):
+    """The tests' own fixture projects ingested into a real store, their memories refreshed."""
+    from lmm_mcp.ingest import Ingester
+    from lmm_mcp.memories import refresh_memories
+
+    assert not Ingester(cfg, conn).ingest([OWN_FIXTURES]).errors
+    refresh_memories(conn)
+    return cfg, conn
+
+
 def record(
     uuid: str,
     text: str = "",

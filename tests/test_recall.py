@@ -10,11 +10,8 @@ import sys
 import pytest
 
 from lmm_mcp.app import App
-from lmm_mcp.ingest import Ingester
-from lmm_mcp.memories import refresh_memories
 from lmm_mcp.recall import FRAME, RecallError, compose_generated
 from lmm_mcp.retrieval import Hit
-from tests.conftest import OWN_FIXTURES
 
 
 def _hit(n: int) -> Hit:
@@ -70,10 +67,8 @@ def test_an_abstaining_model_returns_no_sources():
 
 
 @pytest.fixture
-def store(cfg, conn):
-    assert not Ingester(cfg, conn).ingest([OWN_FIXTURES]).errors
-    refresh_memories(conn)
-    return cfg, conn
+def store(own_store):
+    return own_store
 
 
 def test_retrieval_only_memory_is_framed_numbered_and_within_budget(store):

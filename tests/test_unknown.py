@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lmm_mcp.app import App
-from lmm_mcp.ingest import Ingester
-from lmm_mcp.memories import refresh_memories
 from lmm_mcp.unknown import question_names, unknown_names
-from tests.conftest import OWN_FIXTURES
 
 
 @pytest.mark.parametrize(
@@ -36,10 +33,8 @@ def test_question_names(question, names):
 
 
 @pytest.fixture
-def store(cfg, conn):
-    assert not Ingester(cfg, conn).ingest([OWN_FIXTURES]).errors
-    refresh_memories(conn)
-    return cfg, conn
+def store(own_store):
+    return own_store
 
 
 def test_a_name_no_session_mentions_is_an_abstention_that_says_which(store):
