@@ -117,6 +117,18 @@ def any_chunk_matches(conn: sqlite3.Connection, match: str, project_ids: list[in
     return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
 
 
+def any_chunk_between(
+    conn: sqlite3.Connection, since: float, until: float, project_ids: list[int] | None = None
+) -> bool:
+    """Whether some chunk (of `project_ids`, when given) was written in [since, until) (unix seconds)."""
+    sql = "SELECT 1 FROM chunks WHERE ts >= ? AND ts < ?"
+    args: list[Any] = [since, until]
+    if project_ids:
+        sql += f" AND project_id IN ({','.join('?' * len(project_ids))})"
+        args += project_ids
+    return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
+
+
 def newest_activity(conn: sqlite3.Connection) -> str | None:
     """When the newest session in the store ended (ISO)."""
     return conn.execute("SELECT max(ended_at) FROM sessions").fetchone()[0]

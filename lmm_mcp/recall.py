@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from lmm_mcp.config import Config
 from lmm_mcp.extras import missing_training, training_hint
-from lmm_mcp.query import find, read_query
+from lmm_mcp.query import Scope, find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, make_snippet, query_terms
 from lmm_mcp.store import resolve_projects
-from lmm_mcp.unknown import unknown_names
+from lmm_mcp.unknown import empty_day, unknown_names
 from lmm_mcp.usage import CHARS_PER_TOKEN
 from trainer.devices import gpu_visible
 from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences, render
@@ -123,7 +123,8 @@ class Recaller:
     ) -> RecallResult:
         """`origins`: only hits of these origins (transcripts.provenance), e.g. STANDING for the hooks.
         `abstain_unknown`: answer that nothing is remembered when the query names something no past session
-        of its project mentions (`unknown`), rather than offer the nearest excerpts as if they answered."""
+        of its project mentions, or a day none was active on (`nothing_on`), rather than offer the nearest
+        excerpts as if they answered."""
         started = time.perf_counter()
         if mode not in MODES:
             raise RecallError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -141,9 +142,9 @@ class Recaller:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
         if use_model and missing_training():
             raise RecallError(f"generating a memory needs the training extra: {training_hint()}")
-        missing = self.unknown(query, project) if abstain_unknown else []
-        if missing:
-            result = RecallResult(memory=unknown_memory(missing), adapter_version=version)
+        nothing = self.nothing_on(query, project) if abstain_unknown else None
+        if nothing:
+            result = RecallResult(memory=nothing, adapter_version=version)
             result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
             return result
         expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
@@ -158,11 +159,28 @@ class Recaller:
     def unknown(self, query: str, project: str | None = None) -> list[str]:
         """The names `query` asks about that no past session mentions (`lmm_mcp.unknown`): of the project it
         names or `project`, where memory knows that project, else of any."""
+        scope, ids = self._scope(query, project)
+        return unknown_names(self.conn, scope.text, project_ids=ids or None)
+
+    def nothing_on(self, query: str, project: str | None = None) -> str | None:
+        """The abstention for a query memory certainly cannot answer (it names something no past session of
+        its project mentions, or a day none was active on), else None."""
+        scope, ids = self._scope(query, project)
+        missing = unknown_names(self.conn, scope.text, project_ids=ids or None)
+        if missing:
+            return unknown_memory(missing)
+        day = empty_day(self.conn, scope, project_ids=ids or None)
+        return f"No relevant memory: no past session was active on {day}." if day else None
+
+    def _scope(self, query: str, project: str | None) -> tuple[Scope, list[int]]:
+        """The query as read (its project's own name out of its words) and its project's ids, if memory
+        knows the project."""
         scope = read_query(self.conn, query)
         project = scope.project or project
         ids = resolve_projects(self.conn, project) if project else []
-        text = _without_project_name(scope.text, project) if ids and project else scope.text
-        return unknown_names(self.conn, text, project_ids=ids or None)
+        if ids and project:
+            scope = dataclasses.replace(scope, text=_without_project_name(scope.text, project))
+        return scope, ids
 
     def hits(
         self, query: str, *, project: str | None, k: int, origins: frozenset[str] | None = None

@@ -1,6 +1,7 @@
 """Names a question asks about that the history never mentions: the surest sign that memory cannot answer.
 
     names = unknown_names(conn, "Which GraphQL library do we use?", project_ids=[3])   # ["GraphQL"]
+    day = empty_day(conn, read_query(conn, "what did we do on March 3?"), project_ids=[3])   # "2026-03-03"
 
 A question that names a tool, service or identifier ("Sentry", "GraphQL", "p99", "i18n") which no stored
 session of the project ever wrote has no answer in memory, however close the retrieved excerpts look: search
@@ -12,6 +13,9 @@ character or at its start, or letters mixed with digits; calendar words (months,
 time filter's business, not names. It is mentioned when the full-text index holds a word that starts with it
 ("Postgres" finds "PostgreSQL"), or a word of at least `MIN_STEM` characters and `MIN_SHARE` of its length
 that it starts with ("PostgreSQL" finds "postgres"); a name of several tokens ("Fly.io") is a phrase.
+
+The same holds for a day: a question about a day on which no session of the project was active has no
+answer in memory either (`empty_day`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import re
 import sqlite3
 from collections.abc import Sequence
 
-from lmm_mcp.queries import any_chunk_matches
-from lmm_mcp.query import MONTHS, WEEKDAYS
+from lmm_mcp.queries import any_chunk_between, any_chunk_matches
+from lmm_mcp.query import MONTHS, WEEKDAYS, Scope
 
 MIN_STEM = 5  # the shortest stored word that may stand for a longer name ("postgres" for "PostgreSQL")
 MIN_SHARE = 0.75  # ...and the share of the name's length it must cover ("graph" is not "GraphQL")
 MAX_NAMES = 4
+DAY_SLACK_S = 14 * 3600  # a named day is the user's: any clock is within 14 hours of UTC
 _CALENDAR = {*MONTHS, *WEEKDAYS, "today", "yesterday", "tomorrow"}
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;]$")
@@ -70,6 +75,26 @@ def unknown_names(
             if len(missing) == MAX_NAMES:
                 break
     return missing
+
+
+def empty_day(
+    conn: sqlite3.Connection, scope: Scope, *, project_ids: Sequence[int] | None = None
+) -> str | None:
+    """The day a query asks about (`scope`, as `lmm_mcp.query.read_query` read it) when no session (of
+    `project_ids`) was active within `DAY_SLACK_S` of it, else None. Only a single day counts: a week or a
+    month read from "since February" may not be the window meant, a named day is; the slack covers the
+    hours between the user's clock and UTC."""
+    if (
+        scope.since is None
+        or scope.until is None
+        or not scope.period
+        or len(scope.period) != len("2026-01-25")
+    ):
+        return None
+    ids = list(project_ids) if project_ids else None
+    if any_chunk_between(conn, scope.since - DAY_SLACK_S, scope.until + DAY_SLACK_S, ids):
+        return None
+    return scope.period
 
 
 def _mentioned(conn: sqlite3.Connection, name: str, project_ids: Sequence[int] | None) -> bool:

@@ -88,3 +88,21 @@ def test_abstaining_on_unknown_names_can_be_turned_off(store):
         )
     )
     assert r.sources and any("coupon" in line.lower() for line in r.memory.splitlines()[1:])
+
+
+def test_a_day_no_session_was_active_on_is_an_abstention(store):
+    """The fixtures: /home/dev/shop worked on 2026-10-01 09:00 UTC, /srv/api on 2026-09-12 14:00 UTC."""
+    cfg, conn = store
+    recaller = App(cfg, conn).recaller()
+    r = recaller.recall("What did we do on September 20, 2026?", project="/home/dev/shop", mode="retrieve")
+    assert r.memory == "No relevant memory: no past session was active on 2026-09-20." and not r.sources
+    worked = recaller.recall("What did we do on October 1, 2026?", project="/home/dev/shop", mode="retrieve")
+    assert worked.sources and "coupon" in worked.memory.lower()
+    # the project's own days: /srv/api's day is empty for the shop, not for the api
+    assert recaller.nothing_on("what happened on September 12, 2026?", "/home/dev/shop")
+    assert recaller.nothing_on("what happened on September 12, 2026?", "/srv/api") is None
+    # within 14 hours of a session the day may be the user's own (their clock is not UTC)
+    assert recaller.nothing_on("what happened on September 30, 2026?", "/home/dev/shop") is None
+    assert recaller.nothing_on("what happened on September 29, 2026?", "/home/dev/shop")
+    # only a single named day: a month or a week may be read wider than meant
+    assert recaller.nothing_on("what did we do in August 2026?", "/home/dev/shop") is None
