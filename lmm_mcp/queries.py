@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,26 +107,26 @@ def list_memories(
     return out
 
 
-def any_chunk_matches(conn: sqlite3.Connection, match: str, project_ids: list[int] | None = None) -> bool:
+def any_chunk_matches(conn: sqlite3.Connection, match: str, project_ids: Sequence[int] | None = None) -> bool:
     """Whether some chunk (of `project_ids`, when given) matches the FTS5 expression `match`; raises
     sqlite3.OperationalError for an expression FTS5 cannot parse."""
     sql = "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
     args: list[Any] = [match]
     if project_ids:
         sql += f" AND c.project_id IN ({','.join('?' * len(project_ids))})"
-        args += project_ids
+        args += list(project_ids)
     return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
 
 
 def any_chunk_between(
-    conn: sqlite3.Connection, since: float, until: float, project_ids: list[int] | None = None
+    conn: sqlite3.Connection, since: float, until: float, project_ids: Sequence[int] | None = None
 ) -> bool:
     """Whether some chunk (of `project_ids`, when given) was written in [since, until) (unix seconds)."""
     sql = "SELECT 1 FROM chunks WHERE ts >= ? AND ts < ?"
     args: list[Any] = [since, until]
     if project_ids:
         sql += f" AND project_id IN ({','.join('?' * len(project_ids))})"
-        args += project_ids
+        args += list(project_ids)
     return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
 
 

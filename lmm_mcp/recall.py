@@ -159,28 +159,34 @@ class Recaller:
     def unknown(self, query: str, project: str | None = None) -> list[str]:
         """The names `query` asks about that no past session mentions (`lmm_mcp.unknown`): of the project it
         names or `project`, where memory knows that project, else of any."""
-        scope, ids = self._scope(query, project)
-        return unknown_names(self.conn, scope.text, project_ids=ids or None)
+        scope, ids = self._inside(query, project)
+        return unknown_names(self.conn, scope.text, project_ids=ids)
 
     def nothing_on(self, query: str, project: str | None = None) -> str | None:
         """The abstention for a query memory certainly cannot answer (it names something no past session of
         its project mentions, or a day none was active on), else None."""
-        scope, ids = self._scope(query, project)
-        missing = unknown_names(self.conn, scope.text, project_ids=ids or None)
+        scope, ids = self._inside(query, project)
+        missing = unknown_names(self.conn, scope.text, project_ids=ids)
         if missing:
             return unknown_memory(missing)
-        day = empty_day(self.conn, scope, project_ids=ids or None)
+        day = empty_day(self.conn, scope, project_ids=ids)
         return f"No relevant memory: no past session was active on {day}." if day else None
 
-    def _scope(self, query: str, project: str | None) -> tuple[Scope, list[int]]:
-        """The query as read (its project's own name out of its words) and its project's ids, if memory
-        knows the project."""
+    def _where(self, query: str, project: str | None) -> tuple[Scope, str | None, list[int]]:
+        """The query as read, the project it is about (the one it names, else `project` where memory knows
+        it; None: every project) and that project's ids."""
         scope = read_query(self.conn, query)
         project = scope.project or project
         ids = resolve_projects(self.conn, project) if project else []
-        if ids and project:
+        return scope, project if ids else None, ids
+
+    def _inside(self, query: str, project: str | None) -> tuple[Scope, list[int] | None]:
+        """The query as read within its project (the project's own name out of its words), and the
+        project's ids (None: every project)."""
+        scope, project, ids = self._where(query, project)
+        if project:
             scope = dataclasses.replace(scope, text=_without_project_name(scope.text, project))
-        return scope, ids
+        return scope, ids or None
 
     def hits(
         self, query: str, *, project: str | None, k: int, origins: frozenset[str] | None = None
@@ -191,11 +197,8 @@ class Recaller:
         if origins is not None:
             k = min(k * ORIGIN_DEPTH, 50)
         retriever = self._get_retriever()
-        scope = read_query(self.conn, query)
-        if scope.project:
-            project = scope.project  # the query names a project: it wins over the caller's
-        elif project and not _known_project(self.conn, project):
-            project = None  # a folder memory has never seen (a new project): search everything
+        # a project the query names wins over the caller's; a folder memory has never seen searches everything
+        scope, project, _ = self._where(query, project)
         everywhere = dataclasses.replace(scope, project=None)
         scoped = []
         if project:
@@ -475,10 +478,6 @@ def _without_project_name(query: str, project: str) -> str:
     parts = {name, *re.split(r"[^a-z0-9]+", name)} - {""}
     kept = [w for w in query.split() if w.lower().strip("?.,;:!'\"`") not in parts]
     return " ".join(kept) if kept else query
-
-
-def _known_project(conn: sqlite3.Connection, project: str) -> bool:
-    return bool(resolve_projects(conn, project))
 
 
 def _source(n: int, h: Hit) -> Source:

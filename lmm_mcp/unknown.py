@@ -39,6 +39,7 @@ _POSSESSIVE = re.compile(r"['’]s?$")
 _WORDS = re.compile(r"[\s()\[\]{}<>\"`]+")  # brackets and quotes part words: "NEAR(deploy" is two
 _NOT_NAMES = {"I", "AND", "OR", "NOT", "NEAR"}  # the pronoun, and search operators people type
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_DAY = re.compile(r"\d{4}-\d\d-\d\d$")  # a period read_query labels as one day
 _EDGE = "\"'`()[]{}<>,.;:!?*"
 
 
@@ -51,15 +52,14 @@ def question_names(question: str) -> list[str]:
         starts_sentence, first = first, bool(_SENTENCE_END.search(raw))
         if not word or starts_sentence or not _TOKEN.search(word):
             continue
-        letters = [c for c in word if c.isalpha()]
-        capital = word[0].isupper() or any(c.isupper() for c in word[1:])
-        mixed = bool(letters) and any(c.isdigit() for c in word)
+        capital = any(c.isupper() for c in word)
+        mixed = any(c.isalpha() for c in word) and any(c.isdigit() for c in word)
         lower = word.lower()
         if not (capital or mixed) or word in _NOT_NAMES or {lower, re.sub(r"('s|s)$", "", lower)} & _CALENDAR:
             continue
         if _ORDINAL.match(word) or ("-" in word and word.rsplit("-", 1)[-1].lower() in _CALENDAR):
             continue
-        names.setdefault(word.lower(), word)
+        names.setdefault(lower, word)
     return list(names.values())
 
 
@@ -84,15 +84,9 @@ def empty_day(
     `project_ids`) was active within `DAY_SLACK_S` of it, else None. Only a single day counts: a week or a
     month read from "since February" may not be the window meant, a named day is; the slack covers the
     hours between the user's clock and UTC."""
-    if (
-        scope.since is None
-        or scope.until is None
-        or not scope.period
-        or len(scope.period) != len("2026-01-25")
-    ):
+    if scope.since is None or scope.until is None or not _DAY.match(scope.period or ""):
         return None
-    ids = list(project_ids) if project_ids else None
-    if any_chunk_between(conn, scope.since - DAY_SLACK_S, scope.until + DAY_SLACK_S, ids):
+    if any_chunk_between(conn, scope.since - DAY_SLACK_S, scope.until + DAY_SLACK_S, project_ids):
         return None
     return scope.period
 
@@ -114,6 +108,6 @@ def _mentioned(conn: sqlite3.Connection, name: str, project_ids: Sequence[int] |
 
 def _any_chunk(conn: sqlite3.Connection, match: str, project_ids: Sequence[int] | None) -> bool:
     try:
-        return any_chunk_matches(conn, match, list(project_ids) if project_ids else None)
+        return any_chunk_matches(conn, match, project_ids)
     except sqlite3.OperationalError:  # a token FTS5 cannot parse: treat the name as mentioned (never abstain)
         return True
