@@ -146,6 +146,17 @@ def test_citation_accuracy() -> None:
     assert citation_accuracy("x [1]", [], 3) == 0.0  # citing on an abstain pair
 
 
+def test_citation_counts_any_excerpt_of_an_evidence_session() -> None:
+    # [2] is not the gold excerpt, but it comes from the session the memory was said in: right, as the
+    # benchmarks count it; a pair written before `evidence` existed is scored by its gold alone
+    pair = make_pair("decision", ["gold", "same session", "other"], gold=[1], evidence=[1, 2])
+    older = make_pair("decision", ["gold", "same session", "other"], gold=[1])
+    outputs = ["It was decided [2]."]
+    assert score(outputs, [pair])["citation_accuracy"] == 1.0
+    assert score(outputs, [older])["citation_accuracy"] == 0.0
+    assert score(["It was decided [3]."], [pair])["citation_accuracy"] == 0.0
+
+
 # --- baseline ----------------------------------------------------------------------------------------------
 
 

@@ -57,6 +57,7 @@ def test_dataset_split_pairs_and_manifest(history, tmp_path):
     assert len(train) >= 8 and len(val) >= 2
     assert not {p["session_id"] for p in train} & val_ids and {p["session_id"] for p in val} <= val_ids
     recall_pairs = [p for p in train + val if p["context"] != "expand"]  # expansion: its own test
+    widened = 0
     for p in recall_pairs:
         n = len(p["passages"])
         assert p["messages"][0]["role"] == "system" and p["query"] in p["messages"][1]["content"]
@@ -69,7 +70,13 @@ def test_dataset_split_pairs_and_manifest(history, tmp_path):
             assert p["gold"] and cited and set(cited) <= set(p["gold"])
             gold = p["passages"][p["gold"][0] - 1]
             assert gold["memory_key"] == p["memory_key"] or gold["kind"] != "memory"
+            # the evidence: the gold, and every other excerpt of a session the gold excerpts came from
+            sessions = {p["passages"][g - 1]["session_id"] for g in p["gold"]}
+            same = [x["n"] for x in p["passages"] if x["session_id"] in sessions or x["n"] in p["gold"]]
+            assert set(p["gold"]) <= set(p["evidence"]) and set(same) <= set(p["evidence"])
+            widened += len(p["evidence"]) > len(p["gold"])
     assert any(p["abstain"] for p in train) and any(p["context"] == "prompt" for p in train + val)
+    assert widened  # some pairs show other excerpts of the gold's session: a citation of those is right too
 
     # balance: no memory more than max_per_memory times
     per_memory = Counter(

@@ -65,7 +65,9 @@ def specificity(text: str, gold_identifiers: Iterable[str]) -> float | None:
 
 
 def citation_accuracy(text: str, gold: Iterable[int], n_passages: int) -> float | None:
-    """Share of the excerpts `text` cites that are gold sources; None when it cites none.
+    """Share of the excerpts `text` cites that are among `gold`; None when it cites none. `score` passes a
+    pair's evidence: its gold excerpts and any other of a session the memory was said in, as the benchmarks
+    count a right citation (bench/memory_model.py).
 
     Citations are read with `prompts.citations`, so a number with no excerpt behind it ([0], [9] of 3) is
     not a citation at all: recall drops it from the memory the agent sees.
@@ -173,7 +175,8 @@ def _summary(outputs: Sequence[str], pairs: Sequence[dict[str, Any]]) -> dict[st
         )
         per_pair["specificity"].append(None if abstain else specificity(out, _gold_identifiers(pair)))
         n_passages = len(pair.get("passages") or [])
-        per_pair["citation_accuracy"].append(citation_accuracy(out, pair.get("gold") or [], n_passages))
+        right = pair.get("evidence") or pair.get("gold") or []  # pairs written before `evidence`: the gold
+        per_pair["citation_accuracy"].append(citation_accuracy(out, right, n_passages))
     answered = [(o, p) for o, p in zip(outputs, pairs, strict=True) if not p.get("abstain")]
     abstained = [o for o, p in zip(outputs, pairs, strict=True) if p.get("abstain")]
     return {

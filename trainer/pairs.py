@@ -113,6 +113,9 @@ class Pair:
     passages: list[dict[str, Any]]
     session_id: str  # the session the pair is attributed to (its side of the split)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The excerpts a citation may rightly name: the gold ones and any other of a session the memory came
+    # from (how the benchmarks count a citation: the session that said it). Empty on abstain pairs.
+    evidence: list[int] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- the dataset
@@ -424,6 +427,7 @@ def _answer_pair(
         gold=gold,
         session_id=prompt.session_id if prompt else _newest(m),
     )
+    pair.evidence = evidence_numbers(passages, m)
     pair.extra["gold_retrieved"] = retrieved
     # Context distillation (trainer.train, objective "distill"): the teacher reads the gold alone, the student
     # what retrieval found, and the student learns the teacher's answer distribution without the gold.
@@ -513,6 +517,12 @@ def memory_passage(m: Memory) -> Passage:
         kind="memory",
         memory_key=m.key,
     )
+
+
+def evidence_numbers(passages: list[Passage], m: Memory) -> list[int]:
+    """The numbers of `passages` that are `m`'s gold or come from a session it was said in."""
+    sessions = {s.session_id for s in m.sources if s.session_id}
+    return [n for n, p in enumerate(passages, 1) if _is_gold(p, m) or p.session_id in sessions]
 
 
 def _is_gold(p: Passage, m: Memory) -> bool:
