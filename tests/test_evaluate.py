@@ -148,13 +148,16 @@ def test_citation_accuracy() -> None:
 
 def test_citation_counts_any_excerpt_of_an_evidence_session() -> None:
     # [2] is not the gold excerpt, but it comes from the session the memory was said in: right, as the
-    # benchmarks count it; a pair written before `evidence` existed is scored by its gold alone
+    # benchmarks count it
     pair = make_pair("decision", ["gold", "same session", "other"], gold=[1], evidence=[1, 2])
-    older = make_pair("decision", ["gold", "same session", "other"], gold=[1])
-    outputs = ["It was decided [2]."]
-    assert score(outputs, [pair])["citation_accuracy"] == 1.0
-    assert score(outputs, [older])["citation_accuracy"] == 0.0
+    assert score(["It was decided [2]."], [pair])["citation_accuracy"] == 1.0
     assert score(["It was decided [3]."], [pair])["citation_accuracy"] == 0.0
+    # a pair written before `evidence` existed: the excerpts of the gold excerpt's session
+    older = make_pair("decision", ["gold", "same session", "other"], gold=[1])
+    assert score(["It was decided [2]."], [older])["citation_accuracy"] == 0.0  # each its own session
+    older["passages"][1]["session_id"] = older["passages"][0]["session_id"]
+    assert score(["It was decided [2]."], [older])["citation_accuracy"] == 1.0
+    assert score(["It was decided [3]."], [older])["citation_accuracy"] == 0.0
 
 
 # --- baseline ----------------------------------------------------------------------------------------------

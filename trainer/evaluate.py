@@ -160,6 +160,18 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(kept) / len(kept) if kept else None
 
 
+def evidence(pair: dict[str, Any]) -> list[int]:
+    """The excerpts a pair's memory may rightly cite: its `evidence` (the gold, and any other excerpt of a
+    session the memory was said in); for pairs written before that field, the excerpts sharing a gold one's
+    session."""
+    if pair.get("evidence"):
+        return list(pair["evidence"])
+    gold = set(pair.get("gold") or [])
+    rows = pair.get("passages") or []
+    sessions = {p.get("session_id") for p in rows if p.get("n") in gold} - {None, ""}
+    return sorted(gold | {p.get("n") for p in rows if p.get("session_id") in sessions})
+
+
 def _gold_identifiers(pair: dict[str, Any]) -> Iterable[str]:
     given = pair.get("identifiers")
     return given if given is not None else identifiers(pair.get("target", ""))
@@ -175,8 +187,7 @@ def _summary(outputs: Sequence[str], pairs: Sequence[dict[str, Any]]) -> dict[st
         )
         per_pair["specificity"].append(None if abstain else specificity(out, _gold_identifiers(pair)))
         n_passages = len(pair.get("passages") or [])
-        right = pair.get("evidence") or pair.get("gold") or []  # pairs written before `evidence`: the gold
-        per_pair["citation_accuracy"].append(citation_accuracy(out, right, n_passages))
+        per_pair["citation_accuracy"].append(citation_accuracy(out, evidence(pair), n_passages))
     answered = [(o, p) for o, p in zip(outputs, pairs, strict=True) if not p.get("abstain")]
     abstained = [o for o, p in zip(outputs, pairs, strict=True) if p.get("abstain")]
     return {
