@@ -62,8 +62,6 @@ from lmm_mcp.recall import FRAME  # noqa: E402
 from trainer.prompts import citations, is_abstention  # noqa: E402
 from transcripts.wording import mean_pairwise_jaccard  # noqa: E402
 
-PROMPT_CHARS = 1_200  # excerpt characters the model reads, in training and in recall: fits 512 tokens
-
 
 @dataclass(frozen=True)
 class Ask:
@@ -136,7 +134,7 @@ def train(app: App, args: argparse.Namespace, from_version: str | None = None) -
     pipeline = PipelineConfig(
         home=app.cfg.home,
         model=model,
-        data=DataSettings(k=4, max_prompt_chars=PROMPT_CHARS),
+        data=DataSettings(),  # the product's: excerpts as recall reads them
         stages={
             "cpt": StageSettings(
                 lr=2e-4, max_steps=args.cpt_steps, val_every=max(1, args.cpt_steps // 2), **stage
@@ -260,7 +258,6 @@ def run(args: argparse.Namespace) -> dict:
         cfg = dataclasses.replace(
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
-            recall_prompt_chars=PROMPT_CHARS,
             abstain_margin=args.abstain_margin,
         )
         import trainer.extract
@@ -345,7 +342,6 @@ def run_continual(args: argparse.Namespace) -> dict:
         cfg = dataclasses.replace(
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
-            recall_prompt_chars=PROMPT_CHARS,
         )
         for f in files[:cut]:
             (claude / f.relative_to(staging)).parent.mkdir(parents=True, exist_ok=True)

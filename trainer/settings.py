@@ -21,10 +21,10 @@ class DataSettings:
     """How `trainer.pairs` builds a run's training data."""
 
     val_share: float = 0.15  # share of sessions, the newest, held out for validation
-    k: int = 6  # excerpts per SFT input, at most
-    max_prompt_chars: int = (
-        2_400  # excerpt characters per input: ~1k tokens with the rules, question and target
-    )
+    k: int = 4  # excerpts per SFT input, at most
+    # Excerpt characters per input (~400 tokens; with the rules, question and target it fits 512), the same as
+    # recall reads (lmm_mcp.config recall_prompt_chars).
+    max_prompt_chars: int = 1_200
     max_per_memory: int = 3  # pairs per memory (near-duplicate memories count as one)
     prompts_per_memory: int = 2  # of those, how many may come from later user prompts
     abstain_share: float = 0.15  # abstain pairs, as a share of the answer pairs
