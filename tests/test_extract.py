@@ -107,6 +107,33 @@ def test_choose_leads_with_the_best_and_packs_the_rest_within_the_budget():
     assert flat.lead is None and 2 in flat.groups
 
 
+def test_a_sentence_already_said_is_not_packed_again():
+    # a memory and the session it came from often hold the same sentence: the budget holds it once, and the
+    # room goes to what else the excerpts say
+    from trainer.extract import choose, lexical_scores, passage_sentences
+
+    passages = [
+        _passage("Staging deploys go out with make ship. The staging host is on Fly.", 1),
+        _passage("Staging deploys go out with make ship! Deploy staging from main only.", 2),
+    ]
+    sentences = passage_sentences(passages)
+    scores = lexical_scores("how do staging deploys go out?", sentences)
+    for lead in (True, False):
+        extract = choose(sentences, scores, passages, budget_chars=400, lead=lead)
+        chosen = [s.text for group in extract.groups.values() for s in group]
+        chosen += [extract.lead.text] if extract.lead else []
+        assert sum(t.startswith("Staging deploys go out") for t in chosen) == 1, chosen
+        assert "Deploy staging from main only." in chosen and "The staging host is on Fly." in chosen
+    # a sentence that adds words of its own is not a repeat
+    wider = [
+        _passage("Staging deploys go out with make ship.", 1),
+        _passage("Staging deploys go out with make ship after the smoke tests pass on CI.", 2),
+    ]
+    sentences = passage_sentences(wider)
+    extract = choose(sentences, lexical_scores("staging deploys", sentences), wider, 400, lead=False)
+    assert sum(len(group) for group in extract.groups.values()) == 2
+
+
 def test_the_model_judges_only_the_candidates_and_the_others_follow_by_their_words():
     from trainer.extract import candidates, judged_scores
 

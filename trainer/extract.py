@@ -37,6 +37,8 @@ MIN_SENTENCE_CHARS = 12  # shorter pieces ("Done.", "OK") say nothing on their o
 MAX_CANDIDATES = 8  # sentences the model judges per recall, picked by the question's words (8 beat 16: docs)
 MODEL_WEIGHT = 1.0  # the adapter's standardised score against the question words' (1: equal say)
 DECODINGS = ("extract", "write")  # how a generated recall uses the adapter: judge sentences, or write freely
+REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chosen adds nothing: skipped
+_WORD = re.compile(r"\w+")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -146,17 +148,26 @@ def choose(
         first = best if len(best.text) <= room else Sentence(best.n, best.index, best.text[: room - 1] + "…")
         used = len(first.answer()) + 1
     groups: dict[int, list[Sentence]] = {}
+    said = [_words(first.text)] if first else []
     for i in order:
         s = sentences[i]
         header = 0 if s.n in groups else len(f"[{s.n}] ({passage_header(passages[s.n - 1])}) ") + 1
         cost = header + len(s.text) + len(" … ")
         if used + cost > budget_chars:
             continue
+        words = _words(s.text)
+        if any(len(words & w) >= REPEAT_SHARE * len(words) for w in said):
+            continue  # a memory and the session it came from often say the same sentence: once is enough
+        said.append(words)
         groups.setdefault(s.n, []).append(s)
         used += cost
     for chosen in groups.values():
         chosen.sort(key=lambda s: s.index)
     return Extract(first, dict(sorted(groups.items())))
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
 
 
 def judge(
