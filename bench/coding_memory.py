@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -40,6 +41,11 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Its questions name UTC days, as its sessions are stamped: read them so on any machine (recall reads
+# days in the local zone).
+os.environ["TZ"] = "UTC"
+if hasattr(time, "tzset"):
+    time.tzset()
 
 from bench.coding_memory.questions import (  # noqa: E402
     CATEGORIES,

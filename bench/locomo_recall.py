@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -31,6 +32,11 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Its questions name UTC days, as its sessions are stamped: read them so on any machine (recall reads
+# days in the local zone).
+os.environ["TZ"] = "UTC"
+if hasattr(time, "tzset"):
+    time.tzset()
 
 from lmm_mcp.app import App  # noqa: E402
 from lmm_mcp.config import Config  # noqa: E402

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import sys
 import tempfile
@@ -49,6 +50,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Its questions name UTC days, as its sessions are stamped: read them so on any machine (recall reads
+# days in the local zone).
+os.environ["TZ"] = "UTC"
+if hasattr(time, "tzset"):
+    time.tzset()
 
 from bench.coding_memory.questions import QUESTIONS, coverage, load_questions  # noqa: E402
 from bench.coding_memory.scenario import write_sessions  # noqa: E402

@@ -6,7 +6,8 @@
 
 - **A date or period** ("on January 25", "2026-01-25", "yesterday", "last week", "in March", "early
   February", "3 days ago", "the last week of January", "between mid-January and early February") becomes
-  a time window. Relative words count back from the newest session in the
+  a time window, in days of the user's own clock (this machine's zone: transcripts are stamped in UTC, but
+  "January 25" is the user's). Relative words count back from the newest session in the
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
   window first and fills up with the rest, so a misread date never empties an answer.
 - **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
@@ -20,10 +21,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lmm_mcp import queries
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, parse_since
@@ -117,8 +120,11 @@ class Scope:
     past: bool = False  # asks what held before a change
 
 
-def read_query(conn: sqlite3.Connection, query: str, *, now: datetime | None = None) -> Scope:
-    """The time window, project and "now" a query asks about (see the module docstring)."""
+def read_query(
+    conn: sqlite3.Connection, query: str, *, now: datetime | None = None, zone: tzinfo | None = None
+) -> Scope:
+    """The time window, project and "now" a query asks about (see the module docstring); days are `zone`'s
+    (default: `local_zone()`)."""
     ref = now
     text, since, until, period = query, None, None, None
     for kind, pattern in _PATTERNS:
@@ -126,7 +132,8 @@ def read_query(conn: sqlite3.Connection, query: str, *, now: datetime | None = N
         if m is None:
             continue
         ref = ref or _newest(conn) or datetime.now(UTC)  # read only when the query names a time
-        window = _window(kind, m, ref)
+        zone = zone or local_zone()
+        window = _window(kind, m, ref, zone)
         if window is None:
             continue
         start, end, period = window
@@ -296,12 +303,30 @@ def _newest(conn: sqlite3.Connection) -> datetime | None:
         return None
 
 
-def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datetime, str] | None:
-    """[start, end) of what the match names, in UTC, and a label."""
+def local_zone() -> tzinfo:
+    """The zone a person means by "January 25" or "yesterday": this machine's, as the server runs beside its
+    user. By name where the system names it (TZ, /etc/localtime), so that a day across a daylight-saving
+    change stays whole; else the offset it has now."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    if not name:
+        link = os.path.realpath("/etc/localtime")
+        name = link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else ""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ValueError, ZoneInfoNotFoundError):  # a POSIX rule ("JST-9"), a path, no tz database
+            pass
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def _window(
+    kind: str, m: re.Match[str], ref: datetime, zone: tzinfo
+) -> tuple[datetime, datetime, str] | None:
+    """[start, end) of what the match names, as `zone`'s days, and a label."""
     g = m.groupdict()
-    today = ref.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = ref.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     if kind == "range":
-        first, last = _point(g["a"], ref), _point(g["b"], ref)
+        first, last = _point(g["a"], ref, zone), _point(g["b"], ref, zone)
         if first is None or last is None:
             return None
         start, end = first[0], last[1]
@@ -310,7 +335,9 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
         return start, end, f"{start.date().isoformat()} to {(end - timedelta(days=1)).date().isoformat()}"
     if kind == "nth_of":
         month = MONTHS[g["month"].lower().rstrip(".")]
-        first = datetime(int(g["year"]) if g.get("year") else _year_of(month, 1, today), month, 1, tzinfo=UTC)
+        first = datetime(
+            int(g["year"]) if g.get("year") else _year_of(month, 1, today), month, 1, tzinfo=zone
+        )
         end = _next_month(first)
         size = 7 if g["unit"].lower() == "week" else (end - first).days // 2
         nth = g["nth"].lower()
@@ -327,14 +354,14 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
         if kind == "week_of":
             month, day = MONTHS[g["month"].lower().rstrip(".")], int(g["day"])
             year = int(g["year"]) if g.get("year") else _year_of(month, day, today)
-            start = datetime(year, month, day, tzinfo=UTC)
+            start = datetime(year, month, day, tzinfo=zone)
             start -= timedelta(days=start.weekday())
             return start, start + timedelta(days=7), f"week of {start.date().isoformat()}"
         if kind in ("iso", "month_day", "day_month"):
             month = int(g["month"]) if kind == "iso" else MONTHS[g["month"].lower().rstrip(".")]
             day = int(g["day"])
             year = int(g["year"]) if g.get("year") else _year_of(month, day, today)
-            start = datetime(year, month, day, tzinfo=UTC)
+            start = datetime(year, month, day, tzinfo=zone)
             return start, start + timedelta(days=1), start.date().isoformat()
     except ValueError:
         return None  # "February 30": not a date
@@ -365,7 +392,7 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
     if kind == "month":
         month = MONTHS[g["month"].lower().rstrip(".")]
         year = int(g["year"]) if g.get("year") else _year_of(month, 1, today)
-        first = datetime(year, month, 1, tzinfo=UTC)
+        first = datetime(year, month, 1, tzinfo=zone)
         end = _next_month(first)
         part = (g.get("part") or "").lower()
         if part.startswith(("early", "the start", "the beginning")):
@@ -378,12 +405,12 @@ def _window(kind: str, m: re.Match[str], ref: datetime) -> tuple[datetime, datet
     return None
 
 
-def _point(text: str, ref: datetime) -> tuple[datetime, datetime] | None:
+def _point(text: str, ref: datetime, zone: tzinfo) -> tuple[datetime, datetime] | None:
     """The window of one end of a range: a day, or a month or part of one."""
     for kind, pattern in _POINTS:
         m = pattern.fullmatch(text.strip())
         if m:
-            window = _window(kind, m, ref)
+            window = _window(kind, m, ref, zone)
             return (window[0], window[1]) if window else None
     return None
 
@@ -392,7 +419,7 @@ def _year_of(month: int, day: int, today: datetime) -> int:
     """The year of the latest such date that is not after the reference day."""
     year = today.year
     try:
-        candidate = datetime(year, month, min(day, 28), tzinfo=UTC)
+        candidate = datetime(year, month, min(day, 28), tzinfo=today.tzinfo)
     except ValueError:
         return year
     return year if candidate <= today else year - 1

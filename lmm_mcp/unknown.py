@@ -31,7 +31,7 @@ from lmm_mcp.query import MONTHS, WEEKDAYS, Scope
 MIN_STEM = 5  # the shortest stored word that may stand for a longer name ("postgres" for "PostgreSQL")
 MIN_SHARE = 0.75  # ...and the share of the name's length it must cover ("graph" is not "GraphQL")
 MAX_NAMES = 4
-DAY_SLACK_S = 14 * 3600  # a named day is the user's: any clock is within 14 hours of UTC
+DAY_SLACK_S = 14 * 3600  # the day is read in this machine's zone, which may not be the user's (a container)
 _CALENDAR = {*MONTHS, *WEEKDAYS, "today", "yesterday", "tomorrow"}
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th)$", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;]$")
@@ -82,8 +82,8 @@ def empty_day(
 ) -> str | None:
     """The day a query asks about (`scope`, as `lmm_mcp.query.read_query` read it) when no session (of
     `project_ids`) was active within `DAY_SLACK_S` of it, else None. Only a single day counts: a week or a
-    month read from "since February" may not be the window meant, a named day is; the slack covers the
-    hours between the user's clock and UTC."""
+    month read from "since February" may not be the window meant, a named day is; the slack covers a
+    server whose zone is not its user's (one kept on UTC is within 14 hours of any user)."""
     if scope.since is None or scope.until is None or not _DAY.match(scope.period or ""):
         return None
     if any_chunk_between(conn, scope.since - DAY_SLACK_S, scope.until + DAY_SLACK_S, project_ids):

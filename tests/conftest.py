@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,10 @@ import orjson
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The tests' dates are UTC days, whatever this machine's zone (recall reads days in the local zone).
+os.environ["TZ"] = "UTC"
+if hasattr(time, "tzset"):
+    time.tzset()
 
 TESTS = Path(__file__).resolve().parent
 OWN_FIXTURES = TESTS / "fixtures" / "projects"

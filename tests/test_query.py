@@ -5,13 +5,15 @@ search and recall that use it, on the bundled sample sessions (three projects, F
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
 from lmm_mcp.app import App
 from lmm_mcp.config import Config
-from lmm_mcp.query import find, read_query
+from lmm_mcp.query import find, local_zone, read_query
 from lmm_mcp.samples import samples_path
 
 API, CLI = "/home/dev/code/tasklane-api", "/home/dev/code/logsift"
@@ -69,6 +71,45 @@ def test_no_date_no_window_and_impossible_dates_are_words(app):
     assert read_query(app.conn, "what did we do on February 30", now=NOW).since is None
     # relative words count back from the newest session in the store when no `now` is given
     assert day(read_query(app.conn, "what did we do yesterday")) == ("2026-02-27", "2026-02-27")
+
+
+def test_a_day_is_the_users_own_in_their_zone(app, monkeypatch):
+    # transcripts are stamped in UTC; "January 25" and "yesterday" are days of the user's clock
+    at = lambda *a: datetime(*a, tzinfo=UTC).timestamp()  # noqa: E731
+    new_york_winter = timezone(timedelta(hours=-5))
+    scope = read_query(app.conn, "what did we do on January 25?", now=NOW, zone=new_york_winter)
+    assert (scope.since, scope.until, scope.period) == (at(2026, 1, 25, 5), at(2026, 1, 26, 5), "2026-01-25")
+    # with no zone given, this machine's: a POSIX rule in TZ (no tz database needed) for Tokyo, UTC+9
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    try:
+        assert local_zone().utcoffset(NOW) == timedelta(hours=9)
+        # NOW is 00:00 on March 5 in Tokyo, so "yesterday" is Tokyo's March 4, from 15:00 UTC on March 3
+        scope = read_query(app.conn, "what did we fix yesterday", now=NOW)
+        assert (scope.since, scope.until, scope.period) == (
+            at(2026, 3, 3, 15),
+            at(2026, 3, 4, 15),
+            "2026-03-04",
+        )
+    finally:
+        monkeypatch.setenv("TZ", "UTC")
+        time.tzset()
+
+
+def test_a_named_zone_keeps_days_whole_across_daylight_saving(app, monkeypatch):
+    try:
+        ZoneInfo("America/New_York")
+    except ZoneInfoNotFoundError:
+        pytest.skip("no tz database on this machine")
+    monkeypatch.setenv("TZ", "America/New_York")
+    at = lambda *a: datetime(*a, tzinfo=UTC).timestamp()  # noqa: E731
+    summer = read_query(app.conn, "changes on 2025-07-04", now=NOW)
+    assert (summer.since, summer.until) == (at(2025, 7, 4, 4), at(2025, 7, 5, 4))  # EDT, UTC-4
+    winter = read_query(app.conn, "changes on 2026-01-25", now=NOW)
+    assert (winter.since, winter.until) == (at(2026, 1, 25, 5), at(2026, 1, 26, 5))  # EST, UTC-5
+    # the night the clocks go forward is a day of 23 hours
+    spring = read_query(app.conn, "changes on 2026-03-08", now=NOW)
+    assert spring.until - spring.since == 23 * 3600
 
 
 def test_a_named_project_scopes_and_leaves_the_query(app):
