@@ -31,6 +31,7 @@ from typing import Any
 
 from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, passage_header, recall_messages
 from transcripts.conversation import content_words
+from transcripts.wording import word_set
 
 MAX_SENTENCE_CHARS = 220  # a longer sentence (a wrapped log line, a list run together) is cut at word ends
 MIN_SENTENCE_CHARS = 12  # shorter pieces ("Done.", "OK") say nothing on their own
@@ -38,7 +39,6 @@ MAX_CANDIDATES = 8  # sentences the model judges per recall, picked by the quest
 MODEL_WEIGHT = 1.0  # the adapter's standardised score against the question words' (1: equal say)
 DECODINGS = ("extract", "write")  # how a generated recall uses the adapter: judge sentences, or write freely
 REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chosen adds nothing: skipped
-_WORD = re.compile(r"\w+")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -148,14 +148,14 @@ def choose(
         first = best if len(best.text) <= room else Sentence(best.n, best.index, best.text[: room - 1] + "…")
         used = len(first.answer()) + 1
     groups: dict[int, list[Sentence]] = {}
-    said = [_words(first.text)] if first else []
+    said = [word_set(first.text)] if first else []
     for i in order:
         s = sentences[i]
         header = 0 if s.n in groups else len(f"[{s.n}] ({passage_header(passages[s.n - 1])}) ") + 1
         cost = header + len(s.text) + len(" … ")
         if used + cost > budget_chars:
             continue
-        words = _words(s.text)
+        words = word_set(s.text)
         if any(len(words & w) >= REPEAT_SHARE * len(words) for w in said):
             continue  # a memory and the session it came from often say the same sentence: once is enough
         said.append(words)
@@ -164,10 +164,6 @@ def choose(
     for chosen in groups.values():
         chosen.sort(key=lambda s: s.index)
     return Extract(first, dict(sorted(groups.items())))
-
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower()))
 
 
 def judge(

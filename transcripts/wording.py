@@ -108,7 +108,8 @@ def identifiers(text: str) -> set[str]:
     return found
 
 
-def _word_set(text: str) -> frozenset[str]:
+def word_set(text: str) -> frozenset[str]:
+    """The lower-cased words of `text`, citations left out."""
     return frozenset(_WORDS.findall(strip_citations(text).lower()))
 
 
@@ -127,7 +128,7 @@ def mean_pairwise_jaccard(texts: Sequence[str], *, max_pairs: int = MAX_PAIRS, s
     n = len(texts)
     if n < 2:
         return None
-    sets = [_word_set(t) for t in texts]
+    sets = [word_set(t) for t in texts]
     if n * (n - 1) // 2 <= max_pairs:
         pairs: Iterable[tuple[int, int]] = combinations(range(n), 2)
     else:
