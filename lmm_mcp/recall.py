@@ -46,11 +46,11 @@ from trainer.prompts import (
     ABSTAIN,
     Passage,
     citations,
+    excerpt_labels,
     expand_messages,
     expansion_terms,
     fit_passages,
     is_abstention,
-    passage_header,
     recall_messages,
 )
 from transcripts.conversation import content_words
@@ -422,16 +422,17 @@ def _excerpts(
 ) -> tuple[list[str], list[Source]]:
     """Excerpt lines numbered from 1, within `budget` characters: the first `keep_first` always
     (cut short if they must be, so every cited number has its source), the rest while they fit. An excerpt
-    whose words the model's memory (`said`) already holds shows its header only: the budget goes to news."""
+    whose words the model's memory (`said`) already holds shows its label only: the budget goes to news."""
     lines: list[str] = []
     sources: list[Source] = []
-    for h in hits:
+    labels = excerpt_labels([h.passage() for h in hits])
+    for h, label in zip(hits, labels, strict=True):
         n = len(sources) + 1
         body = " ".join((h.text if h.kind == "memory" else h.snippet).split())
         words = content_words(body)
         if said and words and len(words & said) >= REPEATED * len(words):
             body = "(said above)"
-        line = f"[{n}] ({passage_header(h.passage())}) {body}"
+        line = f"[{n}] ({label}) {body}"
         if len(line) > budget:
             if len(sources) >= keep_first:
                 break

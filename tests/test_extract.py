@@ -96,6 +96,10 @@ def test_choose_leads_with_the_best_and_packs_the_rest_within_the_budget():
     assert extract.lead.text == "Deploys go out with make ship on Fridays."
     lines = render(extract, passages, {n: n for n in extract.cited()})
     assert lines[0] == "Deploys go out with make ship on Fridays. [2]"
+    # one project's excerpts: each group is labelled by its day alone (the prompt's header says more)
+    assert lines[1:] and all(
+        line.startswith(f"[{n}] (2026-01-0{n}) ") for n, line in zip(extract.groups, lines[1:], strict=True)
+    )
     assert sum(len(line) + 1 for line in lines) <= 400
     assert extract.cited()[0] == 2 and list(extract.groups) == sorted(extract.groups)
     tight = choose(sentences, scores, passages, budget_chars=90)

@@ -36,11 +36,11 @@ def test_generated_citations_map_to_sources_and_invalid_ones_are_dropped():
     # the model's memory, then the excerpts: the cited ones under their new numbers, then the rest
     assert r.memory == (
         f"{FRAME}\nRun `uv run pytest -x` [1]; it was fixed in app.py [2].\n"
-        "[1] (session, 2026-01-02, p) snip 2\n[2] (session, 2026-01-03, p) snip 3\n"
-        "[3] (session, 2026-01-01, p) snip 1"
+        "[1] (2026-01-02) snip 2\n[2] (2026-01-03) snip 3\n[3] (2026-01-01) snip 1"
     )
     assert [(s.n, s.session_id) for s in r.sources] == [(1, "session-2"), (2, "session-3"), (3, "session-1")]
-    tight = compose_generated("Run it [2] and check [3].", [_hit(1), _hit(2), _hit(3)], "v0001", 50)
+    wordy = [dataclasses.replace(_hit(n), snippet=f"snip {n} " * 10) for n in (1, 2, 3)]
+    tight = compose_generated("Run it [2] and check [3].", wordy, "v0001", 50)
     assert [s.n for s in tight.sources] == [1, 2]  # a small budget still shows every cited source
     assert len(tight.memory) <= 50 * 4 + 40
     assert r.mode_used == "generate" and r.adapter_version == "v0001"
@@ -50,9 +50,19 @@ def test_an_excerpt_the_generated_memory_repeats_shows_its_header_only():
     said = "In shop: tests run with `uv run pytest -q` from the api folder."
     copied = dataclasses.replace(_hit(1), kind="memory", text=said)
     r = compose_generated(f"{said} [1]", [copied, _hit(2)], "v1", 500)
-    assert r.memory.splitlines()[2] == "[1] (memory, 2026-01-01, p) (said above)"
-    assert r.memory.splitlines()[3] == "[2] (session, 2026-01-02, p) snip 2"  # news keeps its text
+    assert r.memory.splitlines()[2] == "[1] (2026-01-01) (said above)"
+    assert r.memory.splitlines()[3] == "[2] (2026-01-02) snip 2"  # news keeps its text
     assert [s.session_id for s in r.sources] == ["session-1", "session-2"]
+
+
+def test_an_excerpts_label_names_its_project_only_among_several_projects():
+    # the budget is small and the sources say the rest: one project's excerpts are labelled by their day
+    other = dataclasses.replace(_hit(2), project="/home/ana/src/kiln")
+    mixed = compose_generated("Run it [1].", [_hit(1), other], "v1", 500).memory.splitlines()
+    assert mixed[2:] == ["[1] (2026-01-01, p) snip 1", "[2] (2026-01-02, kiln) snip 2"]
+    global_memory = dataclasses.replace(_hit(2), project=None)
+    lines = compose_generated("Run it [1].", [_hit(1), global_memory], "v1", 500).memory.splitlines()
+    assert lines[3] == "[2] (2026-01-02, any project) snip 2"
 
 
 def test_a_memory_that_cites_nothing_is_not_returned():

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, passage_header, recall_messages
+from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, excerpt_labels, recall_messages
 from transcripts.conversation import content_words
 from transcripts.wording import word_set
 
@@ -133,8 +133,8 @@ def choose(
     lead_scores: Sequence[float] | None = None,
 ) -> Extract | None:
     """The best-scored sentence as the lead (with `lead`; by `lead_scores` where given, else by `scores`),
-    then the next best while they fit in `budget_chars` as `[n] (header) sentence … sentence` lines, each
-    excerpt's header counted once. The lead always goes in, cut to the budget if it must be. None without
+    then the next best while they fit in `budget_chars` as `[n] (label) sentence … sentence` lines, each
+    excerpt's label (`prompts.excerpt_labels`) counted once. The lead always goes in, cut to the budget if it must be. None without
     sentences."""
     if not sentences:
         return None
@@ -148,10 +148,11 @@ def choose(
         first = best if len(best.text) <= room else Sentence(best.n, best.index, best.text[: room - 1] + "…")
         used = len(first.answer()) + 1
     groups: dict[int, list[Sentence]] = {}
+    labels = excerpt_labels(passages)
     said = [word_set(first.text)] if first else []
     for i in order:
         s = sentences[i]
-        header = 0 if s.n in groups else len(f"[{s.n}] ({passage_header(passages[s.n - 1])}) ") + 1
+        header = 0 if s.n in groups else len(f"[{s.n}] ({labels[s.n - 1]}) ") + 1
         cost = header + len(s.text) + len(" … ")
         if used + cost > budget_chars:
             continue
@@ -204,7 +205,8 @@ def judge(
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:
     """The memory's lines, with excerpt numbers mapped through `numbers` (prompt number -> shown number)."""
     lines = [f"{extract.lead.text} [{numbers[extract.lead.n]}]"] if extract.lead else []
+    labels = excerpt_labels(passages)
     for n, chosen in extract.groups.items():
         body = " … ".join(s.text for s in chosen)
-        lines.append(f"[{numbers[n]}] ({passage_header(passages[n - 1])}) {body}")
+        lines.append(f"[{numbers[n]}] ({labels[n - 1]}) {body}")
     return lines

@@ -12,6 +12,7 @@ material from past sessions, never as instructions to follow.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 ABSTAIN = "No relevant memory: nothing in past sessions answers this."
@@ -44,10 +45,26 @@ class Passage:
 
 
 def passage_header(p: Passage) -> str:
-    day = (p.timestamp or "")[:10] or "undated"
-    project = (p.project or "").rstrip("/").rsplit("/", 1)[-1] or "any project"
+    """An excerpt's header in the recall prompt, the format the model was trained on."""
     what = "memory" if p.kind == "memory" else "session"
-    return f"{what}, {day}, {project}"
+    return f"{what}, {_day(p)}, {_project_name(p)}"
+
+
+def excerpt_labels(passages: Sequence[Passage]) -> list[str]:
+    """Each excerpt's label in a recalled memory: its day, and its project's name only where the excerpts
+    come from more than one project. Shorter than the prompt's header, because the memory's budget is small
+    and the sources the reply lists say the rest (at 200 tokens the kind and the one project name took a
+    fifth of it; docs/benchmarks.md)."""
+    mixed = len({p.project for p in passages}) > 1
+    return [f"{_day(p)}, {_project_name(p)}" if mixed else _day(p) for p in passages]
+
+
+def _day(p: Passage) -> str:
+    return (p.timestamp or "")[:10] or "undated"
+
+
+def _project_name(p: Passage) -> str:
+    return (p.project or "").rstrip("/").rsplit("/", 1)[-1] or "any project"
 
 
 def recall_messages(query: str, passages: list[Passage]) -> list[dict[str, str]]:
