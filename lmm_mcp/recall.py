@@ -41,7 +41,15 @@ from lmm_mcp.store import resolve_projects
 from lmm_mcp.unknown import empty_day, unknown_names
 from lmm_mcp.usage import CHARS_PER_TOKEN
 from trainer.devices import gpu_visible
-from trainer.extract import Extract, choose, judge, lexical_scores, passage_sentences, render
+from trainer.extract import (
+    RETRIEVE_RANK_WEIGHT,
+    Extract,
+    choose,
+    judge,
+    lexical_scores,
+    passage_sentences,
+    render,
+)
 from trainer.prompts import (
     ABSTAIN,
     Passage,
@@ -280,10 +288,12 @@ class Recaller:
         lines, sources = _excerpts(ordered, budget)
         if len(sources) < len(ordered):
             # The budget cuts excerpts off: show each excerpt's sentences that share the question's words
-            # instead, the most first, so that a small budget holds what many excerpts say about it.
+            # instead, the most first (a place down the ranking costs one word), so that a small budget
+            # holds what many excerpts say about it.
             passages = [h.passage() for h in ordered]
             sentences = passage_sentences(passages)
-            extract = choose(sentences, lexical_scores(query, sentences), passages, budget, lead=False)
+            scores = lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT)
+            extract = choose(sentences, scores, passages, budget, lead=False)
             if extract is not None and extract.groups:
                 lines, sources = _extract_lines(extract, ordered, passages)
         return RecallResult(memory="\n".join([FRAME, *lines]), sources=sources, mode_used="retrieve")

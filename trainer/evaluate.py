@@ -22,7 +22,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from trainer.extract import DECODINGS, Extract, choose, judge, lexical_scores, passage_sentences
+from trainer.extract import (
+    DECODINGS,
+    RETRIEVE_RANK_WEIGHT,
+    Extract,
+    choose,
+    judge,
+    lexical_scores,
+    passage_sentences,
+)
 from trainer.prompts import ABSTAIN, Passage, citations, is_abstention
 from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
@@ -120,13 +128,15 @@ def extract_text(extract: Extract | None) -> str:
 
 def packed_baseline(pair: dict[str, Any], chars: int) -> str:
     """Retrieval-only recall at a budget as `recall_memory` gives it when the budget binds: the excerpts'
-    sentences that share the question's words, the most first, within `chars` (lmm_mcp.recall)."""
+    sentences that share the question's words, the most first (less `RETRIEVE_RANK_WEIGHT` per excerpt
+    rank), within `chars` (lmm_mcp.recall)."""
     passages = pair_passages(pair)
     sentences = passage_sentences(passages)
     if not sentences:
         return ABSTAIN
     query = str(pair.get("query", ""))
-    return extract_text(choose(sentences, lexical_scores(query, sentences), passages, chars, lead=False))
+    scores = lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT)
+    return extract_text(choose(sentences, scores, passages, chars, lead=False))
 
 
 def verdict(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
