@@ -100,6 +100,7 @@ class RecallResult:
     mode_used: str = "retrieve"
     adapter_version: str | None = None
     latency_ms: float = 0.0
+    project: str | None = None  # the one project every source is from (the lines then give only their day)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +162,8 @@ class Recaller:
             result = self._generate(query, hits, version, max_tokens)
         else:
             result = self._compact(query, hits, max_tokens)
+        projects = {s.project for s in result.sources}
+        result.project = projects.pop() if len(projects) == 1 else None
         result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 

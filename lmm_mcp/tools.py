@@ -55,8 +55,9 @@ Ctx = Context[ServerState, Any]
 
 
 class RecallSource(BaseModel):
-    """A cited source, lean: its text, date, kind and project are in the memory's line [n] already, and
-    get_source(session_id, uuid) expands it into the record and its neighbours."""
+    """A cited source, lean: its text and date are in the memory's line [n] already, its project there too
+    where the sources come from several (else in the reply's `project`), and get_source(session_id, uuid)
+    expands it into the record and its neighbours."""
 
     n: int = Field(description="the number the memory cites as [n]")
     session_id: str
@@ -77,6 +78,11 @@ class RecallOutput(BaseModel):
         "no source and the retrieved sources are returned instead"
     )
     latency_ms: float
+    project: str | None = Field(
+        default=None,
+        description="the project every source comes from; null where they come from several (each line of "
+        "the memory then names its own) or there are none",
+    )
     tokens: int = Field(default=0, description="estimated tokens of the memory text")
     reply_tokens: int = Field(default=0, description="estimated tokens of this whole reply, sources included")
     source_tokens: int = Field(

@@ -108,6 +108,15 @@ def test_project_scoping(store):
     # a folder memory has never seen searches everything
     anywhere = App(cfg, conn).recaller().recall("KeyError coupon", project="/brand/new", mode="retrieve")
     assert any(s.project == "/home/dev/shop" for s in anywhere.sources)
+    assert anywhere.project == "/home/dev/shop"  # one project: the reply names it, the lines give their days
+    assert all(re.match(r"\[\d+\] \(\d{4}-\d\d-\d\d\) ", line) for line in anywhere.memory.splitlines()[1:])
+    # sources from several projects: each line names its own, and the reply none
+    mixed = App(cfg, conn).recaller().recall("SQLAlchemy sessions request scope", mode="retrieve", k=10)
+    assert {s.project for s in mixed.sources} == {"/srv/api", "/home/dev/shop"} and mixed.project is None
+    labels = [
+        re.match(r"\[\d+\] \(\d{4}-\d\d-\d\d, (\w+)\) ", line) for line in mixed.memory.splitlines()[1:]
+    ]
+    assert all(labels) and {m.group(1) for m in labels} == {"api", "shop"}
 
 
 def test_generate_without_an_adapter_says_train_first(store):
