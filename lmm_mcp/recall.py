@@ -41,15 +41,7 @@ from lmm_mcp.store import resolve_projects
 from lmm_mcp.unknown import empty_day, unknown_names
 from lmm_mcp.usage import CHARS_PER_TOKEN
 from trainer.devices import gpu_visible
-from trainer.extract import (
-    RETRIEVE_RANK_WEIGHT,
-    Extract,
-    choose,
-    judge,
-    lexical_scores,
-    passage_sentences,
-    render,
-)
+from trainer.extract import Extract, judge, pack, render
 from trainer.prompts import (
     ABSTAIN,
     Passage,
@@ -294,9 +286,7 @@ class Recaller:
             # instead, the most first (a place down the ranking costs one word), so that a small budget
             # holds what many excerpts say about it.
             passages = [h.passage() for h in ordered]
-            sentences = passage_sentences(passages)
-            scores = lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT)
-            extract = choose(sentences, scores, passages, budget, lead=False)
+            extract = pack(query, passages, budget)
             if extract is not None and extract.groups:
                 lines, sources = _extract_lines(extract, ordered, passages)
         return RecallResult(memory="\n".join([FRAME, *lines]), sources=sources, mode_used="retrieve")

@@ -97,8 +97,8 @@ def test_recall_from_the_shell(tmp_path):
     home = str(tmp_path / "home")
     cli("ingest", "--home", home, "--claude-dir", str(OWN_FIXTURES), "--no-embed")
     doc = one_json(cli("recall", "KeyError coupon", "--home", home, "--project", "/home/dev/shop", "--json"))
-    assert set(doc) == {"memory", "sources", "mode_used", "adapter_version", "latency_ms"}
-    assert doc["mode_used"] == "retrieve" and doc["sources"]
+    assert set(doc) == {"memory", "sources", "mode_used", "adapter_version", "latency_ms", "project"}
+    assert doc["mode_used"] == "retrieve" and doc["sources"] and doc["project"] == "/home/dev/shop"
     assert {"n", "session_id", "uuid", "timestamp", "project", "snippet", "score"} <= set(doc["sources"][0])
     assert "coupon" in doc["memory"]
 

@@ -22,15 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any
 
-from trainer.extract import (
-    DECODINGS,
-    RETRIEVE_RANK_WEIGHT,
-    Extract,
-    choose,
-    judge,
-    lexical_scores,
-    passage_sentences,
-)
+from trainer.extract import DECODINGS, Extract, judge, pack
 from trainer.prompts import ABSTAIN, Passage, citations, is_abstention
 from transcripts.wording import identifiers, mean_pairwise_jaccard, strip_citations
 
@@ -128,15 +120,9 @@ def extract_text(extract: Extract | None) -> str:
 
 def packed_baseline(pair: dict[str, Any], chars: int) -> str:
     """Retrieval-only recall at a budget as `recall_memory` gives it when the budget binds: the excerpts'
-    sentences that share the question's words, the most first (less `RETRIEVE_RANK_WEIGHT` per excerpt
-    rank), within `chars` (lmm_mcp.recall)."""
-    passages = pair_passages(pair)
-    sentences = passage_sentences(passages)
-    if not sentences:
-        return ABSTAIN
-    query = str(pair.get("query", ""))
-    scores = lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT)
-    return extract_text(choose(sentences, scores, passages, chars, lead=False))
+    sentences that share the question's words, the most first (`trainer.extract.pack`), within `chars`."""
+    extract = pack(str(pair.get("query", "")), pair_passages(pair), chars)
+    return extract_text(extract) if extract is not None else ABSTAIN
 
 
 def verdict(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
