@@ -111,10 +111,10 @@ def test_choose_leads_with_the_best_and_packs_the_rest_within_the_budget():
     assert flat.lead is None and 2 in flat.groups
 
 
-def test_retrieve_packing_weighs_the_ranking_against_the_words():
+def test_retrieve_packing_and_the_judged_lead_weigh_the_ranking_against_the_words():
     # at a small budget a low-ranked excerpt's sentence with one more question word used to push out the top
-    # hit's: in retrieve mode each place down the ranking now costs one shared word (the judge keeps words first)
-    from trainer.extract import RETRIEVE_RANK_WEIGHT, choose, lexical_scores, passage_sentences
+    # hit's: in retrieve mode each place down the ranking now costs one shared word, and in a judged lead
+    from trainer.extract import RANK_WEIGHT, choose, judge, lexical_scores, passage_sentences
 
     passages = [
         _passage("Deploys run from the main branch only.", 1),
@@ -126,14 +126,13 @@ def test_retrieve_packing_weighs_the_ranking_against_the_words():
     query = "how do staging deploys go out?"
     by_words = choose(sentences, lexical_scores(query, sentences), passages, 80, lead=False)
     assert list(by_words.groups) == [4]
-    ranked = choose(
-        sentences, lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT), passages, 60, lead=False
-    )
+    ranked = choose(sentences, lexical_scores(query, sentences, RANK_WEIGHT), passages, 60, lead=False)
     assert list(ranked.groups) == [1]
-    roomy = choose(
-        sentences, lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT), passages, 400, lead=False
-    )
+    roomy = choose(sentences, lexical_scores(query, sentences, RANK_WEIGHT), passages, 400, lead=False)
     assert {1, 4} <= set(roomy.groups)  # with room, the wordier one still comes
+    # a judged memory's lead (its cited answer) weighs the ranking the same way; with room the other follows
+    judged = judge(None, None, query, passages, 400, model_weight=0)
+    assert judged.lead.n == 1 and 4 in judged.groups
 
 
 def test_a_sentence_already_said_is_not_packed_again():

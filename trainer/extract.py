@@ -14,8 +14,8 @@ Every word of it is in a retrieved excerpt, and every citation names the excerpt
 
 The score adds the adapter's judgement to the question's own words: each is standardised over the
 candidates, so neither scale dominates. The memory leads with the sentence holding most of the question's
-words (the answer, cited: on both benchmarks that pick came from an evidence session more often than the
-adapter's), then packs the best-scored sentences, grouped under their excerpts' numbers, into the rest of the
+words, one word less per place its excerpt ranks lower (the answer, cited: on both benchmarks that pick came
+from an evidence session more often than the adapter's), then packs the best-scored sentences, grouped under their excerpts' numbers, into the rest of the
 budget: at a small budget that holds far more of what the excerpts say about the question than whole excerpts
 in rank order.
 """
@@ -38,10 +38,12 @@ MAX_CANDIDATES = 8  # sentences the model judges per recall, picked by the quest
 MODEL_WEIGHT = 1.0  # the adapter's standardised score against the question words' (1: equal say)
 DECODINGS = ("extract", "write")  # how a generated recall uses the adapter: judge sentences, or write freely
 REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chosen adds nothing: skipped
-# Retrieve mode packs by the question's words less this much per excerpt rank: one place down costs one shared
-# word. With rank only breaking ties, a low-ranked excerpt's wordier sentence pushed out the better-ranked ones
-# (docs/benchmarks.md: 200 tokens, coding 0.771 -> 0.802, LoCoMo 0.503 -> 0.520). The judge keeps words first.
-RETRIEVE_RANK_WEIGHT = 1.0
+# Retrieve mode packs, and a judged memory picks its lead, by the question's words less this much per excerpt
+# rank: one place down costs one shared word. With rank only breaking ties, a low-ranked excerpt's wordier
+# sentence pushed out the better-ranked ones (docs/benchmarks.md, 200 tokens: retrieve coding 0.771 -> 0.802,
+# LoCoMo 0.503 -> 0.520; the lead's citation accuracy 0.907 -> 0.913, 0.680 -> 0.699). The judge's packing
+# keeps words first: ranked there, it packed worse.
+RANK_WEIGHT = 1.0
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -173,11 +175,11 @@ def choose(
 
 def pack(query: str, passages: Sequence[Passage], budget_chars: int) -> Extract | None:
     """Retrieve mode's memory when the budget cannot hold every excerpt: the excerpts' sentences by the
-    question's words they hold, less `RETRIEVE_RANK_WEIGHT` per place down the ranking, the most first,
+    question's words they hold, less `RANK_WEIGHT` per place down the ranking, the most first,
     within `budget_chars`; no lead. None without sentences."""
     sentences = passage_sentences(passages)
     return choose(
-        sentences, lexical_scores(query, sentences, RETRIEVE_RANK_WEIGHT), passages, budget_chars, lead=False
+        sentences, lexical_scores(query, sentences, RANK_WEIGHT), passages, budget_chars, lead=False
     )
 
 
@@ -203,17 +205,18 @@ def judge(
         return None
     weight = MODEL_WEIGHT if model_weight is None else model_weight
     lexical = lexical_scores(query, sentences)
+    ranked = lexical_scores(query, sentences, RANK_WEIGHT)
     if weight == 0 and abstain_margin is None:
-        return choose(sentences, lexical, passages, budget_chars)
+        return choose(sentences, lexical, passages, budget_chars, lead_scores=ranked)
     judged = candidates(lexical)
     answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
     scores = score_answers(model, tokenizer, recall_messages(query, list(passages)), answers)
     if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
         return None
-    # The lead (the cited answer) goes by the question's words: on both benchmarks the adapter's own pick was
-    # less often from an evidence session than the words' (docs/benchmarks.md); its judgement orders the rest.
+    # The lead (the cited answer) goes by the question's words and the ranking: on both benchmarks the
+    # adapter's own pick was less often from an evidence session (docs/benchmarks.md); it orders the rest.
     final = judged_scores(lexical, judged, scores, weight)
-    return choose(sentences, final, passages, budget_chars, lead_scores=lexical)
+    return choose(sentences, final, passages, budget_chars, lead_scores=ranked)
 
 
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:
