@@ -15,9 +15,9 @@ Every word of it is in a retrieved excerpt, and every citation names the excerpt
 The score adds the adapter's judgement to the question's own words: each is standardised over the
 candidates, so neither scale dominates. The memory leads with the sentence holding most of the question's
 words, one word less per place its excerpt ranks lower (the answer, cited: on both benchmarks that pick came
-from an evidence session more often than the adapter's), then packs the best-scored sentences, grouped under their excerpts' numbers, into the rest of the
-budget: at a small budget that holds far more of what the excerpts say about the question than whole excerpts
-in rank order.
+from an evidence session more often than the adapter's), then packs the best-scored sentences, grouped under
+their excerpts' numbers, into the rest of the budget: at a small budget that holds far more of what the
+excerpts say about the question than whole excerpts in rank order.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chose
 # Retrieve mode packs, and a judged memory picks its lead, by the question's words less this much per excerpt
 # rank: one place down costs one shared word. With rank only breaking ties, a low-ranked excerpt's wordier
 # sentence pushed out the better-ranked ones (docs/benchmarks.md, 200 tokens: retrieve coding 0.771 -> 0.802,
-# LoCoMo 0.503 -> 0.520; the lead's citation accuracy 0.907 -> 0.913, 0.680 -> 0.699). The judge's packing
+# LoCoMo 0.503 -> 0.520; the lead's citation accuracy 0.907 -> 0.920, 0.680 -> 0.699). The judge's packing
 # keeps words first: ranked there, it packed worse.
 RANK_WEIGHT = 1.0
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
@@ -140,8 +140,8 @@ def choose(
 ) -> Extract | None:
     """The best-scored sentence as the lead (with `lead`; by `lead_scores` where given, else by `scores`),
     then the next best while they fit in `budget_chars` as `[n] (label) sentence … sentence` lines, each
-    excerpt's label (`prompts.excerpt_labels`) counted once. The lead always goes in, cut to the budget if it must be. None without
-    sentences."""
+    excerpt's label (`prompts.excerpt_labels`) counted once. The lead always goes in, cut to the budget if
+    it must be. None without sentences."""
     if not sentences:
         return None
     order = sorted(range(len(sentences)), key=lambda i: -scores[i])

@@ -53,8 +53,8 @@ def passage_header(p: Passage) -> str:
 def excerpt_labels(passages: Sequence[Passage]) -> list[str]:
     """Each excerpt's label in a recalled memory: its day, and its project's name only where the excerpts
     come from more than one project. Shorter than the prompt's header, because the memory's budget is small
-    and the sources the reply lists say the rest (at 200 tokens the kind and the one project name took a
-    fifth of it; docs/benchmarks.md)."""
+    and the reply says the rest (at 200 tokens the kind and the repeated project name took ~105 of its 716
+    characters; docs/benchmarks.md)."""
     mixed = len({p.project for p in passages}) > 1
     return [f"{_day(p)}, {_project_name(p)}" if mixed else _day(p) for p in passages]
 
