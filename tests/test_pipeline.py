@@ -21,7 +21,7 @@ from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
 from lmm_mcp.store import connect
 from trainer.pairs import DataError, DataSettings
-from trainer.pipeline import PipelineConfig, PipelineError, run_pipeline
+from trainer.pipeline import CPU_MINUTES, PipelineConfig, PipelineError, run_pipeline, training_seconds
 from trainer.settings import StageSettings
 from trainer.tiny import build_tiny_qwen3
 from trainer.versions import active_version, list_versions
@@ -131,6 +131,23 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
     with App.open(dataclasses.replace(cfg, allow_cpu_generation=False)) as app:
         no_cpu = app.recaller()  # no model may run here unless there is a GPU: no expansion
         assert no_cpu.expand("tests") == "" or no_cpu.can_generate()
+
+
+def test_a_time_budget_is_shared_by_the_stages(filled_home, tiny, tmp_path):
+    home = _copy_home(filled_home, tmp_path / "home")
+    cfg = _tiny_config(home, tiny, minutes=1, device="cpu")
+    conn = connect(home / "store.db")
+    result = run_pipeline(cfg, StoreHistory(conn, Retriever(conn)))
+    cpt, sft = result.metrics["cpt"], result.metrics["sft"]
+    # CPT may take a quarter of the minute, SFT what is left of it; both fit their 6 steps in that
+    assert 0 < cpt["settings"]["max_seconds"] <= 15 < sft["settings"]["max_seconds"] <= 60
+    assert cpt["steps"] == cpt["planned_steps"] == 6 and sft["steps"] == sft["planned_steps"] == 6
+
+
+def test_a_cpu_trains_for_half_an_hour_unless_told(tmp_path):
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu")) == CPU_MINUTES * 60 == 1800
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", minutes=5)) == 300
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", max_steps=50)) is None  # steps given
 
 
 def test_empty_history_says_ingest_first(tmp_path, tiny):

@@ -434,3 +434,49 @@ def test_distillation_pulls_the_student_toward_the_base_model_teacher(
     assert saved["inputs"]["settings"]["objective"] == "distill"
     with pytest.raises(TrainingError, match="objective 'rl': choose one of sft, distill"):
         run(files, "sft", tmp_path / "bad", StageSettings(seq_len=128, objective="rl"))
+
+
+def test_the_cosine_schedule_is_transformers_and_can_be_shortened() -> None:
+    from transformers import get_cosine_schedule_with_warmup
+
+    schedule = train_module.CosineSchedule(warmup=3, total=20)
+    theirs = get_cosine_schedule_with_warmup(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], 1.0), 3, 20
+    )
+    assert [schedule(s) for s in range(22)] == pytest.approx([theirs.lr_lambdas[0](s) for s in range(22)])
+    schedule.total = 10  # what a time budget does: the same warm-up, the decay reaching 0 at step 10
+    assert schedule(10) == pytest.approx(0.0) and schedule(5) > schedule(8) > 0
+
+
+def test_a_time_budget_ends_the_stage_with_its_best_adapter(data: dict[str, Path], tmp_path: Path) -> None:
+    settings = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 1e-3})
+    result = run(data, "sft", tmp_path / "sft", settings)
+    # the budget was spent before the first step ended: that step is the last, validated and kept
+    assert result.steps == result.planned_steps == 1
+    assert result.history[-1]["step"] == 1 and result.history[-1]["val_loss"] is not None
+    assert (result.adapter_dir / "adapter_config.json").is_file()
+
+
+def test_a_time_budget_plans_the_steps_and_the_schedule_ends_with_them(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Clock:  # every reading of the clock is one second later: steps take seconds, the plan is exact
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr(train_module, "time", Clock())
+    settings = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 30.0})
+    result = run(data, "sft", tmp_path / "sft", settings)
+    assert train_module.PLAN_AFTER < result.steps == result.planned_steps < 10  # 10 without the budget
+    assert result.history[-1]["lr"] == pytest.approx(0.0)  # the decay was fitted to the planned steps
+
+
+def test_a_budget_that_fits_changes_nothing(data: dict[str, Path], tmp_path: Path, uninterrupted) -> None:
+    settings = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 3600.0})
+    result = run(data, "sft", tmp_path / "sft", settings)
+    assert result.steps == result.planned_steps == uninterrupted.steps == 10
+    a, b = adapter_tensors(uninterrupted.adapter_dir), adapter_tensors(result.adapter_dir)
+    assert all(torch.allclose(a[k], b[k], atol=1e-7, rtol=0) for k in a)  # the same schedule, the same run

@@ -60,6 +60,7 @@ class LoopState:
     bad_vals: int = 0  # validations since the last improvement
     last_val_step: int | None = None
     stopped_early: bool = False
+    planned_steps: int | None = None  # the steps a time budget (max_seconds) planned, kept across a resume
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -87,7 +88,8 @@ def fingerprint_inputs(
     return {
         "stage": stage,
         "model_source": str(model_source),
-        "settings": settings.as_dict(),
+        # the time budget only plans the step count, which the checkpoint keeps (LoopState.planned_steps)
+        "settings": {k: v for k, v in settings.as_dict().items() if k != "max_seconds"},
         "lora": lora.as_dict(),
         "train_file": file_id(train_file),
         "val_file": file_id(val_file),

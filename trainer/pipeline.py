@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ import orjson
 
 from trainer import checkpoint
 from trainer.atomic import read_json
-from trainer.devices import MemoryPeak, fit_settings
+from trainer.devices import MemoryPeak, device_kind, fit_settings
 from trainer.errors import TrainerError
 from trainer.locks import FileLock, holder
 from trainer.models import DEFAULT_BASE_MODEL
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from trainer.versions import VersionInfo
 
 
+CPU_MINUTES = 30  # a CPU's training budget when none was given (SmolLM2-135M on two cores: ~300k tokens)
+CPT_SHARE = (
+    0.25  # of a time budget, CPT's share: facts come from SFT's pairs; CPT teaches the history's style
+)
 OWNER_LOCK = "owner.lock"  # in a run folder: held by the one training that works in it (trainer.locks)
 
 
@@ -82,6 +87,13 @@ class PipelineConfig:
     )
     eval_limit: int | None = option(
         100, "held-out pairs to evaluate the new adapter on (default 100)", minimum=1
+    )
+    minutes: int | None = option(
+        None,
+        f"time budget for training, both stages together (CPT a quarter of it): each stage plans the steps "
+        f"that fit and stops in time (default: {CPU_MINUTES} minutes on a CPU unless --max-steps is given; "
+        f"none on a GPU)",
+        minimum=1,
     )
     device: str | None = option(None, "cuda, mps or cpu (default: a GPU when there is one, else the CPU)")
     fresh: bool = option(
@@ -341,11 +353,20 @@ def _train_stages(
     from trainer.train import train_stage  # heavy imports start here
 
     data, results = run_dir / "data", []
+    budget_s = training_seconds(cfg)
+    deadline = time.monotonic() + budget_s if budget_s else None
     for stage in STAGES:
         if cfg.stage not in (stage, "both"):
             continue
         settings = fit_settings(cfg.stage_settings(stage), cfg.device)
-        say(f"{stage}: training on {manifest['counts'][stage + '_train']} examples ({shape(settings)})")
+        budget = ""
+        if deadline is not None:  # CPT takes its share; SFT what is left, with what CPT did not use
+            share = CPT_SHARE if stage == "cpt" and cfg.stage == "both" else 1.0
+            settings.max_seconds = max(deadline - time.monotonic(), 1.0) * share
+            budget = f", at most {settings.max_seconds / 60:.1f} min"
+        say(
+            f"{stage}: training on {manifest['counts'][stage + '_train']} examples ({shape(settings)}{budget})"
+        )
         result = train_stage(
             stage,
             model_source=cfg.model,
@@ -364,6 +385,16 @@ def _train_stages(
         metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
         metrics["peak_memory"][stage] = result.peak_memory
     return results
+
+
+def training_seconds(cfg: PipelineConfig) -> float | None:
+    """The run's training time budget in seconds: `minutes` where given, else `CPU_MINUTES` on a CPU when no
+    step cap was set (a month of history is hours of a CPU's time), else none."""
+    if cfg.minutes is not None:
+        return cfg.minutes * 60.0
+    if cfg.max_steps is None and device_kind(cfg.device) == "cpu":
+        return CPU_MINUTES * 60.0
+    return None
 
 
 def shape(settings: StageSettings) -> str:

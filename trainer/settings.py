@@ -83,6 +83,10 @@ class StageSettings:
     max_grad_norm: float = 1.0
     epochs: float = 1.0  # passes over the training data; max_steps caps it
     max_steps: int | None = None  # optimizer steps, at most; None: as many as the epochs need
+    # Wall-clock seconds the stage may take (validations included): its first steps' speed plans how many
+    # steps fit, the schedule decays over those, and it stops at the budget whatever the plan said. None: no
+    # limit. Not part of a checkpoint's fingerprint: a resumed stage keeps the steps it planned.
+    max_seconds: float | None = None
     val_every: int = 50  # optimizer steps between validation passes (and checkpoints)
     val_batches: int | None = None  # validation micro-batches per pass; 0: the whole set; None: per device
     patience: int = 3  # validation passes without improvement before stopping early; 0 never stops

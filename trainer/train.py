@@ -15,7 +15,8 @@ The same call runs on a CPU, one GPU, or data-parallel under `accelerate launch 
 per GPU; only the main process writes files and reports progress). It leaves in `out_dir` the best adapter
 (`best/`), the resume point while it runs (`checkpoint/state.pt`), the progress log (`log.jsonl`) and its
 result (`result.json`); a rerun after a crash continues from the checkpoint, and a rerun of a finished stage
-returns its result without loading the model.
+returns its result without loading the model. With a time budget (`settings.max_seconds`) the stage plans
+from its first steps' speed how many steps fit, decays its learning rate over those, and stops in time.
 
 Where the parts live: `trainer.batches` turns JSONL rows into examples and batches (packing, chat encoding,
 the sampler); `trainer.loss` computes the losses from hidden states, a chunk of tokens at a time;
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     import torch
 
 MAX_PROGRESS_ROWS = 200  # progress on every step up to this many steps, then on every total/200-th
+PLAN_AFTER = 3  # optimizer steps a time-budgeted stage runs before it plans how many fit (the first is slow)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class StageResult:
     step_s: float | None = None  # mean seconds per optimizer step of this process's run
     padding_share: float | None = None  # share of the training positions that were padding
     peak_memory: dict[str, Any] = field(default_factory=dict)  # {"rss_gib", "gpu_gib"} of this process's run
+    planned_steps: int | None = None  # the steps its time budget (settings max_seconds) left room for
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "adapter_dir": str(self.adapter_dir)}
@@ -101,6 +104,7 @@ class _Run:
     head: Any  # the model's output projection, which the loss applies in chunks (trainer.loss)
     optimizer: Any
     scheduler: Any
+    schedule: CosineSchedule  # the scheduler's learning-rate factor, which a time budget may shorten
     train_dl: Any
     val_dl: Any
     order: EpochOrder  # the training loader's sampler: the loop sets its epoch
@@ -117,6 +121,8 @@ class _Run:
     run_tokens: int = 0  # training tokens since the resume (this process's run)
     run_positions: int = 0  # training positions since the resume, padding included
     run_steps: int = 0  # optimizer steps since the resume
+    val_s: float = 0.0  # seconds in validation passes (this process, since the resume)
+    vals: int = 0  # validation passes (this process, since the resume)
 
     @property
     def log_every(self) -> int:
@@ -272,7 +278,6 @@ def _setup(
     """
     import torch
     from torch.utils.data import DataLoader
-    from transformers import get_cosine_schedule_with_warmup
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -293,11 +298,13 @@ def _setup(
     if settings.max_steps is not None:
         total_steps = max(1, min(total_steps, settings.max_steps))
     n = accelerator.num_processes  # a prepared scheduler steps once per process for each optimizer step
-    warmup = round(settings.warmup_ratio * total_steps)
-    scheduler = accelerator.prepare(get_cosine_schedule_with_warmup(optimizer, warmup * n, total_steps * n))
+    schedule = CosineSchedule(round(settings.warmup_ratio * total_steps) * n, total_steps * n)
+    scheduler = accelerator.prepare(torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
 
     unwrapped, main = accelerator.unwrap_model(model), accelerator.is_main_process
     state, rng = resume(out_dir, digest, n, unwrapped, optimizer, scheduler, main=main)
+    if state.planned_steps is not None:  # a time budget planned the steps before the resume
+        total_steps = min(total_steps, state.planned_steps)
     return _Run(
         stage=stage,
         settings=settings,
@@ -308,6 +315,7 @@ def _setup(
         head=output_head(unwrapped),
         optimizer=optimizer,
         scheduler=scheduler,
+        schedule=schedule,
         train_dl=train_dl,
         val_dl=val_dl,
         order=order,
@@ -361,6 +369,8 @@ def _train(run: _Run) -> None:
             run.run_positions += int(positions)
             log_loss, log_count = log_loss + loss_sum, log_count + count
             run.train_s += time.perf_counter() - tick
+            if settings.max_seconds is not None:
+                _keep_to_time(run, settings.max_seconds)
             val_due = state.step == run.total_steps or (
                 settings.val_every > 0 and state.step % settings.val_every == 0
             )
@@ -378,7 +388,7 @@ def _validate(run: _Run) -> float:
     """The mean token loss over the validation set, gathered from every process."""
     import torch
 
-    model = run.model
+    model, started = run.model, time.perf_counter()
     model.eval()
     sums, counts = [], []
     with torch.no_grad():
@@ -391,7 +401,56 @@ def _validate(run: _Run) -> float:
             sums.append(s.sum())
             counts.append(c.sum())
     model.train()
-    return (torch.stack(sums).sum() / torch.stack(counts).sum().clamp(min=1)).item()
+    loss = (torch.stack(sums).sum() / torch.stack(counts).sum().clamp(min=1)).item()
+    run.val_s, run.vals = run.val_s + time.perf_counter() - started, run.vals + 1
+    return loss
+
+
+def _keep_to_time(run: _Run, budget_s: float) -> None:
+    """A stage with a time budget: once `PLAN_AFTER` steps show its speed, plan how many steps fit (one last
+    validation kept in reserve) and shorten the schedule to decay over them; past the budget, whatever the
+    plan said, the step just done is the last. Both lower `run.total_steps`; under several processes the
+    smallest wins, so that all stop at the same step."""
+    state = run.state
+    spent = time.perf_counter() - run.started
+    plan = state.planned_steps is None and run.run_steps >= min(
+        PLAN_AFTER, run.total_steps
+    )  # alike everywhere
+    total = run.total_steps
+    if spent >= budget_s:
+        total = state.step
+    elif plan:
+        step_s = (spent - run.val_s) / run.run_steps  # wall time, so logging and checkpoints count too
+        val_s = run.val_s / run.vals if run.vals else 0.0
+        every = run.settings.val_every
+        more = (budget_s - spent - val_s) / (step_s + (val_s / every if every > 0 else 0.0))
+        total = max(state.step, min(total, state.step + math.floor(max(more, 0.0))))
+    n = run.accelerator.num_processes
+    if n > 1:
+        import torch
+
+        agreed = run.accelerator.reduce(torch.tensor([total], device=run.accelerator.device), reduction="min")
+        total = int(agreed.item())
+    if total == run.total_steps and not plan:
+        return
+    run.total_steps = state.planned_steps = total
+    run.schedule.warmup = min(run.schedule.warmup, round(run.settings.warmup_ratio * total) * n)
+    run.schedule.total = total * n
+
+
+class CosineSchedule:
+    """The learning-rate factor: linear warm-up over `warmup` scheduler steps, then a cosine decay to 0 at
+    `total` (transformers' `get_cosine_schedule_with_warmup`). An object rather than a closure, so that a
+    time budget can shorten it mid-run and a checkpoint keeps it (LambdaLR saves a callable object's state)."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        progress = (step - self.warmup) / max(1, self.total - self.warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def _record(run: _Run, loss: float | None, val_loss: float | None) -> None:
@@ -437,6 +496,7 @@ def _finish(run: _Run, inputs: dict[str, Any], peak: MemoryPeak) -> StageResult:
         step_s=run.train_s / run.run_steps if run.run_steps else None,
         padding_share=1 - run.run_tokens / run.run_positions if run.run_positions else None,
         peak_memory=peak.read(),
+        planned_steps=state.planned_steps,
     )
     if accelerator.is_main_process:
         write_result(run.out_dir, {**result.as_dict(), "fingerprint": run.digest, "inputs": inputs})
