@@ -429,8 +429,8 @@ def _keep_to_time(run: _Run, budget_s: float) -> None:
     if n > 1:
         import torch
 
-        agreed = run.accelerator.reduce(torch.tensor([total], device=run.accelerator.device), reduction="min")
-        total = int(agreed.item())
+        mine = torch.tensor([-total], device=run.accelerator.device)  # accelerate reduces by max, not min
+        total = -int(run.accelerator.reduce(mine, reduction="max").item())
     if total == run.total_steps and not plan:
         return
     run.total_steps = state.planned_steps = total
