@@ -2,6 +2,7 @@
 
     python bench/memory_model.py [--model PATH] [--cpt-steps 40] [--sft-steps 120] [--budget 200] [--json]
     python bench/memory_model.py --dataset locomo [--limit 200]     # LoCoMo's conversations and QA instead
+    python bench/memory_model.py --minutes 30      # trained as `lmm-mcp train --minutes 30` (product settings)
 
 The coding benchmark's 28 sessions (`bench/coding_memory/`) are ingested into a temporary store and the
 memory model is trained on them exactly as `lmm-mcp train` does (`trainer.pipeline.run_pipeline`: data with
