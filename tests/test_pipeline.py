@@ -148,6 +148,11 @@ def test_a_cpu_trains_for_half_an_hour_unless_told(tmp_path):
     assert training_seconds(PipelineConfig(home=tmp_path, device="cpu")) == CPU_MINUTES * 60 == 1800
     assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", minutes=5)) == 300
     assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", max_steps=50)) is None  # steps given
+    capped = {stage: StageSettings(max_steps=20) for stage in ("cpt", "sft")}  # each stage's own cap
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", stages=capped)) is None
+    sft_only = {"cpt": StageSettings(), "sft": StageSettings(max_steps=20)}
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", stages=sft_only, stage="sft")) is None
+    assert training_seconds(PipelineConfig(home=tmp_path, device="cpu", stages=sft_only)) == 1800
 
 
 def test_empty_history_says_ingest_first(tmp_path, tiny):

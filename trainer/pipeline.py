@@ -389,10 +389,12 @@ def _train_stages(
 
 def training_seconds(cfg: PipelineConfig) -> float | None:
     """The run's training time budget in seconds: `minutes` where given, else `CPU_MINUTES` on a CPU when no
-    step cap was set (a month of history is hours of a CPU's time), else none."""
+    step cap was set, for the run or for each stage it trains (a month of history is hours of a CPU's time),
+    else none."""
     if cfg.minutes is not None:
         return cfg.minutes * 60.0
-    if cfg.max_steps is None and device_kind(cfg.device) == "cpu":
+    capped = all(cfg.stage_settings(s).max_steps is not None for s in STAGES if cfg.stage in (s, "both"))
+    if not capped and device_kind(cfg.device) == "cpu":
         return CPU_MINUTES * 60.0
     return None
 
