@@ -413,9 +413,8 @@ def _keep_to_time(run: _Run, budget_s: float) -> None:
     smallest wins, so that all stop at the same step."""
     state = run.state
     spent = time.perf_counter() - run.started
-    plan = state.planned_steps is None and run.run_steps >= min(
-        PLAN_AFTER, run.total_steps
-    )  # alike everywhere
+    # whether to plan now: the same on every process (their steps move together), unlike the clocks
+    plan = state.planned_steps is None and run.run_steps >= min(PLAN_AFTER, run.total_steps)
     total = run.total_steps
     if spent >= budget_s:
         total = state.step
