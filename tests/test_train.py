@@ -480,3 +480,33 @@ def test_a_budget_that_fits_changes_nothing(data: dict[str, Path], tmp_path: Pat
     assert result.steps == result.planned_steps == uninterrupted.steps == 10
     a, b = adapter_tensors(uninterrupted.adapter_dir), adapter_tensors(result.adapter_dir)
     assert all(torch.allclose(a[k], b[k], atol=1e-7, rtol=0) for k in a)  # the same schedule, the same run
+
+
+def test_a_resumed_stage_keeps_the_steps_its_budget_planned(
+    data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Clock:  # as above: every reading one second later
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 1.0
+            return self.now
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_at_step_5(progress: Progress) -> None:
+        if progress.step == 5:
+            raise Interrupted
+
+    out = tmp_path / "sft"
+    budgeted = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 30.0})
+    with monkeypatch.context() as m:
+        m.setattr(train_module, "time", Clock())
+        with pytest.raises(Interrupted):
+            run(data, "sft", out, budgeted, on_progress=stop_at_step_5)
+    # resumed on the real clock, with an ample budget: the plan made before the kill (checkpoint of step 3) holds
+    resumed = run(data, "sft", out, StageSettings(**{**budgeted.as_dict(), "max_seconds": 3600.0}))
+    assert resumed.resumed_from == 3
+    assert resumed.planned_steps is not None and resumed.steps == resumed.planned_steps < 10
+    assert resumed.history[-1]["lr"] == pytest.approx(0.0)
