@@ -281,6 +281,26 @@ def test_cpt_then_sft_trains_only_the_adapter(
     assert (s / c).item() < sft.first_val_loss
 
 
+class Interrupted(Exception):
+    pass
+
+
+def stop_at_step_5(progress: Progress) -> None:
+    if progress.step == 5:
+        raise Interrupted
+
+
+class Clock:
+    """Stands in for the `time` module: every reading is one second later, so steps take seconds and a time
+    budget's plan is exact."""
+
+    now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> StageResult:
     return run(data, "sft", tmp_path_factory.mktemp("whole") / "sft", RESUME_SETTINGS)
@@ -298,13 +318,6 @@ def test_same_seed_gives_the_same_adapter(data: dict[str, Path], tmp_path: Path,
 def test_resume_after_interruption_reaches_the_same_result(
     data: dict[str, Path], tmp_path: Path, uninterrupted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Interrupted(Exception):
-        pass
-
-    def stop_at_step_5(progress: Progress) -> None:
-        if progress.step == 5:
-            raise Interrupted
-
     out = tmp_path / "sft"
     with pytest.raises(Interrupted):
         run(data, "sft", out, RESUME_SETTINGS, on_progress=stop_at_step_5)
@@ -460,13 +473,6 @@ def test_a_time_budget_ends_the_stage_with_its_best_adapter(data: dict[str, Path
 def test_a_time_budget_plans_the_steps_and_the_schedule_ends_with_them(
     data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Clock:  # every reading of the clock is one second later: steps take seconds, the plan is exact
-        now = 0.0
-
-        def perf_counter(self) -> float:
-            self.now += 1.0
-            return self.now
-
     monkeypatch.setattr(train_module, "time", Clock())
     settings = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 30.0})
     result = run(data, "sft", tmp_path / "sft", settings)
@@ -485,20 +491,6 @@ def test_a_budget_that_fits_changes_nothing(data: dict[str, Path], tmp_path: Pat
 def test_a_resumed_stage_keeps_the_steps_its_budget_planned(
     data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Clock:  # as above: every reading one second later
-        now = 0.0
-
-        def perf_counter(self) -> float:
-            self.now += 1.0
-            return self.now
-
-    class Interrupted(Exception):
-        pass
-
-    def stop_at_step_5(progress: Progress) -> None:
-        if progress.step == 5:
-            raise Interrupted
-
     out = tmp_path / "sft"
     budgeted = StageSettings(**{**RESUME_SETTINGS.as_dict(), "max_seconds": 30.0})
     with monkeypatch.context() as m:

@@ -52,9 +52,8 @@ if TYPE_CHECKING:
 
 
 CPU_MINUTES = 30  # a CPU's training budget when none was given (SmolLM2-135M on two cores: ~300k tokens)
-CPT_SHARE = (
-    0.25  # of a time budget, CPT's share: facts come from SFT's pairs; CPT teaches the history's style
-)
+# Of a time budget, CPT's share: facts come from SFT's pairs; CPT teaches the history's style.
+CPT_SHARE = 0.25
 OWNER_LOCK = "owner.lock"  # in a run folder: held by the one training that works in it (trainer.locks)
 
 
