@@ -11,7 +11,7 @@
 # .dev/wheels/floor/  packages the image has, perhaps older than we need: installed there only when its own
 #                     copy is older (floors.txt says the minimum).
 # .dev/model/a, b     the SmolLM2-135M-Instruct GGUF (98 MB, over one call's 64 MiB) in two parts, each
-#                     with SHA256SUMS (both parts and the whole).
+#                     with SHA256SUMS (both parts and the whole); a is smaller by the wheels' size.
 # Then it checks that each call's load (the working tree plus its carry) stays under 60 MiB.
 # Idempotent: what is already there at the right version or hash is kept.
 set -euo pipefail
@@ -23,11 +23,12 @@ py="${PYTHON:-python}"
 py_version="${PY_VERSION:-3.12}"
 dest="${WHEELS:-.dev/wheels}"
 
-# Not on the image (KINDS.md's list): mcp and what it needs beyond anyio, httpx's h11, idna, click, attrs and
-# typing-extensions, which are there; orjson and watchdog (lmm_mcp); gguf (trainer.models reads the GGUF).
+# Not on the image (KINDS.md's list): mcp and what it needs beyond anyio, h11, idna, click, attrs and
+# typing-extensions, which are there (cryptography too: mcp.server imports it); orjson and watchdog
+# (lmm_mcp); gguf (trainer.models reads the GGUF).
 missing=(mcp mcp-types pydantic pydantic-core annotated-types typing-inspection httpx2 httpcore2 truststore
-  sse-starlette starlette uvicorn python-multipart pyjwt opentelemetry-api jsonschema
-  jsonschema-specifications referencing rpds-py orjson watchdog gguf)
+  sse-starlette starlette uvicorn python-multipart pyjwt cryptography cffi pycparser opentelemetry-api
+  jsonschema jsonschema-specifications referencing rpds-py orjson watchdog gguf)
 # On the image, at a version nobody read: name=minimum, the floor of whoever needs it.
 floors=(typing-extensions=4.16.0 anyio=4.10 peft=0.21)  # pydantic 2.14; httpx2; pyproject's [train]
 
@@ -43,11 +44,13 @@ fetch() {
     ver="$(version_of "$name")"
     want+=("$(norm "$name")-$ver-")
     compgen -G "$dir/$(norm "$name")-$ver-*.whl" >/dev/null && continue
-    # pip matches each manylinux tag exactly: list the ones these wheels are built for
+    # pip matches each manylinux tag exactly: list the ones these wheels are built for (the image's glibc
+    # is 2.39, Ubuntu 24.04's; cryptography's wheel needs 2.34)
     "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "$py_version" --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-      --platform linux_x86_64 -d "$dir" "$name==$ver" 2>&1 | grep -v "^WARNING: Location" || true
+      --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64 \
+      -d "$dir" "$name==$ver" 2>&1 | grep -v "^WARNING: Location" || true
     # pip saves under the index's spelling (PyJWT-…): rename to the normalised one this script looks for
     for f in "$dir"/*.whl; do
       local base="${f##*/}" lower
@@ -75,11 +78,14 @@ gguf="$("$py" -c 'from trainer.models import default_small_model; print(default_
 name="${gguf##*/}"
 mkdir -p .dev/model/a .dev/model/b
 whole="$(sha256sum "$gguf" | cut -d' ' -f1)"
+size=$(stat -c %s "$gguf")
+# Part a travels with the wheels: it is that much smaller, so that both calls carry about the same.
+wheel_bytes=$(du -cb "$dest" | tail -1 | cut -f1)
+half=$(((size - wheel_bytes + 1) / 2))
 if ! { grep -q "^$whole  $name\$" .dev/model/a/SHA256SUMS 2>/dev/null \
   && cmp -s .dev/model/a/SHA256SUMS .dev/model/b/SHA256SUMS \
+  && [[ $(stat -c %s .dev/model/a/part) -eq $half ]] \
   && (cd .dev/model && grep ' [ab]/part$' a/SHA256SUMS | sha256sum -c --quiet -); }; then
-  size=$(stat -c %s "$gguf")
-  half=$(((size + 1) / 2))
   head -c "$half" "$gguf" >.dev/model/a/part
   tail -c +"$((half + 1))" "$gguf" >.dev/model/b/part
   (cd .dev/model && sha256sum a/part b/part && echo "$whole  $name") >.dev/model/a/SHA256SUMS
