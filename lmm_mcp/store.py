@@ -238,6 +238,11 @@ MIGRATIONS: list[str] = [
     -- long session (a 1 GB transcript ingested at 0.08 MB/s).
     CREATE INDEX chunks_third_party ON chunks(session_key, id) WHERE origin = 'third_party';
     """,
+    """
+    -- A retrieved memory chunk's row (retrieval: is it superseded?), and a memory's chunk when it changes.
+    -- Without it each hit scanned every memory: 22 ms a retrieval at 4,000 memories.
+    CREATE INDEX memories_by_chunk ON memories(chunk_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -135,6 +135,32 @@ def test_hybrid_finds_paraphrase_that_bm25_misses(cfg, conn, embedder):
     assert hybrid[0].score > hybrid[-1].score
 
 
+def test_a_repeated_query_is_embedded_once(cfg, conn, embedder):
+    """Training data asks one question for many memories, in other projects and at other times: its vector
+    is computed once per retriever, and the hits are those of a fresh retriever."""
+    seed(cfg, conn)
+    embed_pending(conn, embedder)
+    encoded: list[str] = []
+
+    class Counting(Embedder):
+        def encode(self, texts, *, threads=None):
+            encoded.extend(texts)
+            return embedder.encode(texts, threads=threads)
+
+    r = Retriever(conn, Counting())
+    query = "what database library did we pick for payments"
+    first = r.retrieve(query, k=3)
+    again = r.retrieve(query, k=3, project="/src/billing", until="2026-04-01")
+    assert encoded == [query]
+    assert [h.uuid for h in first] == [h.uuid for h in Retriever(conn, embedder).retrieve(query, k=3)]
+    assert [h.uuid for h in again] == [
+        h.uuid
+        for h in Retriever(conn, embedder).retrieve(query, k=3, project="/src/billing", until="2026-04-01")
+    ]
+    r.retrieve("websocket backoff", k=3)
+    assert encoded == [query, "websocket backoff"]
+
+
 @pytest.mark.parametrize("fusion", ["zscore", "vector"])
 def test_vectors_without_their_model_search_with_bm25(cfg, conn, embedder, tmp_path, capsys, fusion):
     """A store embedded on a full install, searched where the model is gone (a core install that never ran

@@ -80,3 +80,14 @@ def test_the_relay_lookup_reads_only_third_party_chunks(conn):
     )
     plan = " ".join(row[3] for row in conn.execute(sql, ("s",)))
     assert "chunks_third_party" in plan, plan
+
+
+def test_a_hit_finds_its_memory_row_by_index(conn):
+    """Every retrieval joins its hits to their memory rows (is it superseded?): by the chunk_id index, not a
+    scan of all memories per hit (22 ms a retrieval with 4,000 memories; training retrieves 10,000 times)."""
+    sql = (
+        "EXPLAIN QUERY PLAN SELECT c.id, m.superseded_by IS NOT NULL FROM chunks c"
+        " LEFT JOIN memories m ON m.chunk_id = c.id AND c.kind = 'memory' WHERE c.id IN (?, ?, ?)"
+    )
+    plan = " ".join(row[3] for row in conn.execute(sql, (1, 2, 3)))
+    assert "memories_by_chunk" in plan and "SCAN m" not in plan, plan

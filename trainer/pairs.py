@@ -227,7 +227,7 @@ def build_dataset(
     }
     write_json(out_dir / "manifest.json", manifest, indent=True)
     if log:
-        log(f"data: {counts}")
+        log(f"data: {counts}, built in {manifest['stats']['seconds']:.0f} s")
     return manifest
 
 
