@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import sys
 from collections import Counter
@@ -16,8 +17,9 @@ from lmm_mcp.history import StoreHistory
 from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
-from trainer.pairs import DataError, DataSettings, build_dataset
+from trainer.pairs import DataError, DataSettings, askings, build_dataset, question_for
 from trainer.prompts import ABSTAIN, citations
+from transcripts.extraction import Memory, Source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import write_transcripts
@@ -279,3 +281,60 @@ def test_continual_data_learns_new_sessions_even_when_all_are_held_out():
     assert [r["session_id"] for r in cpt["train"][:4]] == ["s5"] * 4 and cpt["val"] == []
     with pytest.raises(DataError, match="nothing new to learn"):
         _continual(sessions, DataSettings(since="2026-03-09"), cpt, sft, random.Random(0))
+
+
+def _said(key: str, keywords: list[str], category: str = "project_fact", day: str = "2026-01-05") -> Memory:
+    source = Source(f"s-{day}", "u1", f"{day}T10:00:00.000Z", "/talk/chat")
+    return Memory(
+        category, f"{key} was said.", keywords, 0.5, [source], "/talk/chat", f"{category}:chat:{key}"
+    )
+
+
+def test_each_memory_is_asked_about_what_tells_it_apart():
+    """Many memories of one conversation lead with the same speaker: a question built on that name would ask
+    for all of them at once, and train one input on many targets. Each asks about its own rarest keyword."""
+    memories = [
+        _said("snakes", ["Jolene", "snakes", "pity"]),
+        _said("flowers", ["Jolene", "flowers", "beautiful"]),
+        _said("companion", ["Jolene", "Susie", "companion"]),  # Susie: four memories, too many to tell
+        _said("walks", ["Jolene", "Susie", "walks", "chat"]),  # the project's own name is never the focus
+        _said("yoga", ["Jolene", "Susie", "yoga"]),
+        _said("susie", ["Jolene", "Susie", "chat"]),  # nothing that tells it apart: the rarest it has
+        _said("alone", ["Jolene"]),
+    ]
+    asked = askings(memories)
+    assert [asked[m.key].focus for m in memories] == [
+        "snakes",
+        "flowers",
+        "companion",
+        "walks",
+        "yoga",
+        "Susie",
+        "Jolene",
+    ]
+    rng = random.Random(0)
+    questions = {m.key: {question_for(m, rng, asked[m.key]) for _ in range(20)} for m in memories}
+    assert all("snakes" in q for q in questions[memories[0].key])
+    assert not questions[memories[0].key] & questions[memories[1].key]
+
+
+def test_only_the_newest_session_is_where_we_left_off():
+    old = _said("old", ["migration"], category="session", day="2026-01-05")
+    new = _said("new", ["deploy"], category="session", day="2026-02-01")
+    asked = askings([new, old])
+    rng = random.Random(0)
+    assert not any("leave off" in question_for(old, rng, asked[old.key]) for _ in range(40))
+    assert any("leave off" in question_for(new, rng, asked[new.key]) for _ in range(40))
+
+
+def test_few_questions_ask_for_more_than_one_memory(history, tmp_path):
+    """Over a generated history (templated: many memories alike): a question built from a memory is rarely
+    another memory's too (27 % of them before questions named what tells a memory apart, 11 % now)."""
+    out = tmp_path / "data"
+    build_dataset(history, out, DataSettings())
+    rows = [r for r in _rows(out / "sft_train.jsonl") if r["context"] == "memory" and not r["abstain"]]
+    targets: dict[str, set[str]] = {}
+    for r in rows:
+        targets.setdefault(r["query"], set()).add(r["target"])
+    shared = sum(1 for r in rows if len(targets[r["query"]]) > 1)
+    assert rows and shared <= 0.15 * len(rows), (shared, len(rows))

@@ -11,8 +11,10 @@ module never touches the store itself.
 - **CPT documents:** the cleaned text of each training session, and each training memory in `wordings`
   different wordings (as a memory, as the answer to different questions; a stack fact also as "The database
   of shop: PostgreSQL 16"); `trainer.train` packs them to the sequence length.
-- **SFT pairs, RAFT-style:** the context is a question built from a memory, or a later user prompt that shares
-  the memory's identifiers (the moment recalling it would have helped). **Self-study items**
+- **SFT pairs, RAFT-style:** the context is a question built from a memory, naming what tells it apart from
+  its project's other memories (`askings`: one question per speaker would ask for hundreds of memories at
+  once), or a later user prompt that shares the memory's identifiers (the moment recalling it would have
+  helped). **Self-study items**
   (`trainer.selfstudy`) add questions about every session excerpt that names something specific, answered by
   the excerpt's own sentence, so a history of conversation trains even when it holds few memories. The input is the context plus what
   `history.retrieve` returns for it; when the memory or one of its sources is not among the hits, the memory
@@ -118,6 +120,54 @@ class Pair:
     evidence: list[int] = field(default_factory=list)
 
 
+FOCUS_SHARED = 3  # a keyword this few memories of a project share still tells a question's memory apart
+
+
+@dataclass(frozen=True)
+class Asking:
+    """What a memory's questions may name: `focus`, the keyword that tells it apart from its project's other
+    memories; `latest`, whether it is the project's newest session (only that one answers "where did we leave
+    off")."""
+
+    focus: str | None = None
+    latest: bool = True
+
+
+def askings(memories: list[Memory]) -> dict[str, Asking]:
+    """Per memory key, its `Asking`. The focus is its first keyword (the extractor puts the most specific
+    first; never the project's name) that at most FOCUS_SHARED memories of its project have, else the one the
+    fewest have: a month of conversation holds hundreds of memories whose first keyword is the same speaker,
+    and one question per speaker would ask for all of them at once."""
+    shared = keyword_shares(memories)
+    newest: dict[str | None, tuple[str, str]] = {}
+    for m in memories:
+        if m.category == "session" and (m.time, m.key) > newest.get(m.project, ("", "")):
+            newest[m.project] = (m.time, m.key)
+    out = {}
+    for m in memories:
+        name = _project_name(m.project, "").lower()
+        words = [k for k in m.keywords if k.lower() != name]
+        counts = [shared[(m.project, k.lower())] for k in words]
+        focus = next((k for k, n in zip(words, counts, strict=True) if n <= FOCUS_SHARED), None)
+        if focus is None and words:
+            focus = words[counts.index(min(counts))]
+        latest = m.category != "session" or newest.get(m.project, ("", ""))[1] == m.key
+        out[m.key] = Asking(focus, latest)
+    return out
+
+
+def keyword_shares(memories: list[Memory]) -> Counter[tuple[str | None, str]]:
+    """(project, lowercased keyword) -> how many of the project's memories have that keyword."""
+    shared: Counter[tuple[str | None, str]] = Counter()
+    for m in memories:
+        shared.update({(m.project, k.lower()) for k in m.keywords})
+    return shared
+
+
+def _project_name(project: str | None, default: str) -> str:
+    return (project or "").rstrip("/").rsplit("/", 1)[-1] or default
+
+
 # ---------------------------------------------------------------------------------------------- the dataset
 
 
@@ -154,8 +204,9 @@ def build_dataset(
             cpt["val" if s.session_id in val_ids else "train"].append(
                 {"id": f"session:{s.key}", "kind": "session", "session_id": s.session_id, "text": text}
             )
+    asked = askings(memories)
     for m in memories:
-        for n, text in enumerate(memory_wordings(m, settings.wordings, rng)):
+        for n, text in enumerate(memory_wordings(m, settings.wordings, rng, asked[m.key])):
             cpt[side[m.key]].append(
                 {"id": f"memory:{m.key}:{n}", "kind": "memory", "session_id": _newest(m), "text": text}
             )
@@ -250,7 +301,7 @@ def memory_document(m: Memory) -> str:
     return f"Memory ({m.category.replace('_', ' ')}, {project}, {m.time[:10] or 'undated'}): {m.text}"
 
 
-def memory_wordings(m: Memory, n: int, rng: random.Random) -> list[str]:
+def memory_wordings(m: Memory, n: int, rng: random.Random, asking: Asking = Asking()) -> list[str]:
     """`n` CPT documents that say one memory differently: as a memory, and as answers to different questions
     a developer would ask, so a fact is not learnt as one fixed string (synthetic continued pretraining)."""
     out = [memory_document(m)]
@@ -265,7 +316,7 @@ def memory_wordings(m: Memory, n: int, rng: random.Random) -> list[str]:
     for _ in range(4 * n):
         if len(out) >= n:
             break
-        question = question_for(m, rng)
+        question = question_for(m, rng, asking)
         if question not in asked:
             asked.add(question)
             out.append(f"Q: {question}\nA: {m.text}")
@@ -331,6 +382,7 @@ def build_pairs(
     """Answer pairs for memories (a question built from each, and later prompts that call for it) and for
     self-study items (their own question), then abstain pairs for a share of them."""
     groups = near_duplicate_groups(memories, settings.near_dup)
+    asked, shared = askings(memories), keyword_shares(memories)
     per_group: Counter[int] = Counter()
     by_word = _prompt_index(prompts)
     pairs: list[Pair] = []
@@ -340,8 +392,10 @@ def build_pairs(
         budget = settings.max_per_memory - per_group[group]
         if budget <= 0:
             continue
-        contexts: list[tuple[str, str, Prompt | None]] = [("memory", question_for(m, rng), None)]
-        for p in _later_prompts(m, prompts, by_word)[: settings.prompts_per_memory]:
+        contexts: list[tuple[str, str, Prompt | None]] = [
+            ("memory", question_for(m, rng, asked[m.key]), None)
+        ]
+        for p in _later_prompts(m, prompts, by_word, shared)[: settings.prompts_per_memory]:
             contexts.append(("prompt", p.text, p))
         for kind, query, prompt in contexts[:budget]:
             pair = _answer_pair(history, m, kind, query, prompt, settings, rng)
@@ -540,11 +594,11 @@ def _mentions(p: Passage, m: Memory) -> bool:
     return jaccard(_words(p.text), _words(m.text)) >= 0.5
 
 
-def question_for(m: Memory, rng: random.Random) -> str:
-    """A question an agent might ask that this memory answers, from the memory's own parts."""
+def question_for(m: Memory, rng: random.Random, asking: Asking = Asking()) -> str:
+    """A question an agent might ask that this memory answers, from the memory's own parts (`askings`)."""
     a = m.attrs
-    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "my projects"
-    kw = next((k for k in m.keywords if k.lower() != project.lower()), project)
+    project = _project_name(m.project, "my projects")
+    kw = asking.focus or next((k for k in m.keywords if k.lower() != project.lower()), project)
     options = {
         "preference": [
             f"What does the user prefer about {kw}?",
@@ -575,8 +629,8 @@ def question_for(m: Memory, rng: random.Random) -> str:
         ],
         "session": [
             f"What did we do in {project} on {a.get('day', 'that day')}?",
-            f"What was the session of {a.get('day', 'that day')} about?",
-            f"Where did we leave off in {project}?",
+            f"What was the session of {a.get('day', 'that day')} in {project} about?",
+            *([f"Where did we leave off in {project}?"] if asking.latest else []),
         ],
         "profile": [
             f"What is {project} built with?",
@@ -586,21 +640,30 @@ def question_for(m: Memory, rng: random.Random) -> str:
     return rng.choice(options)
 
 
-def _later_prompts(m: Memory, prompts: list[Prompt], by_word: dict[str, list[int]]) -> list[Prompt]:
-    """User prompts after the memory was first seen, in its project, that name two of its keywords."""
+def _later_prompts(
+    m: Memory, prompts: list[Prompt], by_word: dict[str, list[int]], shared: Counter[tuple[str | None, str]]
+) -> list[Prompt]:
+    """User prompts after the memory was first seen, in its project, that name two of its keywords, one of
+    them a keyword that tells it apart (at most FOCUS_SHARED of the project's memories have it): a prompt that
+    names only the speakers, or the project's everyday words, calls for no memory in particular."""
     first = min((s.timestamp or "" for s in m.sources), default="")
     own = {s.session_id for s in m.sources}
     project = (m.project or "").rstrip("/").rsplit("/", 1)[-1].lower()
     keys = {k.lower() for k in m.keywords if len(k) >= 4 and k.lower() != project}
     hits: Counter[int] = Counter()
+    telling: set[int] = set()
     for k in keys:
         for i in by_word.get(k, ()):
             hits[i] += 1
+            if shared[(m.project, k)] <= FOCUS_SHARED:
+                telling.add(i)
     out = []
     for i, n in hits.most_common():
         p = prompts[i]
         if n < 2:
             break
+        if i not in telling:
+            continue
         if p.session_id in own or (p.timestamp or "") <= first or (m.project and p.project != m.project):
             continue
         out.append(p)
