@@ -34,7 +34,7 @@ from trainer.prompts import Passage
 RRF_K = 60  # the constant from Cormack et al.; ranks past ~60 contribute little
 CANDIDATES = 100  # depth taken from each ranker before fusion
 # Query vectors kept per retriever: training data asks the same question for many memories and again for its
-# abstain pairs (LoCoMo's month: 4,150 distinct of 10,537), at 16 ms an encoding on the CPU. 384 floats each.
+# abstain pairs (LoCoMo's month: about 5,800 distinct of 10,537), at 16 ms an encoding on the CPU. 384 floats each.
 QUERY_CACHE = 4096
 BM25_WEIGHT = 0.7  # share of the lexical z-score in the fused score
 NEIGHBOUR_WEIGHTS = (0.5, 0.25)  # cosine smoothing from the best neighbour at distance 1 and 2

@@ -133,12 +133,14 @@ class Asking:
     latest: bool = True
 
 
-def askings(memories: list[Memory]) -> dict[str, Asking]:
+def askings(
+    memories: list[Memory], shared: Counter[tuple[str | None, str]] | None = None
+) -> dict[str, Asking]:
     """Per memory key, its `Asking`. The focus is its first keyword (the extractor puts the most specific
     first; never the project's name) that at most FOCUS_SHARED memories of its project have, else the one the
     fewest have: a month of conversation holds hundreds of memories whose first keyword is the same speaker,
-    and one question per speaker would ask for all of them at once."""
-    shared = keyword_shares(memories)
+    and one question per speaker would ask for all of them at once. `shared`: their `keyword_shares`."""
+    shared = shared if shared is not None else keyword_shares(memories)
     newest: dict[str | None, tuple[str, str]] = {}
     for m in memories:
         if m.category == "session" and (m.time, m.key) > newest.get(m.project, ("", "")):
@@ -297,7 +299,7 @@ def split_sessions(sessions: list[SessionInfo], val_share: float) -> set[str]:
 
 
 def memory_document(m: Memory) -> str:
-    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "all projects"
+    project = _project_name(m.project, "all projects")
     return f"Memory ({m.category.replace('_', ' ')}, {project}, {m.time[:10] or 'undated'}): {m.text}"
 
 
@@ -307,7 +309,7 @@ def memory_wordings(m: Memory, n: int, rng: random.Random, asking: Asking = Aski
     out = [memory_document(m)]
     a = m.attrs
     if a.get("kind") == "stack" and a.get("role") and a.get("choice"):
-        project = (m.project or "").rstrip("/").rsplit("/", 1)[-1] or "the project"
+        project = _project_name(m.project, "the project")
         tech = f"{a['choice']} {a['version']}" if a.get("version") else a["choice"]
         out.append(
             f"The {a['role']} of {project}: {tech}" + (f", for {a['purpose']}." if a.get("purpose") else ".")
@@ -382,7 +384,8 @@ def build_pairs(
     """Answer pairs for memories (a question built from each, and later prompts that call for it) and for
     self-study items (their own question), then abstain pairs for a share of them."""
     groups = near_duplicate_groups(memories, settings.near_dup)
-    asked, shared = askings(memories), keyword_shares(memories)
+    shared = keyword_shares(memories)
+    asked = askings(memories, shared)
     per_group: Counter[int] = Counter()
     by_word = _prompt_index(prompts)
     pairs: list[Pair] = []
@@ -648,7 +651,7 @@ def _later_prompts(
     names only the speakers, or the project's everyday words, calls for no memory in particular."""
     first = min((s.timestamp or "" for s in m.sources), default="")
     own = {s.session_id for s in m.sources}
-    project = (m.project or "").rstrip("/").rsplit("/", 1)[-1].lower()
+    project = _project_name(m.project, "").lower()
     keys = {k.lower() for k in m.keywords if len(k) >= 4 and k.lower() != project}
     hits: Counter[int] = Counter()
     telling: set[int] = set()
