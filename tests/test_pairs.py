@@ -338,3 +338,58 @@ def test_few_questions_ask_for_more_than_one_memory(history, tmp_path):
         targets.setdefault(r["query"], set()).add(r["target"])
     shared = sum(1 for r in rows if len(targets[r["query"]]) > 1)
     assert rows and shared <= 0.15 * len(rows), (shared, len(rows))
+
+
+def test_the_manifest_says_how_much_validation_repeats_training(history, tmp_path):
+    """A low validation loss is explained by the data: answers that copy a gold excerpt (`copied`), and
+    validation targets that are training targets too (`targets_seen`), both counted from the written rows."""
+    out = tmp_path / "data"
+    stats = build_dataset(history, out, DataSettings())["stats"]
+    train, val = _rows(out / "sft_train.jsonl"), _rows(out / "sft_val.jsonl")
+
+    def bare(target: str) -> str:
+        return " ".join(re.sub(r"\[\d+\]", " ", target).split())
+
+    def copies(p: dict) -> bool:
+        words = set(re.findall(r"\w+", bare(p["target"]).lower()))
+        gold = [x["text"].lower() for x in p["passages"] if x["n"] in p["gold"]]
+        return any(len(words & set(re.findall(r"\w+", g))) >= 0.9 * len(words) for g in gold)
+
+    for rows, side in ((train, stats["train"]), (val, stats["val"])):
+        answers = [p for p in rows if not p["abstain"] and p["context"] != "expand"]
+        assert answers and 0 < side["copied"] <= 1
+        assert side["copied"] == pytest.approx(sum(map(copies, answers)) / len(answers), abs=1e-3)
+    trained = {bare(p["target"]) for p in train if not p["abstain"]}
+    answers = [p for p in val if not p["abstain"] and p["context"] != "expand"]
+    seen = sum(bare(p["target"]) in trained for p in answers) / len(answers)
+    assert stats["val"]["targets_seen"] == pytest.approx(seen, abs=1e-3)
+    assert "targets_seen" not in stats["train"]
+
+
+def test_a_paraphrased_answer_is_not_counted_as_copied():
+    from trainer.pairs import Pair, pair_stats
+
+    def pair(target: str, excerpt: str) -> Pair:
+        return Pair(
+            id="p",
+            query="q?",
+            context="memory",
+            messages=[],
+            target=target,
+            weight=1.0,
+            memory_key="m",
+            category="project_fact",
+            abstain=False,
+            gold=[1],
+            keywords=[],
+            identifiers=[],
+            passages=[{"n": 1, "text": excerpt}],
+            session_id="s",
+        )
+
+    excerpt = "We deploy with make ship from the main branch on Fridays."
+    copied = pair("Deploy with make ship from the main branch on Fridays. [1]", excerpt)
+    paraphrase = pair("Releases go out each Friday through the ship target. [1]", excerpt)
+    assert pair_stats([copied])["copied"] == 1.0
+    assert pair_stats([paraphrase])["copied"] == 0.0
+    assert pair_stats([copied, paraphrase])["copied"] == 0.5

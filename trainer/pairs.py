@@ -58,7 +58,7 @@ from trainer.prompts import (
 from trainer.selfstudy import self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
-from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard
+from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard, strip_citations, word_set
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
 EXPANSION = "expand"  # the category (and context) of query-expansion pairs: not recall memories
@@ -120,6 +120,7 @@ class Pair:
     evidence: list[int] = field(default_factory=list)
 
 
+COPIED = 0.9  # a target with this share of its words in one gold excerpt repeats it (`pair_stats`)
 FOCUS_SHARED = 3  # a keyword this few memories of a project share still tells a question's memory apart
 
 
@@ -268,7 +269,7 @@ def build_dataset(
         "counts": counts,
         "stats": {
             "train": pair_stats(sft["train"]),
-            "val": pair_stats(sft["val"]),
+            "val": {**pair_stats(sft["val"]), "targets_seen": targets_seen(sft["val"], sft["train"])},
             "seconds": round(time.perf_counter() - started, 2),
             **({"written_study": written} if written else {}),
         },
@@ -716,7 +717,30 @@ def pair_stats(pairs: list[Pair]) -> dict[str, Any]:
         "gold_retrieved": round(sum(bool(p.extra.get("gold_retrieved")) for p in answers) / len(answers), 4)
         if answers
         else 0.0,
+        # answers that repeat a gold excerpt's words: the loss then measures choosing and copying it
+        "copied": round(sum(map(_copied, answers)) / len(answers), 4) if answers else 0.0,
     }
+
+
+def targets_seen(val: list[Pair], train: list[Pair]) -> float:
+    """The share of validation answers whose target (citations aside) is also a training target: a later
+    prompt recalling an older memory, which its own question trained on. A validation loss is as low as
+    this share is high (docs/benchmarks.md: LoCoMo 0.30 against the coding history's 0.07)."""
+    answers = [p for p in val if not p.abstain and p.category != EXPANSION]
+    trained = {_bare(p.target) for p in train if not p.abstain}
+    return round(sum(_bare(p.target) in trained for p in answers) / len(answers), 4) if answers else 0.0
+
+
+def _bare(target: str) -> str:
+    return " ".join(strip_citations(target).split())
+
+
+def _copied(p: Pair) -> bool:
+    words = word_set(p.target)
+    gold = [x for x in p.passages if x.get("n") in p.gold]
+    return bool(words) and any(
+        len(words & word_set(str(x.get("text", "")))) >= COPIED * len(words) for x in gold
+    )
 
 
 def _words(text: str) -> frozenset[str]:
