@@ -445,3 +445,21 @@ def test_report_without_curves_or_stages(tmp_path: Path) -> None:
     markdown = render_markdown(metrics)
     assert "| keyword coverage | 0.167 |" in markdown
     assert "Training stages" not in markdown
+
+
+def test_report_says_how_much_the_validation_data_repeats_training() -> None:
+    """eval.md shows the training data's statistics per side, so that a low validation loss can be read:
+    answers that copy their gold excerpt, and validation targets that were trained on too."""
+    outputs, pairs = score_fixture()
+    stats = {
+        "train": {"pairs": 120, "abstain": 15, "copied": 0.941, "target_jaccard": 0.11, "top4_share": 0.02},
+        "val": {"pairs": 40, "abstain": 4, "copied": 0.936, "targets_seen": 0.304, "gold_retrieved": 0.61},
+        "seconds": 3.2,
+    }
+    metrics = {"model": score(outputs, pairs), "data": stats}
+    markdown = render_markdown(metrics)
+    assert "## Training data" in markdown
+    assert "| train | 120 | 15 | 0.941 |" in markdown
+    assert "| val | 40 | 4 | 0.936 |" in markdown and "0.304" in markdown
+    assert "seconds" not in markdown.split("## Training data")[1]
+    assert "## Training data" not in render_markdown({"model": score(outputs, pairs)})

@@ -111,6 +111,10 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
         assert (run_dir / "eval" / name).stat().st_size > 0
     manifest = orjson.loads((run_dir / "data" / "manifest.json").read_bytes())
     assert manifest["counts"]["sft_train"] >= 8 and "top4_share" in manifest["stats"]["train"]
+    report = (run_dir / "eval" / "eval.md").read_text()
+    copied = manifest["stats"]["train"]["copied"]
+    assert "## Training data" in report and f"| train | {manifest['counts']['sft_train']} |" in report
+    assert f"{copied:.3f}" in report.split("## Training data")[1]
     assert "expand" not in manifest["stats"]["train"]["by_category"]  # recall does not expand by default
 
     second = orjson.loads(cli("train", *common, "--fresh", "--json").stdout)["adapter_version"]

@@ -274,7 +274,11 @@ def _run(
     from trainer.report import write_report
     from trainer.versions import publish
 
-    report = {**metrics["eval"], "stages": {r.stage: metrics[r.stage] for r in results}}
+    report = {
+        **metrics["eval"],
+        "stages": {r.stage: metrics[r.stage] for r in results},
+        "data": metrics["data"]["stats"],
+    }
     write_report(run_dir / "eval", report, {r.stage: r.history for r in results})
     version = publish(
         cfg.home / "models",
@@ -483,7 +487,8 @@ def evaluate_version(
     metrics = evaluate_adapter(cfg, info.path, pairs)
     from trainer.report import write_report
 
-    write_report(home / "runs" / run["run"] / "eval", {**metrics, "version": info.name}, {})
+    stats = (info.metrics.get("data") or {}).get("stats")
+    write_report(home / "runs" / run["run"] / "eval", {**metrics, "version": info.name, "data": stats}, {})
     return {**metrics, "version": info.name}
 
 

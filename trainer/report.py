@@ -31,6 +31,15 @@ ROWS: tuple[tuple[str, str, bool | None], ...] = (
 # Stage figures shown first, in this order, when present (other numbers follow; paths and flags do not).
 STAGE_COLUMNS = ("first_val_loss", "best_val_loss", "val_loss", "steps", "tokens", "tokens_per_s")
 CATEGORY_COLUMNS = ("keyword_coverage", "specificity", "citation_accuracy", "abstain_accuracy")
+DATA_COLUMNS = (  # trainer.pairs.pair_stats per side, and the validation side's targets_seen
+    ("pairs", "pairs"),
+    ("abstain", "abstain"),
+    ("copied", "answers copying a gold excerpt"),
+    ("targets_seen", "targets also trained on"),
+    ("gold_retrieved", "gold retrieved"),
+    ("target_jaccard", "target Jaccard"),
+    ("top4_share", "top-4 memories' share"),
+)
 
 
 def write_report(
@@ -147,6 +156,8 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             lines.append(f"| {_cell(name)} | " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
         lines.append("")
 
+    lines += _data_lines(metrics.get("data"))
+
     examples = metrics.get("examples") or model.get("examples") or []
     if examples:
         lines += ["## Examples", ""]
@@ -158,6 +169,25 @@ def render_markdown(metrics: dict[str, Any]) -> str:
                 lines.append(f"- baseline: {_cell(ex.get('baseline'))}")
             lines.append("")
     return "\n".join(lines)
+
+
+def _data_lines(data: Any) -> list[str]:
+    """The training data's statistics per side (`trainer.pairs.pair_stats`): a validation loss is only as
+    telling as the validation answers are new (copied from the excerpt, or trained on too, they come cheap)."""
+    if not isinstance(data, dict):
+        return []
+    sides = {side: data[side] for side in ("train", "val") if isinstance(data.get(side), dict)}
+    if not sides:
+        return []
+    lines = [
+        "## Training data",
+        "",
+        "| side | " + " | ".join(label for _, label in DATA_COLUMNS) + " |",
+        "|" + "---|" * (len(DATA_COLUMNS) + 1),
+    ]
+    for side, row in sides.items():
+        lines.append(f"| {side} | " + " | ".join(_fmt(row.get(key)) for key, _ in DATA_COLUMNS) + " |")
+    return [*lines, ""]
 
 
 def _is_number_column(rows: dict[str, dict[str, Any]], key: str) -> bool:
