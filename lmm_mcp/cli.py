@@ -42,6 +42,7 @@ from lmm_mcp.config import Config, ConfigError
 from lmm_mcp.extras import TrainingUnavailable, require_training
 from lmm_mcp.store import StoreError, stats
 from trainer.errors import TrainerError
+from transcripts.wording import project_name
 
 
 class UsageError(Exception):
@@ -267,7 +268,7 @@ def cmd_memories(cfg: Config, args: argparse.Namespace) -> int:
     lines = []
     for m in rows:
         when = (m["last_seen"] or "")[:10] or "undated"
-        where = (m["project"] or "all projects").rstrip("/").rsplit("/", 1)[-1]
+        where = project_name(m["project"], "all projects")
         lines.append(f"[{m['category']}] {where} {when}: {' '.join(m['text'].split())}")
         if m["superseded_by"]:
             lines.append(f"    superseded by: {' '.join(m['superseded_by']['text'].split())}")

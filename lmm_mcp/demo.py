@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lmm_mcp.config import Config
+from transcripts.wording import project_name
 
 if TYPE_CHECKING:
     from lmm_mcp.app import App
@@ -293,7 +294,7 @@ def _step(out: _Printer, doc: dict[str, Any], key: str, title: str) -> Iterator[
 
 
 def _name(project: str | None) -> str:
-    return (project or "").rstrip("/").rsplit("/", 1)[-1] or "any project"
+    return project_name(project, "any project")
 
 
 def _num(v: Any) -> str:

@@ -57,6 +57,7 @@ from trainer.prompts import (
 from transcripts.conversation import content_words
 from transcripts.injection import neutralise
 from transcripts.provenance import THIRD_PARTY
+from transcripts.wording import project_name
 
 if TYPE_CHECKING:
     from trainer.versions import VersionInfo
@@ -485,7 +486,7 @@ def _extract_lines(
 
 def _without_project_name(query: str, project: str) -> str:
     """Within a project its own name is in every path: as a query word it only drowns the others."""
-    name = project.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = project_name(project).lower()
     parts = {name, *re.split(r"[^a-z0-9]+", name)} - {""}
     kept = [w for w in query.split() if w.lower().strip("?.,;:!'\"`") not in parts]
     return " ".join(kept) if kept else query

@@ -463,3 +463,11 @@ def test_report_says_how_much_the_validation_data_repeats_training() -> None:
     assert "| val | 40 | 4 | 0.936 |" in markdown and "0.304" in markdown
     assert "seconds" not in markdown.split("## Training data")[1]
     assert "## Training data" not in render_markdown({"model": score(outputs, pairs)})
+
+
+def test_a_projects_short_name_is_its_folders_last_part() -> None:
+    from transcripts.wording import project_name
+
+    assert project_name("/home/ana/src/shop") == "shop" == project_name("/home/ana/src/shop/")
+    assert project_name(None, "all projects") == "all projects" == project_name("/", "all projects")
+    assert project_name("", "") == "" and project_name("shop") == "shop"

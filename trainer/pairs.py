@@ -58,7 +58,14 @@ from trainer.prompts import (
 from trainer.selfstudy import self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
-from transcripts.wording import identifiers, jaccard, mean_pairwise_jaccard, strip_citations, word_set
+from transcripts.wording import (
+    identifiers,
+    jaccard,
+    mean_pairwise_jaccard,
+    project_name,
+    strip_citations,
+    word_set,
+)
 
 _WORD = re.compile(r"[a-z0-9_./-]+")
 EXPANSION = "expand"  # the category (and context) of query-expansion pairs: not recall memories
@@ -148,7 +155,7 @@ def askings(
             newest[m.project] = (m.time, m.key)
     out = {}
     for m in memories:
-        name = _project_name(m.project, "").lower()
+        name = project_name(m.project, "").lower()
         words = [k for k in m.keywords if k.lower() != name]
         counts = [shared[(m.project, k.lower())] for k in words]
         focus = next((k for k, n in zip(words, counts, strict=True) if n <= FOCUS_SHARED), None)
@@ -165,10 +172,6 @@ def keyword_shares(memories: list[Memory]) -> Counter[tuple[str | None, str]]:
     for m in memories:
         shared.update({(m.project, k.lower()) for k in m.keywords})
     return shared
-
-
-def _project_name(project: str | None, default: str) -> str:
-    return (project or "").rstrip("/").rsplit("/", 1)[-1] or default
 
 
 # ---------------------------------------------------------------------------------------------- the dataset
@@ -300,7 +303,7 @@ def split_sessions(sessions: list[SessionInfo], val_share: float) -> set[str]:
 
 
 def memory_document(m: Memory) -> str:
-    project = _project_name(m.project, "all projects")
+    project = project_name(m.project, "all projects")
     return f"Memory ({m.category.replace('_', ' ')}, {project}, {m.time[:10] or 'undated'}): {m.text}"
 
 
@@ -310,7 +313,7 @@ def memory_wordings(m: Memory, n: int, rng: random.Random, asking: Asking = Aski
     out = [memory_document(m)]
     a = m.attrs
     if a.get("kind") == "stack" and a.get("role") and a.get("choice"):
-        project = _project_name(m.project, "the project")
+        project = project_name(m.project, "the project")
         tech = f"{a['choice']} {a['version']}" if a.get("version") else a["choice"]
         out.append(
             f"The {a['role']} of {project}: {tech}" + (f", for {a['purpose']}." if a.get("purpose") else ".")
@@ -601,7 +604,7 @@ def _mentions(p: Passage, m: Memory) -> bool:
 def question_for(m: Memory, rng: random.Random, asking: Asking = Asking()) -> str:
     """A question an agent might ask that this memory answers, from the memory's own parts (`askings`)."""
     a = m.attrs
-    project = _project_name(m.project, "my projects")
+    project = project_name(m.project, "my projects")
     kw = asking.focus or next((k for k in m.keywords if k.lower() != project.lower()), project)
     options = {
         "preference": [
@@ -652,7 +655,7 @@ def _later_prompts(
     names only the speakers, or the project's everyday words, calls for no memory in particular."""
     first = min((s.timestamp or "" for s in m.sources), default="")
     own = {s.session_id for s in m.sources}
-    project = _project_name(m.project, "").lower()
+    project = project_name(m.project, "").lower()
     keys = {k.lower() for k in m.keywords if len(k) >= 4 and k.lower() != project}
     hits: Counter[int] = Counter()
     telling: set[int] = set()

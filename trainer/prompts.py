@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from transcripts.wording import project_name
+
 ABSTAIN = "No relevant memory: nothing in past sessions answers this."
 PASSAGE_CHARS = (
     600  # characters of each excerpt the model sees: enough for a fact, short enough for 8 of them
@@ -47,7 +49,7 @@ class Passage:
 def passage_header(p: Passage) -> str:
     """An excerpt's header in the recall prompt, the format the model was trained on."""
     what = "memory" if p.kind == "memory" else "session"
-    return f"{what}, {_day(p)}, {_project_name(p)}"
+    return f"{what}, {_day(p)}, {project_name(p.project, 'any project')}"
 
 
 def excerpt_labels(passages: Sequence[Passage]) -> list[str]:
@@ -56,15 +58,11 @@ def excerpt_labels(passages: Sequence[Passage]) -> list[str]:
     and the reply says the rest (at 200 tokens the kind and the repeated project name took ~105 of its 716
     characters; docs/benchmarks.md)."""
     mixed = len({p.project for p in passages}) > 1
-    return [f"{_day(p)}, {_project_name(p)}" if mixed else _day(p) for p in passages]
+    return [f"{_day(p)}, {project_name(p.project, 'any project')}" if mixed else _day(p) for p in passages]
 
 
 def _day(p: Passage) -> str:
     return (p.timestamp or "")[:10] or "undated"
-
-
-def _project_name(p: Passage) -> str:
-    return (p.project or "").rstrip("/").rsplit("/", 1)[-1] or "any project"
 
 
 def recall_messages(query: str, passages: list[Passage]) -> list[dict[str, str]]:
@@ -90,7 +88,7 @@ MAX_EXPANSION_TERMS = 8
 
 def expand_messages(query: str, project: str | None = None) -> list[dict[str, str]]:
     """Chat messages asking the model for the user's own names of what a question asks about."""
-    where = (project or "").rstrip("/").rsplit("/", 1)[-1]
+    where = project_name(project)
     question = f"Question: {query.strip()}" + (f"\nProject: {where}" if where else "")
     return [{"role": "system", "content": EXPAND_SYSTEM}, {"role": "user", "content": question}]
 

@@ -31,6 +31,11 @@ _EMPHASIS = re.compile(r"_[A-Za-z0-9]+_")
 _TRAILING = ".,;:!?'\""
 
 
+def project_name(project: str | None, default: str = "") -> str:
+    """A project's short name: the last part of its folder ("/home/ana/src/shop/" -> "shop"), else `default`."""
+    return (project or "").rstrip("/").rsplit("/", 1)[-1] or default
+
+
 def strip_citations(text: str) -> str:
     return _CITATION.sub(" ", text)
 
