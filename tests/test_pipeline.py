@@ -117,6 +117,15 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
     assert f"{copied:.3f}" in report.split("## Training data")[1]
     assert "expand" not in manifest["stats"]["train"]["by_category"]  # recall does not expand by default
 
+    # `lmm-mcp eval` re-evaluates the active adapter on its run's held-out pairs; the report keeps the run's
+    # training figures (the stages' losses and the data table)
+    again = orjson.loads(cli("eval", "--home", home, "--limit", "2", "--json").stdout)
+    assert again["version"] == doc["adapter_version"] and again["n"] == 2
+    assert {"model", "baseline", "verdict"} <= set(again)
+    redone = (run_dir / "eval" / "eval.md").read_text()
+    assert "2 held-out pairs" in redone and f"Adapter version `{doc['adapter_version']}`" in redone
+    assert "## Training stages" in redone and "## Training data" in redone
+
     second = orjson.loads(cli("train", *common, "--fresh", "--json").stdout)["adapter_version"]
     listing = orjson.loads(cli("models", "list", "--home", home, "--json").stdout)["versions"]
     assert [v["name"] for v in listing] == [second, doc["adapter_version"]]

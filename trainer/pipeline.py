@@ -487,8 +487,11 @@ def evaluate_version(
     metrics = evaluate_adapter(cfg, info.path, pairs)
     from trainer.report import write_report
 
+    # the run's own training figures stay in the report: the stages' losses and the data's statistics
+    stages = {s: info.metrics[s] for s in ("cpt", "sft") if isinstance(info.metrics.get(s), dict)}
     stats = (info.metrics.get("data") or {}).get("stats")
-    write_report(home / "runs" / run["run"] / "eval", {**metrics, "version": info.name, "data": stats}, {})
+    report = {**metrics, "version": info.name, "stages": stages, "data": stats}
+    write_report(home / "runs" / run["run"] / "eval", report, {})
     return {**metrics, "version": info.name}
 
 
