@@ -318,6 +318,29 @@ def test_each_memory_is_asked_about_what_tells_it_apart():
     assert not questions[memories[0].key] & questions[memories[1].key]
 
 
+def test_a_question_names_a_thing_not_a_verb():
+    """A chat turn's keywords come in text order, so the first that tells it apart is often its verb: "What do
+    we know about heard?" asks for nothing. The history's own sentences show which words are verbs."""
+    source = Source("s-1", "u1", "2026-01-05T10:00:00.000Z", "/talk/chat")
+
+    def turn(key: str, text: str, keywords: list[str]) -> Memory:
+        return Memory("project_fact", text, keywords, 0.5, [source], "/talk/chat", f"project_fact:chat:{key}")
+
+    memories = [
+        turn("setup", "I heard about a great camping setup for the kids.", ["heard", "camping", "setup"]),
+        turn("pie", "I made it again: my favorite recipe is Chicken Pot Pie.", ["made", "favorite", "Pie"]),
+        turn("noted", "Noted, the deploy goes through pydantic now.", ["Noted", "deploy", "pydantic"]),
+        turn("heard", "You heard me, I made it twice.", ["heard", "made"]),  # verbs only: still asked
+    ]
+    asked = askings(memories)
+    assert [asked[m.key].focus for m in memories] == ["camping", "favorite", "deploy", "heard"]
+    memories[1].keywords = ["made", "Pie", "favorite"]
+    assert askings(memories)[memories[1].key].focus == "Chicken Pot Pie"
+    rng = random.Random(0)
+    questions = {question_for(memories[0], rng, asked[memories[0].key]) for _ in range(20)}
+    assert all("camping" in q and "setup setup" not in q for q in questions)
+
+
 def test_only_the_newest_session_is_where_we_left_off():
     old = _said("old", ["migration"], category="session", day="2026-01-05")
     new = _said("new", ["deploy"], category="session", day="2026-02-01")

@@ -58,6 +58,7 @@ from trainer.prompts import (
 from trainer.selfstudy import self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
+from transcripts.nouns import ACTION, NAME, NUMBER, WordRoles, name_phrase
 from transcripts.wording import (
     identifiers,
     jaccard,
@@ -139,16 +140,21 @@ class Asking:
 
     focus: str | None = None
     latest: bool = True
+    rank: int = NAME  # what the focus is (transcripts.nouns): a name, a noun, another word or a number
 
 
 def askings(
     memories: list[Memory], shared: Counter[tuple[str | None, str]] | None = None
 ) -> dict[str, Asking]:
-    """Per memory key, its `Asking`. The focus is its first keyword (the extractor puts the most specific
-    first; never the project's name) that at most FOCUS_SHARED memories of its project have, else the one the
-    fewest have: a month of conversation holds hundreds of memories whose first keyword is the same speaker,
-    and one question per speaker would ask for all of them at once. `shared`: their `keyword_shares`."""
+    """Per memory key, its `Asking`. The focus is a keyword (never the project's name) that at most
+    FOCUS_SHARED memories of its project have, else one the fewest have: a month of conversation holds
+    hundreds of memories whose first keyword is the same speaker, and one question per speaker would ask for
+    all of them at once. Among those, the first (the extractor puts the most specific first), but a verb or a
+    number only where nothing else tells it apart (`WordRoles`, read from the memories' own text): keywords
+    come in text order, and a question about "found" or "heard" asks for nothing. A name is asked with the
+    capitalised words around it ("Chicken Pot Pie"). `shared`: their `keyword_shares`."""
     shared = shared if shared is not None else keyword_shares(memories)
+    roles = WordRoles.read(m.text for m in memories)
     newest: dict[str | None, tuple[str, str]] = {}
     for m in memories:
         if m.category == "session" and (m.time, m.key) > newest.get(m.project, ("", "")):
@@ -157,12 +163,17 @@ def askings(
     for m in memories:
         name = project_name(m.project, "").lower()
         words = [k for k in m.keywords if k.lower() != name]
-        counts = [shared[(m.project, k.lower())] for k in words]
-        focus = next((k for k, n in zip(words, counts, strict=True) if n <= FOCUS_SHARED), None)
-        if focus is None and words:
-            focus = words[counts.index(min(counts))]
         latest = m.category != "session" or newest.get(m.project, ("", ""))[1] == m.key
-        out[m.key] = Asking(focus, latest)
+        if not words:
+            out[m.key] = Asking(None, latest)
+            continue
+        telling = [max(shared[(m.project, k.lower())], FOCUS_SHARED) for k in words]
+        code = identifiers(m.text)
+        ranks = [NAME if any(k == c or k in c.split() for c in code) else roles.rank(k) for k in words]
+        # the extractor's order, but never a verb or a number where another keyword tells the memory apart
+        i = min(range(len(words)), key=lambda i: (telling[i], ranks[i] >= ACTION, ranks[i] == NUMBER, i))
+        focus = name_phrase(words[i], m.text) if ranks[i] == NAME and words[i].isalpha() else words[i]
+        out[m.key] = Asking(focus, latest, ranks[i])
     return out
 
 
@@ -620,7 +631,10 @@ def question_for(m: Memory, rng: random.Random, asking: Asking = Asking()) -> st
             f"How do we {a.get('command_kind', 'work with')} {project}?"
             if a.get("command_kind")
             else f"What do we know about {kw} in {project}?",
-            f"What is the {kw} setup in {project}?",
+            # "the X setup" asks about a tool or a named thing; of any other word, what was said
+            f"What is the {kw} setup in {project}?"
+            if asking.rank == NAME
+            else f"What was said about {kw} in {project}?",
         ],
         "error_fix": [
             f"How did we fix {a.get('error', kw)[:80]}?",
