@@ -26,7 +26,7 @@ from trainer.evaluate import (
 )
 from trainer.generate import clean_memory
 from trainer.prompts import ABSTAIN, Passage, recall_messages
-from trainer.report import render_markdown, write_report
+from trainer.report import loss_curve, render_markdown, write_report
 from transcripts.wording import identifiers, mean_pairwise_jaccard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -445,6 +445,27 @@ def test_report_without_curves_or_stages(tmp_path: Path) -> None:
     markdown = render_markdown(metrics)
     assert "| keyword coverage | 0.167 |" in markdown
     assert "Training stages" not in markdown
+
+
+def test_a_version_keeps_its_loss_curve_small_and_loses_no_validation(tmp_path: Path) -> None:
+    """A GPU run logs thousands of steps: the version keeps every validation and evenly spaced training
+    points, so `lmm-mcp eval` can redraw loss.png; a report without curves leaves the old picture alone."""
+    history = [
+        {"step": i, "loss": 2.0 / i, "val_loss": 1.0 / i if i % 50 == 0 else None, "lr": 1e-4}
+        for i in range(1, 3001)
+    ]
+    curve = loss_curve(history, most=200)
+    assert len(curve) <= 200 and curve[0]["step"] == 1 and curve[-1]["step"] == 3000
+    assert [r["step"] for r in curve if "val_loss" in r] == list(range(50, 3001, 50))
+    assert all(set(r) <= {"step", "loss", "val_loss"} for r in curve)
+    assert loss_curve(history[:30]) == [{"step": i, "loss": 2.0 / i} for i in range(1, 31)]
+
+    outputs, pairs = score_fixture()
+    metrics = {"model": score(outputs, pairs)}
+    plot = write_report(tmp_path, metrics, {"sft": curve})["plot"].read_bytes()
+    write_report(tmp_path, metrics, None)
+    assert (tmp_path / "loss.png").read_bytes() == plot
+    assert write_report(tmp_path / "new", metrics, None)["plot"].read_bytes().startswith(PNG_MAGIC)
 
 
 def test_report_says_how_much_the_validation_data_repeats_training() -> None:

@@ -119,12 +119,15 @@ def test_train_eval_models_through_the_cli(filled_home, tiny, tmp_path):
 
     # `lmm-mcp eval` re-evaluates the active adapter on its run's held-out pairs; the report keeps the run's
     # training figures (the stages' losses and the data table)
+    plot = (run_dir / "eval" / "loss.png").read_bytes()
     again = orjson.loads(cli("eval", "--home", home, "--limit", "2", "--json").stdout)
     assert again["version"] == doc["adapter_version"] and again["n"] == 2
     assert {"model", "baseline", "verdict"} <= set(again)
     redone = (run_dir / "eval" / "eval.md").read_text()
     assert "2 held-out pairs" in redone and f"Adapter version `{doc['adapter_version']}`" in redone
     assert "## Training stages" in redone and "## Training data" in redone
+    # loss.png is redrawn from the curves the version keeps: the same curves, the same picture
+    assert (run_dir / "eval" / "loss.png").read_bytes() == plot
 
     second = orjson.loads(cli("train", *common, "--fresh", "--json").stdout)["adapter_version"]
     listing = orjson.loads(cli("models", "list", "--home", home, "--json").stdout)["versions"]

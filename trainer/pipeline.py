@@ -34,6 +34,7 @@ from trainer.errors import TrainerError
 from trainer.locks import FileLock, holder
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
+from trainer.report import loss_curve
 from trainer.settings import (
     OBJECTIVES,
     STAGE_CHOICES,
@@ -386,6 +387,7 @@ def _train_stages(
         results.append(result)
         adapter = result.adapter_dir
         metrics[stage] = {k: v for k, v in result.as_dict().items() if k != "history"}
+        metrics[stage]["curve"] = loss_curve(result.history)  # `lmm-mcp eval` redraws loss.png from it
         metrics["peak_memory"][stage] = result.peak_memory
     return results
 
@@ -491,7 +493,8 @@ def evaluate_version(
     stages = {s: info.metrics[s] for s in ("cpt", "sft") if isinstance(info.metrics.get(s), dict)}
     stats = (info.metrics.get("data") or {}).get("stats")
     report = {**metrics, "version": info.name, "stages": stages, "data": stats}
-    write_report(home / "runs" / run["run"] / "eval", report, {})
+    curves = {s: v["curve"] for s, v in stages.items() if isinstance(v.get("curve"), list)}
+    write_report(home / "runs" / run["run"] / "eval", report, curves or None)
     return {**metrics, "version": info.name}
 
 

@@ -42,17 +42,38 @@ DATA_COLUMNS = (  # trainer.pairs.pair_stats per side, and the validation side's
 )
 
 
+CURVE_POINTS = 400  # rows of a stage's loss curve a version keeps (a GPU run logs thousands of steps)
+
+
 def write_report(
-    out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[dict[str, Any]]]
+    out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[dict[str, Any]]] | None
 ) -> dict[str, Path]:
-    """Write eval.json, eval.md and loss.png into `out_dir` (created if needed); return their paths by kind."""
+    """Write eval.json, eval.md and loss.png into `out_dir` (created if needed); return their paths by kind.
+    `curves` None (a version trained before its curves were kept) leaves an existing loss.png as it is."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "eval.json", "markdown": out_dir / "eval.md", "plot": out_dir / "loss.png"}
     _write_text(paths["json"], json.dumps(jsonable(metrics), indent=2, default=str) + "\n")
     _write_text(paths["markdown"], render_markdown(metrics))
-    plot_losses(curves, paths["plot"])
+    if curves is not None or not paths["plot"].exists():
+        plot_losses(curves or {}, paths["plot"])
     return paths
+
+
+def loss_curve(history: list[dict[str, Any]], most: int = CURVE_POINTS) -> list[dict[str, Any]]:
+    """A stage's step history as the version keeps it, to redraw loss.png later (`lmm-mcp eval`): step, train
+    and validation loss; every validation, and training points evenly spaced, `most` rows in all at most."""
+    rows = [
+        {k: r.get(k) for k in ("step", "loss", "val_loss") if _finite(r.get(k))}
+        for r in history
+        if r.get("step") is not None
+    ]
+    if len(rows) <= most:
+        return rows
+    validations = [i for i, r in enumerate(rows) if "val_loss" in r]
+    room = max(2, most - len(validations))
+    spaced = {round(j * (len(rows) - 1) / (room - 1)) for j in range(room)}
+    return [rows[i] for i in sorted(spaced.union(validations))][: max(most, len(validations))]
 
 
 def jsonable(value: Any) -> Any:
