@@ -17,8 +17,9 @@ from lmm_mcp.history import StoreHistory
 from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
-from trainer.pairs import DataError, DataSettings, askings, build_dataset, question_for
+from trainer.pairs import DataError, DataSettings, build_dataset
 from trainer.prompts import ABSTAIN, citations
+from trainer.questions import askings, question_for
 from transcripts.extraction import Memory, Source
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
