@@ -21,6 +21,9 @@ def test_words_are_told_apart_by_where_the_history_uses_them():
     assert roles.rank("heard") == ACTION and roles.rank("found") == ACTION  # after "I" / "you"
     assert roles.rank("Noted") == ACTION and roles.rank("Take") == ACTION  # only ever a sentence's first word
     assert roles.rank("honestly") == ACTION  # an adverb
+    assert roles.rank("writing") == ACTION  # "keep writing": an -ing form the history never uses as a noun
+    assert roles.rank("camping") == NOUN  # "a great camping setup": an -ing word used as a noun
+    assert roles.rank("anything") == ACTION and roles.rank("another") == ACTION  # function words
     assert roles.rank("pydantic") == WORD  # nothing says what it is: not pushed back
     assert roles.rank("fly_deploy") == NAME and roles.rank("CI") == NAME  # code and acronyms
     assert roles.rank("1.5s") == NUMBER

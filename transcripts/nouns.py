@@ -4,8 +4,9 @@
     roles.rank("Pie")       # NAME: capitalised inside sentences more often than not, an acronym or code
     roles.rank("recipe")    # NOUN: in phrases like "my favorite recipe" more often than after "I" or "to"
     roles.rank("pydantic")  # WORD: nothing says what it is
-    roles.rank("heard")     # ACTION: after "I", "it" or "to" at least as often, an adverb, or a word only
-                            #   ever seen capitalised first in its sentence ("Noted", "Keeps")
+    roles.rank("heard")     # ACTION: after "I", "it" or "to" at least as often, an adverb, an -ing form
+                            #   never used as a noun, a function word ("anything", "yeah"), or a word
+                            #   only ever seen capitalised first in its sentence ("Noted", "Keeps")
     roles.rank("1.5s")      # NUMBER
     name_phrase("Pie", "My favorite recipe is Chicken Pot Pie.")  # "Chicken Pot Pie"
 
@@ -41,6 +42,19 @@ _PHRASE_END = frozenset(
     between during through under until upon without is are was were be been being am has have had do does
     did will would can could should must might may shall i we you he she they it me us him them who which
     that what when where why how not""".split()  # noqa: SIM905
+)
+# Function words a keyword list may still hold: never what a question is about (a closed class, not nouns).
+_FUNCTION = (
+    _DETERMINERS
+    | _SUBJECTS
+    | _BEFORE_VERB
+    | _ADVERBS
+    | _PHRASE_END
+    | frozenset(
+        """anything something nothing everything anyone someone everyone nobody gonna wanna gotta yeah yes yep
+    plus quite rather pretty lot lots much many more most less least else ever too very well though
+    although however anyway maybe perhaps""".split()  # noqa: SIM905
+    )
 )
 _CODE = re.compile(r"[A-Za-z].*[_./#+]|[a-z][A-Z]|[A-Za-z]\d|^-")
 
@@ -92,10 +106,14 @@ class WordRoles:
         if _CODE.search(word) or (len(word) >= 2 and word.isupper()):
             return NAME
         low = word.lower()
+        if low in _FUNCTION:
+            return ACTION
         if self.names[low] > self.lower[low]:
             return NAME
         if (len(low) > 4 and low.endswith("ly")) or 0 < self.nouns[low] <= self.verbs[low]:
             return ACTION
+        if low.endswith("ing") and not self.nouns[low]:
+            return ACTION  # "connecting", "giving": a verb's form unless the history uses it as a noun
         if self.verbs[low] and not self.nouns[low]:
             return ACTION
         if self.first[low] and not self.lower[low] and not self.names[low]:
