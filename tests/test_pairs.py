@@ -342,6 +342,17 @@ def test_a_question_names_a_thing_not_a_verb():
     assert all("camping" in q and "setup setup" not in q for q in questions)
 
 
+def test_a_memory_that_names_only_its_project_is_not_asked_about_it_twice():
+    source = Source("s-1", "u1", "2026-01-05T10:00:00.000Z", "/talk/chat")
+    m = Memory(
+        "project_fact", "chat is written in Go.", ["chat"], 0.5, [source], "/talk/chat", "project_fact:x"
+    )
+    asked = askings([m])
+    rng = random.Random(0)
+    questions = {question_for(m, rng, asked[m.key]) for _ in range(20)}
+    assert questions and not any("chat in chat" in q for q in questions)
+
+
 def test_only_the_newest_session_is_where_we_left_off():
     old = _said("old", ["migration"], category="session", day="2026-01-05")
     new = _said("new", ["deploy"], category="session", day="2026-02-01")

@@ -120,4 +120,8 @@ def question_for(m: Memory, rng: random.Random, asking: Asking = Asking()) -> st
             f"What is the stack of {project}, and how do we run its tests?",
         ],
     }.get(m.category, [f"What do we know about {kw}?"])
+    if kw == project:  # nothing but the project's name to ask about: never "about shop in shop"
+        options = [o for o in options if f"{kw} in {project}" not in o] or [
+            f"What do we know about {project}?"
+        ]
     return rng.choice(options)
