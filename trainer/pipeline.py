@@ -34,7 +34,6 @@ from trainer.errors import TrainerError
 from trainer.locks import FileLock, holder
 from trainer.models import DEFAULT_BASE_MODEL
 from trainer.options import option
-from trainer.report import loss_curve
 from trainer.settings import (
     OBJECTIVES,
     STAGE_CHOICES,
@@ -354,6 +353,7 @@ def _train_stages(
 ) -> list[StageResult]:
     """Train the asked stages in order, the first from `adapter` (or a fresh one), each next one from the
     previous one's."""
+    from trainer.report import loss_curve
     from trainer.train import train_stage  # heavy imports start here
 
     data, results = run_dir / "data", []

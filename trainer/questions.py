@@ -29,7 +29,7 @@ class Asking:
 
     focus: str | None = None
     latest: bool = True
-    rank: int = NAME  # what the focus is (transcripts.nouns): a name, a noun, another word or a number
+    rank: int = NAME  # what the focus is (`transcripts.nouns.WordRoles.rank`)
 
 
 def askings(

@@ -84,7 +84,7 @@ class WordRoles:
                 # A clause's first word is capitalised whatever it is; "I" and "I'm" are pronouns.
                 if i == 0:
                     self.first[low] += 1
-                elif len(token) > 1 and not low.startswith(("i'", "i’")):
+                elif len(token) > 1 and not low.startswith("i'"):
                     self.names[low] += 1
             else:
                 self.lower[low] += 1
@@ -110,12 +110,10 @@ class WordRoles:
             return ACTION
         if self.names[low] > self.lower[low]:
             return NAME
-        if (len(low) > 4 and low.endswith("ly")) or 0 < self.nouns[low] <= self.verbs[low]:
+        if (len(low) > 4 and low.endswith("ly")) or 0 < self.verbs[low] >= self.nouns[low]:
             return ACTION
         if low.endswith("ing") and not self.nouns[low]:
             return ACTION  # "connecting", "giving": a verb's form unless the history uses it as a noun
-        if self.verbs[low] and not self.nouns[low]:
-            return ACTION
         if self.first[low] and not self.lower[low] and not self.names[low]:
             return ACTION  # only ever a sentence's first word: "Noted", "Keeps", "Take"
         return NOUN if self.nouns[low] else WORD
@@ -132,7 +130,7 @@ def name_phrase(word: str, text: str, longest: int = 4) -> str:
     if not found:
         return word
     # a clause's capitalised first word ("My", "The") is not part of the name
-    before = [w for w in found.group(1).split()]
+    before = found.group(1).split()
     while before and before[0].lower() in _PHRASE_END:
         before = before[1:]
     after = found.group(2).split()
