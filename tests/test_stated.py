@@ -221,6 +221,31 @@ def test_notes_keep_specific_statements_and_skip_narration_hedges_and_requests()
     ]
 
 
+def test_a_turn_that_says_more_than_notes_hold_keeps_what_names_things():
+    """At most four notes a turn: those naming something (a name, a figure) before plain statements, and a
+    plain word is not mistaken for a name (an identifier pattern once matched every word of any sentence)."""
+    from transcripts.notes import MAX_PER_TURN, note_drafts
+
+    said = (
+        "Your help has been greatly appreciated by everyone here all week long. "
+        "The dog we adopted is named Biscuit and she is two years old. "
+        "We are so happy that everything has worked out so well for all of us. "
+        "My sister moved to Lisbon in March for her new job at the hospital. "
+        "Honestly the weather has been lovely and warm here for most of the week. "
+        "My brother runs 5K every morning before work."
+    )
+    drafts = note_drafts(said, name="chat", by_user=True)
+    assert len(drafts) == MAX_PER_TURN == 4
+    texts = [d.text for d in drafts]
+    assert texts[:3] == [
+        "In chat: My sister moved to Lisbon in March for her new job at the hospital.",
+        "In chat: The dog we adopted is named Biscuit and she is two years old.",
+        "In chat: My brother runs 5K every morning before work.",
+    ]
+    plain = drafts[3]
+    assert "Biscuit" not in plain.text and plain.salience < min(d.salience for d in drafts[:3])
+
+
 def test_a_fix_by_command_and_the_stated_cause_are_part_of_the_episode():
     c = Conv()
     c.tool("Bash", {"command": "fly deploy"}, "Error: release command failed: exit code 1", error=True)

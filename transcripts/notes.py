@@ -5,10 +5,12 @@
 
 Conversation carries details no rule names in advance: token lifetimes, where an endpoint lives, what a
 queue is called, why a check failed and what fixed it. A note is a declarative sentence from a reply or a
-prompt that names something specific (a backticked name, a path, a dotted or snake_case identifier, an
-environment variable, a number with a unit) and reads as a statement about the project: not a question, not
-a hedge ("maybe", "we could"), not the assistant narrating its next step ("Let me check…", "I'll run…").
-The most specific few per turn are kept. No model, no API.
+prompt that reads as a statement: not a question, not a hedge ("maybe", "we could"), not the assistant
+narrating its next step ("Let me check…", "I'll run…"), not the user's request. At most four per turn, those
+naming the most specific things first (a backticked name, a path, a dotted or snake_case identifier, an
+environment variable, a number with a unit, a name or figure inside the sentence); what a note names also
+sets its salience. Plain statements stay notes too: on the coding benchmark, keeping only sentences that name
+something lost 2 points of search hit@1 (docs/benchmarks.md). No model, no API.
 """
 
 from __future__ import annotations
@@ -28,10 +30,19 @@ _SPECIFIC = re.compile(
     r"|\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b"  # AN_ENV_VAR
     r"|\b[a-z]+(?:\.[a-z_]+){2,}\b"  # dotted.names.like.this
     r"|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b"  # camelCase, PascalCase
-    r"|\b\d+(?:\.\d+)?\s?(?:ms|s|sec|seconds?|minutes?|mins?|hours?|h|days?|weeks?|months?|years?|kb|mb|gb|"
+    r"|\b\d+(?:\.\d+)?\s?(?i:ms|s|sec|seconds?|minutes?|mins?|hours?|h|days?|weeks?|months?|years?|kb|mb|gb|"
     r"tb|px|megapixels?|mp|%|percent|rps|req/s|attempts?|retries|times|workers?|replicas?|cents?|usd|eur)\b",
-    re.I,
 )
+# A name or a figure said in passing: a capitalised word inside the sentence ("hosted on Netlify", "a dog
+# named Scout"), or a word holding a digit ("Go 1.22", "k3s", "512Mi", "a 5K run").
+_NAMED = re.compile(r"(?<=[\w,;:)'\"] )(?!I\b|I'[a-z]+\b)[A-Z][\w.+#-]*|\b[\w.+#-]*\d[\w.+#-]*")
+
+
+def _specifics(sentence: str) -> int:
+    """How many specific things the sentence names: identifiers, paths, figures with units, names."""
+    return len(_SPECIFIC.findall(sentence)) + len(_NAMED.findall(_SPECIFIC.sub(" ", sentence)))
+
+
 _NARRATION = re.compile(
     r"^(?:let me|let's|i'll|i will|i'm going to|i am going to|now i|next,? i|first,? i|i need to|i should|"
     r"i'd|i would|i can|i could|checking|looking|running|reading|searching|trying|let us|here's|here is|"
@@ -66,10 +77,8 @@ _LEAD_FILLER = re.compile(
 
 
 def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
-    """The specific statements in one prompt or reply, most specific first, at most MAX_PER_TURN."""
+    """The statements in one prompt or reply, those naming most first, at most MAX_PER_TURN."""
     found: list[tuple[int, str]] = []
-    if not _SPECIFIC.search(text):  # nothing specific anywhere: no sentence of it can be a note
-        return []
     for s in sentences(text, limit=60):
         s = _LEAD_FILLER.sub("", s).strip()
         if (
@@ -82,10 +91,8 @@ def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
             continue
         if by_user and _IMPERATIVE.match(s):
             continue
-        specifics = len(_SPECIFIC.findall(s))
-        if specifics:
-            found.append((specifics, s))
-    found.sort(key=lambda x: -x[0])
+        found.append((_specifics(s), s))
+    found.sort(key=lambda x: (-x[0], -len(x[1].split())))
     drafts = []
     for specifics, s in found[:MAX_PER_TURN]:
         first = s.split(" ", 1)[0]
