@@ -72,6 +72,49 @@ def test_questions_suggestions_negations_and_plain_words_state_nothing(said):
     assert texts(said) == []
 
 
+# Everyday talk that uses a technology's name as a plain word: no stack fact ("the way to go" is not Go).
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I'm off to go swimming with the kids.",
+        "Counseling is the way to go for me.",
+        "It's so freeing to express myself with paint.",
+        "She shared her stories through poetry.",
+        "We went kayaking and I learned to paddle on the lake.",
+        "I need to devise a plan for the summer.",
+        "Celery and carrots are in the soup.",
+        "He put coffee in a flask for the hike.",
+        "I didn't know how to react at first.",
+        "I said it in jest, with a smile.",
+        "Light rain and drizzle are on the way.",
+        "My cat Ruby is on the sofa.",
+        "Travis is on his way with the cake.",
+    ],
+)
+def test_everyday_words_that_name_technologies_state_nothing(said):
+    assert texts(said) == []
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        ("I've worked with Python and C++.", ["shop is written in Python."]),
+        ("We use poetry for dependencies.", ["shop manages dependencies with Poetry."]),
+        ("Format it with black before committing.", ["shop is linted and formatted with Black."]),
+        ("Deploy to render on every push.", ["shop deploys to Render."]),
+        ("Payments go through stripe.", ["shop takes payments through Stripe."]),
+        ("We're on neon for the database.", ["shop uses Neon as its database."]),
+        ("Run yarn install first.", ["shop manages dependencies with Yarn."]),
+        ("The tests use jest.", ["shop is tested with Jest."]),
+        ("It is written in go.", ["shop is written in Go."]),
+        ("We moved from go to rust last year.", ["shop is written in Rust (moved from Go)."]),
+        ("The frontend is a react app.", ["shop builds its frontend with React."]),
+    ],
+)  # fmt: skip
+def test_a_technology_named_in_lowercase_within_a_technical_phrase_is_still_a_fact(said, expected):
+    assert texts(said) == expected
+
+
 def _session(conv: Conv, *said: tuple[str, str]) -> list:
     for who, text in said:
         (conv.user if who == "user" else conv.say)(text)

@@ -416,7 +416,26 @@ _NEEDS_CONTEXT = {
     "knex",
     "prisma",
     "drizzle",
+    "poetry",
+    "devise",
+    "celery",
+    "flask",
+    "jest",
+    "yarn",
+    "stripe",
+    "ruby",
+    "travis",
+    "java",
 }
+# Of those, the everyday English words: written in lowercase ("the way to go", "express myself", "through
+# poetry"), a preposition is not context enough; only a technical verb before it names the technology.
+_PLAIN_WORDS = _NEEDS_CONTEXT & {
+    "go", "rust", "swift", "express", "remix", "render", "railway", "fly", "echo", "fiber", "gin", "phoenix",
+    "atlas", "goose", "temporal", "black", "hatch", "parcel", "rollup", "resend", "workers", "lambda",
+    "elastic", "rabbit", "bull", "mocha", "clerk", "hypothesis", "composer", "cargo", "rails", "rest",
+    "react", "angular", "expo", "paddle", "diesel", "drizzle", "poetry", "devise", "celery", "flask", "jest",
+    "yarn", "stripe", "ruby", "java",
+}  # fmt: skip
 _BY_ALIAS = {alias: t for t in TECH for alias in t.aliases}
 _ALIAS = re.compile(
     r"(?<![\w.@/-])("
@@ -465,11 +484,24 @@ _CONTEXT_BEFORE = re.compile(
     re.I,
 )
 
+# ...or, for a plain word in lowercase, a technical verb: "use poetry", "written in go", "deploy to render",
+# "moved from go to rust", "format it with black", "we're on neon".
+_TECH_VERB_BEFORE = re.compile(
+    r"(?:\b(?:use[sd]?|using|via|instead of|replac(?:e|es|ed|ing))"
+    r"|\b(?:switch\w*|mov(?:e|es|ed|ing)|migrat\w*|port(?:s|ed|ing)?|deploy\w*|rewrit\w*|rewrote|written|built|"
+    r"build\w*|host\w*|run|runs|running|format\w*|lint\w*|install\w*|upgrad\w*|bump\w*|pin(?:s|ned)?|"
+    r"stor(?:e|es|ed|ing)|go|goes|went|going)(?:\s+\S+){0,3}?\s+"
+    r"(?:to|in|on|with|onto|into|from|off|through|via)"
+    r"|(?:'re|\bare|\bis|'s) on)\s+(?:the\s+)?$",
+    re.I,
+)
+
 # ...or a technical word after it: "a REST API", "the Go service", "our Render instance".
 _CONTEXT_AFTER = re.compile(
     r"\s*(?:api|apis|endpoints?|server|backend|frontend|service|services|app|framework|database|db|cache|queue|"
     r"cluster|instance|project|codebase|monorepo|stack|version|module|code|client|sdk|worker|workers|"
-    r"deploy(?:ment)?|config|setup|tests?|suite|runner|components?|hooks?|router|schema|migrations?)\b",
+    r"deploy(?:ment)?|config|setup|tests?|suite|runner|components?|hooks?|router|schema|migrations?|install|"
+    r"add|lock|lockfile|scripts?|packages?|plugins?|formatter|linter|cli)\b",
     re.I,
 )
 
@@ -518,13 +550,7 @@ def mentions(sentence: str) -> list[Mention]:
         for a, b in reversed(spans):
             bare = bare[:a] + bare[b:]
         spans.append((m.start(), m.end()))
-        if alias in _NEEDS_CONTEXT and not (
-            version
-            or _CONTEXT_BEFORE.search(before)
-            or _CONTEXT_AFTER.match(sentence, m.end())
-            or _OLD_MARK.search(bare)
-            or _listed(sentence, m)
-        ):
+        if alias in _NEEDS_CONTEXT and not _in_context(sentence, m, before, bare):
             continue  # "go ahead", "rest of it", "render the page": words first, names only in context
         tech = _BY_ALIAS[alias]
         old = bool(_OLD_MARK.search(bare) or _GONE_AFTER.match(sentence, m.end()))
@@ -532,6 +558,16 @@ def mentions(sentence: str) -> list[Mention]:
         version = version.removesuffix(".x") if version else None
         out.append(Mention(tech, version, old, target, None if old else _purpose(sentence, m.end(), tech)))
     return out
+
+
+def _in_context(sentence: str, m: re.Match[str], before: str, bare: str) -> bool:
+    """Whether an ambiguous name (`_NEEDS_CONTEXT`) at `m` is said as the technology: a version, a technical
+    word after it, a list of technologies, or the words before it (`bare`: without earlier names)."""
+    if m.group(2) or _CONTEXT_AFTER.match(sentence, m.end()) or _listed(sentence, m):
+        return True
+    if m.group(1).islower() and m.group(1).lower() in _PLAIN_WORDS:
+        return bool(_TECH_VERB_BEFORE.search(before))
+    return bool(_CONTEXT_BEFORE.search(before) or _OLD_MARK.search(bare))
 
 
 def _purpose(sentence: str, end: int, tech: Tech) -> str | None:
