@@ -21,6 +21,7 @@ from trainer.pairs import DataError, DataSettings, build_dataset
 from trainer.prompts import ABSTAIN, citations
 from trainer.questions import askings, question_for
 from transcripts.extraction import Memory, Source
+from transcripts.nouns import ACTION
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import write_transcripts
@@ -340,6 +341,30 @@ def test_a_question_names_a_thing_not_a_verb():
     rng = random.Random(0)
     questions = {question_for(memories[0], rng, asked[memories[0].key]) for _ in range(20)}
     assert all("camping" in q and "setup setup" not in q for q in questions)
+
+
+def test_a_memory_that_names_nothing_gets_no_templated_question():
+    """A pleasantry's only telling keywords are verbs and fillers: its question ("What do we know about yeah?")
+    would ask for nothing, so it trains through CPT and later prompts only. A stack fact whose telling word is
+    a verb is asked by its role and keeps its question."""
+    source = Source("s-1", "u1", "2026-01-05T10:00:00.000Z", "/talk/chat")
+    said = [
+        Memory("project_fact", t, k, 0.5, [source], "/talk/chat", f"project_fact:chat:{i}")
+        for i, (t, k) in enumerate(
+            [
+                ("Yeah, I heard it deploys fine, keep it up!", ["Yeah", "heard", "keep"]),
+                ("I heard the new camping setup arrived.", ["heard", "camping", "setup"]),
+                ("I keep the camping gear in the garage.", ["keep", "camping", "garage"]),
+            ]
+        )
+    ]
+    stack = Memory(
+        "project_fact", "chat deploys to Vercel.", ["deploys"], 0.7, [source], "/talk/chat",
+        "project_fact:chat:stack-deploy", attrs={"kind": "stack", "role": "deploy target", "choice": "Vercel"},
+    )  # fmt: skip
+    asked = askings([*said, stack])
+    assert [asked[m.key].names_nothing(m) for m in said] == [True, False, False]
+    assert asked[stack.key].rank == ACTION and not asked[stack.key].names_nothing(stack)
 
 
 def test_a_memory_that_names_only_its_project_is_not_asked_about_it_twice():

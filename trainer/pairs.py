@@ -354,9 +354,9 @@ def build_pairs(
         budget = settings.max_per_memory - per_group[group]
         if budget <= 0:
             continue
-        contexts: list[tuple[str, str, Prompt | None]] = [
-            ("memory", question_for(m, rng, asked[m.key]), None)
-        ]
+        contexts: list[tuple[str, str, Prompt | None]] = []
+        if not asked[m.key].names_nothing(m):  # later prompts may still call for it
+            contexts.append(("memory", question_for(m, rng, asked[m.key]), None))
         for p in _later_prompts(m, prompts, by_word, shared)[: settings.prompts_per_memory]:
             contexts.append(("prompt", p.text, p))
         for kind, query, prompt in contexts[:budget]:

@@ -31,6 +31,19 @@ class Asking:
     latest: bool = True
     rank: int = NAME  # what the focus is (`transcripts.nouns.WordRoles.rank`)
 
+    def names_nothing(self, m: Memory) -> bool:
+        """Whether the memory's own question would ask about a verb or a filler: a said fact, preference or
+        correction whose questions name their focus, where nothing else tells it apart ("What do we know
+        about yeah?" for "Yeah, keep it up!"). Its templated question asks for nothing; the memory still
+        trains through CPT and the later prompts that call for it. A stack fact or a command is asked by
+        its role or command, never by its focus alone, so it always keeps its question."""
+        if m.category not in ("project_fact", "preference", "correction") or set(m.attrs) & {
+            "role",
+            "command_kind",
+        }:
+            return False
+        return self.focus is not None and self.rank == ACTION
+
 
 def askings(
     memories: list[Memory], shared: Counter[tuple[str | None, str]] | None = None
