@@ -116,6 +116,31 @@ def test_preferences_are_instructions_not_descriptions_or_questions():
     assert general.sources[0].project == CWD  # where it was said, even for a global preference
 
 
+def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_decisions():
+    """Prompts that relay a conversation between people ("Caroline: …") say "don't give up!" to each other: no
+    standing rule for the agent. What was said stays, as a note."""
+    c = Conv()
+    for line in (
+        "Caroline: Hey Mel! I went to a support group yesterday and it was so powerful.",
+        "Melanie: That's great, Caroline! Keep going and don't give up!",
+        "Caroline: Thanks! I chose the blue paint for the mural because it calms me.",
+        "Melanie: I always bring snacks to the park with the kids.",
+    ):
+        c.user(line)
+    memories = extract_session(c.turns)
+    assert not of(memories, "preference") and not of(memories, "decision")
+    notes = {m.text for m in of(memories, "project_fact")}
+    assert "In shop: Keep going and don't give up!" in notes
+    assert "In shop: Melanie: I always bring snacks to the park with the kids." in notes
+    # one labelled prompt among the user's own is not a conversation: the rule is a preference
+    c = Conv()
+    c.user("Note: always run the tests with -x in this repo.")
+    c.user("Then fix the failing import in app.py.")
+    assert [m.attrs["said"] for m in of(extract_session(c.turns), "preference")] == [
+        "Note: always run the tests with -x in this repo."
+    ]
+
+
 def test_no_memory_from_meta_reminders_summaries_or_subagent_prompts():
     c = Conv()
     c.user("Always use tabs. Never use spaces.", kind="meta")

@@ -368,6 +368,36 @@ def prompt_drafts(
     return facts
 
 
+# A relayed conversation's line: "Caroline: I went to a support group yesterday." (one or two capitalised words)
+_SPEAKER = re.compile(r"([A-Z][\w'’.-]*(?: [A-Z][\w'’.-]*)?): \S")
+
+
+def relayed_dialogue(prompts: list[str]) -> bool:
+    """Whether a session's prompts relay a conversation between named people ("Caroline: …", "Melanie: …"):
+    two or more speakers, each opening at least two prompts, together at least half of them. Their "don't
+    give up!" and "I chose this color" are said to each other, not the user's instructions to an agent."""
+    labels: dict[str, int] = {}
+    for text in prompts:
+        m = _SPEAKER.match(text.lstrip())
+        if m:
+            labels[m.group(1)] = labels.get(m.group(1), 0) + 1
+    speakers = [n for n in labels.values() if n >= 2]
+    return len(speakers) >= 2 and 2 * sum(speakers) >= len(prompts)
+
+
+def said_note(draft: Draft, name: str) -> Draft:
+    """A preference or decision read from a relayed conversation, as what it is: a note of what was said."""
+    said = _finish(draft.attrs.get("said") or draft.text)
+    return Draft(
+        "project_fact",
+        f"In {name}: {said}",
+        f"note-{subject_of(said)}",
+        0.3,
+        keywords=keywords_of(said, limit=8),
+        attrs={"kind": "note"},
+    )
+
+
 def reply_drafts(text: str, *, name: str, prev_prompt: str = "") -> list[Draft]:
     """Decisions the assistant states: "we decided to…" always; "I'll use X instead of Y" once the user agreed."""
     agreed = _AGREE.match(clean_prompt(prev_prompt).lower()) is not None

@@ -41,7 +41,9 @@ from transcripts.conversation import (
     content_words,
     keywords_of,
     prompt_drafts,
+    relayed_dialogue,
     reply_drafts,
+    said_note,
 )
 from transcripts.injection import is_instruction_like, neutralise
 from transcripts.notes import note_drafts
@@ -185,6 +187,8 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
     after_assistant = False  # a correction answers something the assistant just did or said
     actions: list[str] = []  # what the assistant did since the last prompt
     last_reply = last_prompt = ""
+    # A relayed conversation between people: its rules and choices are theirs, kept as notes of what was said.
+    dialogue = relayed_dialogue([t.text for t in turns if t.role == "user" and t.kind == "prompt"])
     for turn in turns:
         if turn.role == "assistant" and turn.kind == "reply":
             actions += filter(None, (describe_action(c, cwd) for c in turn.tool_calls))
@@ -200,6 +204,8 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
             facts = prompt_drafts(
                 turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
             )
+            if dialogue:
+                facts = [said_note(f, name) for f in facts if f.category in ("preference", "decision")]
             found += ((f, turn) for f in facts)
             said = clean_prompt(turn.text)
             found += ((f, turn) for f in stack_drafts(said, name=name))
