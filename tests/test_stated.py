@@ -89,6 +89,10 @@ def test_questions_suggestions_negations_and_plain_words_state_nothing(said):
         "Light rain and drizzle are on the way.",
         "My cat Ruby is on the sofa.",
         "Travis is on his way with the cake.",
+        "I'm going back home to rest for a while.",
+        "We went to the cafe to express our thanks to the staff.",
+        "I went running in the park with black shoes on.",
+        "Go add the photos to the album for me.",
     ],
 )
 def test_everyday_words_that_name_technologies_state_nothing(said):

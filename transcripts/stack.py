@@ -488,10 +488,12 @@ _CONTEXT_BEFORE = re.compile(
 # "moved from go to rust", "format it with black", "we're on neon".
 _TECH_VERB_BEFORE = re.compile(
     r"(?:\b(?:use[sd]?|using|via|instead of|replac(?:e|es|ed|ing))"
-    r"|\b(?:switch\w*|mov(?:e|es|ed|ing)|migrat\w*|port(?:s|ed|ing)?|deploy\w*|rewrit\w*|rewrote|written|built|"
-    r"build\w*|host\w*|run|runs|running|format\w*|lint\w*|install\w*|upgrad\w*|bump\w*|pin(?:s|ned)?|"
-    r"stor(?:e|es|ed|ing)|go|goes|went|going)(?:\s+\S+){0,3}?\s+"
-    r"(?:to|in|on|with|onto|into|from|off|through|via)"
+    r"|\b(?:switch\w*|mov(?:e|es|ed|ing)|migrat\w*|port(?:s|ed|ing)?|rewrit\w*|rewrote)(?:\s+[\w.-]+){0,2}?"
+    r"\s+(?:to|in|from|off|onto|into)"
+    r"|\b(?:deploy\w*|written|built|build\w*|host\w*|run|runs|running|format\w*|lint\w*|install\w*|upgrad\w*|"
+    r"bump\w*|pin(?:s|ned)?|stor(?:e|es|ed|ing))(?:\s+(?:it|them|this|that|everything|all))?"
+    r"\s+(?:to|in|on|with|onto|into|through|via)"
+    r"|\b(?:go|goes|went|going)\s+(?:through|via)"
     r"|(?:'re|\bare|\bis|'s) on)\s+(?:the\s+)?$",
     re.I,
 )
@@ -501,7 +503,7 @@ _CONTEXT_AFTER = re.compile(
     r"\s*(?:api|apis|endpoints?|server|backend|frontend|service|services|app|framework|database|db|cache|queue|"
     r"cluster|instance|project|codebase|monorepo|stack|version|module|code|client|sdk|worker|workers|"
     r"deploy(?:ment)?|config|setup|tests?|suite|runner|components?|hooks?|router|schema|migrations?|install|"
-    r"add|lock|lockfile|scripts?|packages?|plugins?|formatter|linter|cli)\b",
+    r"lock|lockfile|scripts?|packages?|plugins?|formatter|linter|cli)\b",
     re.I,
 )
 
