@@ -188,6 +188,48 @@ def test_three_conversation_sessions_train_on_self_study_pairs(cfg, conn, tmp_pa
     assert any("export_rows" in p["query"] for p in studies)
 
 
+# Three sessions of two friends talking: places, a pet, a book, and no identifier at all.
+CHAT = [
+    (
+        "Ana: Thanks, Ben! I spent the weekend in Lisbon with my sister.",
+        "Ben: Sounds lovely, Ana. We adopted a puppy called Biscuit last month.",
+    ),
+    (
+        "Ana: Hey Ben, I finally finished reading Middlemarch on the train.",
+        "Ben: Nice one, Ana! Biscuit chewed through my running shoes again.",
+    ),
+    (
+        "Ana: Ben, my sister and I booked a trip to Porto for the spring.",
+        "Ben: Ana, that sounds great. I started volunteering at the Riverside animal shelter.",
+    ),
+]
+
+
+def test_conversation_without_identifiers_gets_self_study_questions_about_what_it_names(cfg, conn, tmp_path):
+    """Chat names places, pets and books, not functions: self-study asks about those names, and never about
+    the people talking, whom every excerpt mentions."""
+    for i, (first, second) in enumerate(CHAT):
+        ts = f"2026-03-0{i + 1}T10:00:00.000Z"
+        records = [
+            record(f"u{i}a", first, session=f"c{i}", cwd="/talk/friends", ts=ts),
+            record(f"u{i}b", second, parent=f"u{i}a", session=f"c{i}", cwd="/talk/friends", ts=ts),
+        ]
+        write_jsonl(cfg.claude_dir / "-talk-friends" / f"c{i}.jsonl", records)
+    assert not Ingester(cfg, conn).ingest().errors
+    refresh_memories(conn)
+    out = tmp_path / "data"
+    build_dataset(StoreHistory(conn, Retriever(conn)), out, DataSettings())
+    rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
+    queries = [p["query"] for p in rows if p["context"] == "study"]
+    asked = {
+        name
+        for name in ("Lisbon", "Biscuit", "Middlemarch", "Porto", "Riverside")
+        if any(name in q for q in queries)
+    }
+    assert len(asked) >= 3, queries
+    assert not any(" Ana" in q or " Ben" in q for q in queries), queries
+
+
 def test_each_memory_is_written_several_ways_for_cpt(history, tmp_path):
     out = tmp_path / "data"
     build_dataset(history, out, DataSettings(wordings=3))

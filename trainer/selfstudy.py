@@ -6,7 +6,8 @@
 
 Training only on extracted memories starves a history whose sessions are mostly conversation: a month of
 them gave too few pairs to train at all. Every session excerpt that names something specific (a command, a
-path, a function, a technology) is a fact someone may need again, so each becomes a few question/answer
+path, a function, a technology, or in conversation a name: a place, a pet, a book) is a fact someone may
+need again, so each becomes a few question/answer
 pairs, in the spirit of Cartridges' self-study and synthetic continued pretraining: many questions about
 the corpus rather than next-token training on it.
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainer.prompts import Passage
-from transcripts.conversation import content_words, sentences, subject_of
+from transcripts.conversation import content_words, sentences, speaker_of, subject_of
 from transcripts.extraction import Memory, Source
 from transcripts.injection import MARKER, neutralise
 from transcripts.stack import mentions
@@ -46,6 +47,16 @@ _PATH = re.compile(
 )
 _CODE = re.compile(
     r"(?<![\w.`/-])(?:[a-z][a-z0-9]*_[a-z0-9_]+|[a-z]+[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+[A-Z]\w*)\b"
+)
+# A name said inside a sentence: capitalised words after a word or a comma ("my dog Scout", "back from
+# Sweden", "read Harry Potter"); not a clause's first word, not "I", not the word after a label ("Caroline: Hey").
+_NAME = re.compile(r"(?<=[\w,;)'\"] )(?!I\b|I['’])[A-Z][\w'’-]+(?: [A-Z][\w'’-]+)*")
+# A name in more of a project's excerpts (its speakers, its own name) asks for no one thing.
+COMMON_NAME_SHARE = 0.02
+# Capitalised, but a day asks about no thing.
+_CALENDAR = frozenset(
+    """monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december""".split()  # noqa: SIM905
 )
 _HEDGE = re.compile(r"\b(?:maybe|perhaps|i think|not sure|might|could be|let me|i'll|i will|shall i)\b", re.I)
 
@@ -74,6 +85,12 @@ QUESTIONS = {
         "What did we say about {s} in {p}?",
         "Why {s} in {p}?",
     ),
+    "name": (
+        "What do we know about {s}?",
+        "What was said about {s} in {p}?",
+        "What came up about {s}?",
+        "What did we talk about regarding {s} in {p}?",
+    ),
 }
 DATED = "What did we say about {s} on {d}?"  # a share of the questions name the day instead of the project
 
@@ -84,8 +101,9 @@ class Subject:
     kind: str  # a key of QUESTIONS
 
 
-def subjects(sentence: str) -> list[Subject]:
-    """The specific things a sentence names, most specific first, each once."""
+def subjects(sentence: str, common: frozenset[str] = frozenset()) -> list[Subject]:
+    """The specific things a sentence names, most specific first, each once; a name in `common` (lowercased)
+    is not one."""
     found: dict[str, Subject] = {}
     for m in _BACKTICK.finditer(sentence):
         span = m.group(1).strip()
@@ -101,7 +119,38 @@ def subjects(sentence: str) -> list[Subject]:
     for mention in mentions(bare):
         if not mention.old:
             found.setdefault(mention.tech.name.lower(), Subject(mention.tech.name, "tech"))
+    for name in names(bare):
+        if name.lower() not in common and not any(name.lower() in k for k in found):  # not "Fly" of Fly.io
+            found.setdefault(name.lower(), Subject(name, "name"))
     return list(found.values())
+
+
+def names(text: str) -> list[str]:
+    """The names said inside `text`'s sentences (`_NAME`), a possessive's "'s" dropped."""
+    found = (re.sub(r"['’]s$", "", m.group(0)) for m in _NAME.finditer(text))
+    return [n for n in found if n.lower() not in _CALENDAR]
+
+
+def common_names(chunks: list[Passage]) -> dict[str | None, frozenset[str]]:
+    """Per project, the names (lowercased) that every excerpt could be about: the people who talk in it (the
+    labels its lines open with, "Ana: …") and any name in more than `COMMON_NAME_SHARE` of its excerpts, at
+    least three (the project itself, a colleague named everywhere)."""
+    seen: dict[str | None, dict[str, int]] = {}
+    size: dict[str | None, int] = {}
+    speakers: dict[str | None, set[str]] = {}
+    for chunk in chunks:
+        size[chunk.project] = size.get(chunk.project, 0) + 1
+        counts = seen.setdefault(chunk.project, {})
+        for name in {n.lower() for n in names(chunk.text)}:
+            counts[name] = counts.get(name, 0) + 1
+        speaker = speaker_of(chunk.text)
+        if speaker:
+            speakers.setdefault(chunk.project, set()).add(speaker.lower())
+    return {
+        p: frozenset(n for n, c in counts.items() if c > max(2, COMMON_NAME_SHARE * size[p]))
+        | speakers.get(p, set())
+        for p, counts in seen.items()
+    }
 
 
 def self_study(
@@ -116,13 +165,15 @@ def self_study(
     the excerpt in `attrs` (see the module docstring). At most `per_chunk` per excerpt and `per_session` per
     session, the excerpts with the most specific sentences first."""
     said = _said(covered)
-    by_session: dict[str, list[tuple[int, Memory]]] = {}
+    by_session: dict[str, list[tuple[float, Memory]]] = {}
     seen: set[str] = set()
+    chunks = [c for c in chunks if c.kind in STUDY_KINDS and c.text]
+    common = common_names(chunks)
     for chunk in chunks:
-        if chunk.kind not in STUDY_KINDS or not chunk.text:
-            continue
         chunk = _guarded(chunk)
-        for score, item in _from_chunk(chunk, said, seen, per_chunk, rng):
+        for score, item in _from_chunk(
+            chunk, said, seen, per_chunk, rng, common.get(chunk.project, frozenset())
+        ):
             by_session.setdefault(chunk.session_id, []).append((score, item))
     out: list[Memory] = []
     for items in by_session.values():
@@ -132,10 +183,15 @@ def self_study(
 
 
 def _from_chunk(
-    chunk: Passage, said: set[str], seen: set[str], per_chunk: int, rng: random.Random
-) -> list[tuple[int, Memory]]:
+    chunk: Passage,
+    said: set[str],
+    seen: set[str],
+    per_chunk: int,
+    rng: random.Random,
+    common: frozenset[str] = frozenset(),
+) -> list[tuple[float, Memory]]:
     project, day = project_name(chunk.project), (chunk.timestamp or "")[:10]
-    out: list[tuple[int, Memory]] = []
+    out: list[tuple[float, Memory]] = []
     used: set[str] = set()
     for sentence in sentences(chunk.text, limit=60):
         if len(out) >= per_chunk:
@@ -150,7 +206,7 @@ def _from_chunk(
             continue  # a question, a tool line ("[Bash] ..."), a redacted secret, an injection's remains
         if _HEDGE.search(sentence) or not _prose(sentence):
             continue  # "maybe X": not a fact yet; a line of pasted code or a table row
-        found = [s for s in subjects(sentence) if s.text.lower() not in used]
+        found = [s for s in subjects(sentence, common) if s.text.lower() not in used]
         norm = " ".join(sentence.lower().split())
         if not found or norm in seen or subject_of(sentence) in said:
             continue
@@ -168,7 +224,7 @@ def _from_chunk(
             else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
         )
         item = _item(chunk, question, answer, subject.text, subject.kind, [subject.text])
-        out.append((len(found), item))
+        out.append((sum(0.5 if f.kind == "name" else 1 for f in found), item))  # names: less specific
     return out
 
 

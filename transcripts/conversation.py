@@ -372,15 +372,21 @@ def prompt_drafts(
 _SPEAKER = re.compile(r"([A-Z][\w'’.-]*(?: [A-Z][\w'’.-]*)?): \S")
 
 
+def speaker_of(text: str) -> str | None:
+    """The speaker's label a relayed line opens with ("Caroline" of "Caroline: I went…"), else None."""
+    m = _SPEAKER.match(text.lstrip())
+    return m.group(1) if m else None
+
+
 def relayed_dialogue(prompts: list[str]) -> bool:
     """Whether a session's prompts relay a conversation between named people ("Caroline: …", "Melanie: …"):
     two or more speakers, each opening at least two prompts, together at least half of them. Their "don't
     give up!" and "I chose this color" are said to each other, not the user's instructions to an agent."""
     labels: dict[str, int] = {}
     for text in prompts:
-        m = _SPEAKER.match(text.lstrip())
-        if m:
-            labels[m.group(1)] = labels.get(m.group(1), 0) + 1
+        speaker = speaker_of(text)
+        if speaker:
+            labels[speaker] = labels.get(speaker, 0) + 1
     speakers = [n for n in labels.values() if n >= 2]
     return len(speakers) >= 2 and 2 * sum(speakers) >= len(prompts)
 
