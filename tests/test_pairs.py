@@ -431,15 +431,19 @@ def test_only_the_newest_session_is_where_we_left_off():
 
 def test_few_questions_ask_for_more_than_one_memory(history, tmp_path):
     """Over a generated history (templated: many memories alike): a question built from a memory is rarely
-    another memory's too (27 % of them before questions named what tells a memory apart, 11 % now)."""
-    out = tmp_path / "data"
-    build_dataset(history, out, DataSettings())
-    rows = [r for r in _rows(out / "sft_train.jsonl") if r["context"] == "memory" and not r["abstain"]]
-    targets: dict[str, set[str]] = {}
-    for r in rows:
-        targets.setdefault(r["query"], set()).add(r["target"])
-    shared = sum(1 for r in rows if len(targets[r["query"]]) > 1)
-    assert rows and shared <= 0.15 * len(rows), (shared, len(rows))
+    another memory's too (27 % of them before questions named what tells a memory apart, 12 % now). Which
+    template each memory draws is random, and one seed's share moves between 9 % and 19 %: three seeds."""
+    shared = total = 0
+    for seed in (0, 1, 2):
+        out = tmp_path / f"data{seed}"
+        build_dataset(history, out, DataSettings(seed=seed))
+        rows = [r for r in _rows(out / "sft_train.jsonl") if r["context"] == "memory" and not r["abstain"]]
+        targets: dict[str, set[str]] = {}
+        for r in rows:
+            targets.setdefault(r["query"], set()).add(r["target"])
+        shared += sum(1 for r in rows if len(targets[r["query"]]) > 1)
+        total += len(rows)
+    assert total and shared <= 0.15 * total, (shared, total)
 
 
 def test_the_manifest_says_how_much_validation_repeats_training(history, tmp_path):

@@ -178,7 +178,7 @@ def build_dataset(
         covered=memories,
         per_session=settings.self_study_per_session,
         per_chunk=settings.self_study_per_chunk,
-        rng=rng,
+        rng=random.Random(f"{settings.seed}:self-study"),  # its own stream: more study items move no question
     )
     written: dict[str, int] = {}
     if write is not None:
