@@ -239,7 +239,9 @@ def test_session_end_returns_at_once_and_a_detached_process_ingests(tmp_path):
     if _alive(pid):
         assert os.getsid(pid) != os.getsid(0)  # its own session: it outlives Claude Code's
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and SHOP_SESSION not in stored_sessions(home / "store.db"):
+    # each transcript (the session, its sub-agent) commits on its own: wait for both
+    wanted = {SHOP_SESSION, f"{SHOP_SESSION}/agent-b0c4d"}
+    while time.monotonic() < deadline and not wanted <= stored_sessions(home / "store.db"):
         time.sleep(0.2)
     keys = stored_sessions(home / "store.db")
     assert SHOP_SESSION in keys
