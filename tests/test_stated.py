@@ -112,6 +112,7 @@ def test_everyday_words_that_name_technologies_state_nothing(said):
         ("The tests use jest.", ["shop is tested with Jest."]),
         ("It is written in go.", ["shop is written in Go."]),
         ("We moved from go to rust last year.", ["shop is written in Rust (moved from Go)."]),
+        ("We're dropping black and using ruff format from now on.", ["shop is linted and formatted with Ruff (rather than Black)."]),
         ("The frontend is a react app.", ["shop builds its frontend with React."]),
     ],
 )  # fmt: skip

@@ -485,9 +485,10 @@ _CONTEXT_BEFORE = re.compile(
 )
 
 # ...or, for a plain word in lowercase, a technical verb: "use poetry", "written in go", "deploy to render",
-# "moved from go to rust", "format it with black", "we're on neon".
+# "moved from go to rust", "format it with black", "we're on neon", "dropping black".
 _TECH_VERB_BEFORE = re.compile(
-    r"(?:\b(?:use[sd]?|using|via|instead of|replac(?:e|es|ed|ing))"
+    r"(?:\b(?:use[sd]?|using|via|instead of|rather than|replac(?:e|es|ed|ing)|dropp(?:ed|ing)|drop|ditch\w*|"
+    r"retir\w*|remov\w*|uninstall\w*|deprecat\w*|get(?:ting)? rid of|got rid of|away from)"
     r"|\b(?:switch\w*|mov(?:e|es|ed|ing)|migrat\w*|port(?:s|ed|ing)?|rewrit\w*|rewrote)(?:\s+[\w.-]+){0,2}?"
     r"\s+(?:to|in|from|off|onto|into)"
     r"|\b(?:deploy\w*|written|built|build\w*|host\w*|run|runs|running|format\w*|lint\w*|install\w*|upgrad\w*|"
