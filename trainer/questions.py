@@ -37,10 +37,8 @@ class Asking:
         about yeah?" for "Yeah, keep it up!"). Its templated question asks for nothing; the memory still
         trains through CPT and the later prompts that call for it. A stack fact or a command is asked by
         its role or command, never by its focus alone, so it always keeps its question."""
-        if m.category not in ("project_fact", "preference", "correction") or set(m.attrs) & {
-            "role",
-            "command_kind",
-        }:
+        asked_by_focus = m.category in ("project_fact", "preference", "correction")
+        if not asked_by_focus or "role" in m.attrs or "command_kind" in m.attrs:
             return False
         return self.focus is not None and self.rank == ACTION
 

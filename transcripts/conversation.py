@@ -391,19 +391,6 @@ def relayed_dialogue(prompts: list[str]) -> bool:
     return len(speakers) >= 2 and 2 * sum(speakers) >= len(prompts)
 
 
-def said_note(draft: Draft, name: str) -> Draft:
-    """A preference or decision read from a relayed conversation, as what it is: a note of what was said."""
-    said = _finish(draft.attrs.get("said") or draft.text)
-    return Draft(
-        "project_fact",
-        f"In {name}: {said}",
-        f"note-{subject_of(said)}",
-        0.3,
-        keywords=keywords_of(said, limit=8),
-        attrs={"kind": "note"},
-    )
-
-
 def reply_drafts(text: str, *, name: str, prev_prompt: str = "") -> list[Draft]:
     """Decisions the assistant states: "we decided to…" always; "I'll use X instead of Y" once the user agreed."""
     agreed = _AGREE.match(clean_prompt(prev_prompt).lower()) is not None

@@ -43,10 +43,9 @@ from transcripts.conversation import (
     prompt_drafts,
     relayed_dialogue,
     reply_drafts,
-    said_note,
 )
 from transcripts.injection import is_instruction_like, neutralise
-from transcripts.notes import note_drafts
+from transcripts.notes import note_drafts, said_note
 from transcripts.parse import Link, Turn, discover, main_thread, parse_file
 from transcripts.profile import project_profiles
 from transcripts.provenance import without_third_party

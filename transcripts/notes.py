@@ -93,19 +93,25 @@ def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
             continue
         found.append((_specifics(s), s))
     found.sort(key=lambda x: (-x[0], -len(x[1].split())))
-    drafts = []
-    for specifics, s in found[:MAX_PER_TURN]:
-        first = s.split(" ", 1)[0]
-        sentence = s[:1].upper() + s[1:] if first.isalpha() and first.islower() else s  # not `tasklane-api`
-        sentence = sentence if sentence.endswith((".", "!")) else sentence + "."
-        drafts.append(
-            Draft(
-                "project_fact",
-                f"In {name}: {sentence}",
-                f"note-{subject_of(sentence)}",
-                min(0.5, (0.3 if by_user else 0.25) + 0.05 * specifics),
-                keywords=keywords_of(sentence, limit=8),
-                attrs={"kind": "note"},
-            )
-        )
-    return drafts
+    return [note(s, name, min(0.5, (0.3 if by_user else 0.25) + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
+
+
+def note(sentence: str, name: str, salience: float) -> Draft:
+    """A sentence as the project's note: capitalised, ended, keyed by its subject words."""
+    first = sentence.split(" ", 1)[0]
+    if first.isalpha() and first.islower():  # not `tasklane-api`
+        sentence = sentence[:1].upper() + sentence[1:]
+    sentence = sentence if sentence.endswith((".", "!")) else sentence + "."
+    return Draft(
+        "project_fact",
+        f"In {name}: {sentence}",
+        f"note-{subject_of(sentence)}",
+        salience,
+        keywords=keywords_of(sentence, limit=8),
+        attrs={"kind": "note"},
+    )
+
+
+def said_note(draft: Draft, name: str) -> Draft:
+    """A preference or decision read from a relayed conversation, as what it is: a note of what was said."""
+    return note(draft.attrs.get("said") or draft.text, name, 0.3)
