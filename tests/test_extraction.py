@@ -132,6 +132,13 @@ def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_
     notes = {m.text for m in of(memories, "project_fact")}
     assert "In shop: Keep going and don't give up!" in notes
     assert "In shop: Melanie: I always bring snacks to the park with the kids." in notes
+    # its summary says who talked and what they said that names something, not the opening greeting
+    (summary,) = of(memories, "session")
+    assert summary.text.startswith("Session of 2026-10-01 in shop: Caroline and Melanie talked.")
+    assert "Hey Mel" not in summary.text and "asked" not in summary.text
+    assert "Caroline: “I chose the blue paint for the mural because it calms me”. " in summary.text
+    assert summary.text.endswith("Melanie: “I always bring snacks to the park with the kids”.")
+    assert {"Caroline", "Melanie"} <= set(summary.keywords)
     # one labelled prompt among the user's own is not a conversation: the rule is a preference
     c = Conv()
     c.user("Note: always run the tests with -x in this repo.")

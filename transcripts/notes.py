@@ -38,7 +38,7 @@ _SPECIFIC = re.compile(
 _NAMED = re.compile(r"(?<=[\w,;:)'\"] )(?!I\b|I'[a-z]+\b)[A-Z][\w.+#-]*|\b[\w.+#-]*\d[\w.+#-]*")
 
 
-def _specifics(sentence: str) -> int:
+def specifics(sentence: str) -> int:
     """How many specific things the sentence names: identifiers, paths, figures with units, names."""
     return len(_SPECIFIC.findall(sentence)) + len(_NAMED.findall(_SPECIFIC.sub(" ", sentence)))
 
@@ -91,7 +91,7 @@ def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
             continue
         if by_user and _IMPERATIVE.match(s):
             continue
-        found.append((_specifics(s), s))
+        found.append((specifics(s), s))
     found.sort(key=lambda x: (-x[0], -len(x[1].split())))
     return [note(s, name, min(0.5, (0.3 if by_user else 0.25) + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
 

@@ -6,20 +6,24 @@
 
 Answers "where did we stop", "what did we do on January 25" and "what's still open": the memory's time is the
 session's, so a date in a query finds it. Extractive only: every part is a sentence or a path from the
-session itself, trimmed. A session with nothing said (only tool output, or empty) has no summary.
+session itself, trimmed. A session with nothing said (only tool output, or empty) has no summary. A session
+relaying a conversation between people ("Caroline: …", "Melanie: …") says who talked and quotes its most
+telling lines instead: its first prompt is only a greeting.
 """
 
 from __future__ import annotations
 
 import re
 
-from transcripts.conversation import Draft, clean_prompt, sentences
+from transcripts.conversation import Draft, clean_prompt, relayed_dialogue, sentences, speaker_of
+from transcripts.notes import specifics
 from transcripts.parse import Turn
 from transcripts.tool_use import project_name, relative, short
 
 ASK_CHARS = 220  # the opening request
 OUTCOME_CHARS = 220
 PENDING_CHARS = 260
+SAID_CHARS = 360  # what a relayed conversation's people said
 MAX_FILES = 6
 MAX_COMMANDS = 3
 
@@ -47,6 +51,8 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
     name = project_name(cwd)
     start = next((t.timestamp for t in turns if t.timestamp), None)
     day = (start or "")[:10] or "an unknown date"
+    if relayed_dialogue([t.text for t in prompts]):
+        return _talk_draft(prompts, name, day, turns[0].session_id)
     parts = [f"Session of {day} in {name}"]
     parts[0] += f": asked {_quote(asked[1])}." if asked else "."
     done = _done(turns, cwd)
@@ -70,6 +76,47 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
         keywords=keywords,
         attrs={"kind": "session", "day": day},
         turns=sources,
+    )
+
+
+def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft | None:
+    """A relayed conversation's summary: who talked, and a sentence of each of its most telling lines (those
+    naming most, then the longest; one per line, in the order said). Its first line is only a greeting."""
+    said_by = [(turn, clean_prompt(turn.text)) for turn in prompts]
+    said_by = [(turn, speaker, text) for turn, text in said_by if (speaker := speaker_of(text))]
+    people = list(dict.fromkeys(speaker for _, speaker, _ in said_by))
+    # Their names in each other's lines ("Wow, Caroline!") say nothing; a shortened one ("Mel") neither.
+    short = "|".join(re.escape(p.split()[0][:3]) for p in people)
+    addressed = re.compile(rf"\b(?:{short})\w*")
+    lines: list[tuple[int, int, str, str, Turn]] = []  # (specifics, words, speaker, sentence, turn)
+    for turn, speaker, text in said_by:
+        said = [
+            s
+            for s in sentences(text[len(speaker) + 1 :], limit=20)
+            if not s.endswith("?") and not s.startswith("[") and len(s.split()) >= 5
+        ]
+        ranked = [(specifics(addressed.sub("", s)), len(s.split()), speaker, s, turn) for s in said]
+        if ranked:
+            lines.append(max(ranked, key=lambda x: x[:2]))
+    chosen: list[tuple[int, int, str, str, Turn]] = []
+    used = 0
+    for line in sorted(lines, key=lambda x: (-x[0], -x[1])):
+        if used + len(line[3]) <= SAID_CHARS:
+            chosen.append(line)
+            used += len(line[3])
+    if not chosen:
+        return None
+    chosen.sort(key=lambda x: prompts.index(x[4]))
+    who = ", ".join(people[:-1]) + f" and {people[-1]}" if len(people) > 1 else people[0]
+    said = ". ".join(f"{speaker}: {_quote(s)}" for _, _, speaker, s, _ in chosen)
+    return Draft(
+        "session",
+        f"Session of {day} in {name}: {who} talked. {said}.",
+        f"session-{session_id or day}",
+        0.5,
+        keywords=[name, day, *people],
+        attrs={"kind": "session", "day": day},
+        turns=[chosen[0][4], chosen[-1][4]] if len(chosen) > 1 else [chosen[0][4]],
     )
 
 
