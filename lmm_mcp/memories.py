@@ -4,7 +4,8 @@
     memories = load_memories(conn)       # transcripts.extraction.Memory objects, most salient first
 
 Extraction (`transcripts.extraction.extract_session`) runs per session on the turns the store holds, and its result
-is kept per session (`session_memories`), so a session that grew is the only one read again. The merge over all
+is kept per session (`session_memories`), so a session that grew is the only one read again, and a session read
+by older rules (`EXTRACTION_RULES`) is read again once. The merge over all
 sessions (`transcripts.extraction.combine`) is cheap next to extraction and runs whenever any session changed.
 Every merged memory is a row of `memories` and also a chunk of kind 'memory' (session_key 'memory:<key>'),
 so BM25 and the vector index retrieve memories and transcript text alike; a memory whose text changed gets a
@@ -24,7 +25,7 @@ import orjson
 
 from lmm_mcp.store import project_id, write_transaction
 from lmm_mcp.turns import session_windows
-from transcripts.extraction import Memory, combine, extract_session, extract_windows
+from transcripts.extraction import EXTRACTION_RULES, Memory, combine, extract_session, extract_windows
 from transcripts.parse import Turn
 
 WRITE_BATCH = 50  # sessions whose extraction is written per transaction
@@ -175,11 +176,12 @@ def load_memories(conn: sqlite3.Connection, *, include_superseded: bool = True) 
 
 
 def _stale_sessions(conn: sqlite3.Connection, force: bool) -> list[tuple[str, int]]:
+    """Sessions never extracted, grown since, or extracted by older rules; with `force` every session."""
     rows = conn.execute(
-        "SELECT t.session_key, count(*), m.turns FROM turns t"
+        "SELECT t.session_key, count(*), m.turns, m.rules FROM turns t"
         " LEFT JOIN session_memories m ON m.session_key = t.session_key GROUP BY t.session_key"
     ).fetchall()
-    return [(key, n) for key, n, done in rows if force or done != n]
+    return [(key, n) for key, n, done, rules in rows if force or done != n or rules != EXTRACTION_RULES]
 
 
 def _write_extractions(conn: sqlite3.Connection, rows: list[tuple[str, int, bytes]]) -> None:
@@ -187,8 +189,8 @@ def _write_extractions(conn: sqlite3.Connection, rows: list[tuple[str, int, byte
         return
     with write_transaction(conn):
         conn.executemany(
-            "INSERT OR REPLACE INTO session_memories(session_key, turns, memories) VALUES (?, ?, ?)",
-            [(k, n, m.decode()) for k, n, m in rows],
+            "INSERT OR REPLACE INTO session_memories(session_key, turns, memories, rules) VALUES (?, ?, ?, ?)",
+            [(k, n, m.decode(), EXTRACTION_RULES) for k, n, m in rows],
         )
 
 

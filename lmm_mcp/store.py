@@ -243,6 +243,11 @@ MIGRATIONS: list[str] = [
     -- Without it each hit scanned every memory: 22 ms a retrieval at 4,000 memories.
     CREATE INDEX memories_by_chunk ON memories(chunk_id);
     """,
+    """
+    -- Which extraction rules (transcripts.extraction.EXTRACTION_RULES) read each session: a session read by
+    -- older rules is extracted again at the next refresh, so better rules reach the history already stored.
+    ALTER TABLE session_memories ADD COLUMN rules INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

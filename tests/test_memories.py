@@ -67,6 +67,30 @@ def test_refresh_is_incremental_and_idempotent(cfg, conn, tmp_path):
     assert dict(conn.execute("SELECT key, chunk_id FROM memories").fetchall()) == chunk_ids
 
 
+def test_sessions_extracted_by_older_rules_are_extracted_again(cfg, conn, tmp_path, monkeypatch):
+    """Better extraction rules reach the sessions already stored: a session extracted by older rules is
+    extracted again at the next refresh, once, and one whose stamp is current is left alone (a refresh
+    killed halfway resumes where it stopped)."""
+    import lmm_mcp.memories as memories
+
+    root = tmp_path / "projects"
+    write_transcripts(root, 1.0, seed=7, projects=2)
+    _ingest(cfg, conn, root)
+    first = refresh_memories(conn)
+    keys = [k for (k,) in conn.execute("SELECT session_key FROM session_memories ORDER BY session_key")]
+    assert first.sessions_extracted == len(keys) >= 3
+    monkeypatch.setattr(memories, "EXTRACTION_RULES", memories.EXTRACTION_RULES + 1)
+    conn.execute(
+        "UPDATE session_memories SET rules = ? WHERE session_key = ?", (memories.EXTRACTION_RULES, keys[0])
+    )
+    upgraded = refresh_memories(conn)
+    assert upgraded.sessions_extracted == len(keys) - 1
+    assert upgraded.memories == first.memories  # the same rules in fact: the same memories
+    assert refresh_memories(conn).sessions_extracted == 0
+    stamps = {r for (r,) in conn.execute("SELECT DISTINCT rules FROM session_memories")}
+    assert stamps == {memories.EXTRACTION_RULES}
+
+
 def test_a_grown_session_is_reextracted_alone(cfg, conn, tmp_path):
     root = tmp_path / "projects"
     write_transcripts(root, 1.0, seed=6, projects=2)

@@ -75,6 +75,10 @@ CAPS = {
     "code_knowledge": 25,
     "session": 1,
 }
+# Raise by one whenever a change to the rules (here or in the modules they call) changes what a session
+# gives: a store re-reads every session extracted by older rules (lmm_mcp.memories). 1: session 15's rules on
+# stack words and relayed conversation, and the relayed conversation's summary.
+EXTRACTION_RULES = 1
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
 
