@@ -123,22 +123,25 @@ def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_
     for line in (
         "Caroline: Hey Mel! I went to a support group yesterday and it was so powerful.",
         "Melanie: That's great, Caroline! Keep going and don't give up!",
-        "Caroline: Thanks! I chose the blue paint for the mural because it calms me.",
+        "Caroline: Thanks! I chose the blue paint for the mural at Riverside Park because it calms me.",
         "Melanie: I always bring snacks to the park with the kids.",
+        "Caroline: Yeah, I painted that lake sunrise last year!",
     ):
         c.user(line)
     memories = extract_session(c.turns)
     assert not of(memories, "preference") and not of(memories, "decision")
     notes = {m.text for m in of(memories, "project_fact")}
-    assert "In shop: Keep going and don't give up!" in notes
+    assert "In shop: Melanie: Keep going and don't give up!" in notes
     assert "In shop: Melanie: I always bring snacks to the park with the kids." in notes
-    # its summary says who talked and what they said that names something, not the opening greeting
+    # who said it opens every note of a line, not only one from its first sentence
+    assert "In shop: Caroline: I went to a support group yesterday and it was so powerful." in notes
+    assert (
+        "In shop: Caroline: I painted that lake sunrise last year!" in notes
+    )  # chat's "Yeah," is no part of it
+    # its summary says who talked and about what, not the opening greeting; the people are no topic
     (summary,) = of(memories, "session")
-    assert summary.text.startswith("Session of 2026-10-01 in shop: Caroline and Melanie talked.")
-    assert "Hey Mel" not in summary.text and "asked" not in summary.text
-    assert "Caroline: “I chose the blue paint for the mural because it calms me”. " in summary.text
-    assert summary.text.endswith("Melanie: “I always bring snacks to the park with the kids”.")
-    assert {"Caroline", "Melanie"} <= set(summary.keywords)
+    assert summary.text == "Session of 2026-10-01 in shop: Caroline and Melanie talked about Riverside Park."
+    assert {"Caroline", "Melanie", "Riverside Park"} <= set(summary.keywords)
     # one labelled prompt among the user's own is not a conversation: the rule is a preference
     c = Conv()
     c.user("Note: always run the tests with -x in this repo.")

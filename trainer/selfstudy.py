@@ -32,6 +32,7 @@ from trainer.prompts import Passage
 from transcripts.conversation import content_words, sentences, speaker_of, subject_of
 from transcripts.extraction import Memory, Source
 from transcripts.injection import MARKER, neutralise
+from transcripts.notes import names
 from transcripts.stack import mentions
 from transcripts.tool_use import project_name
 
@@ -48,16 +49,8 @@ _PATH = re.compile(
 _CODE = re.compile(
     r"(?<![\w.`/-])(?:[a-z][a-z0-9]*_[a-z0-9_]+|[a-z]+[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+[A-Z]\w*)\b"
 )
-# A name said inside a sentence: capitalised words after a word or a comma ("my dog Scout", "back from
-# Sweden", "read Harry Potter"); not a clause's first word, not "I", not the word after a label ("Caroline: Hey").
-_NAME = re.compile(r"(?<=[\w,;)'\"] )(?!I\b|I['’])[A-Z][\w'’-]+(?: [A-Z][\w'’-]+)*")
 # A name in more of a project's excerpts (its speakers, its own name) asks for no one thing.
 COMMON_NAME_SHARE = 0.02
-# Capitalised, but a day asks about no thing.
-_CALENDAR = frozenset(
-    """monday tuesday wednesday thursday friday saturday sunday january february march april may june july
-    august september october november december""".split()  # noqa: SIM905
-)
 _HEDGE = re.compile(r"\b(?:maybe|perhaps|i think|not sure|might|could be|let me|i'll|i will|shall i)\b", re.I)
 
 QUESTIONS = {
@@ -123,12 +116,6 @@ def subjects(sentence: str, common: frozenset[str] = frozenset()) -> list[Subjec
         if name.lower() not in common and not any(name.lower() in k for k in found):  # not "Fly" of Fly.io
             found.setdefault(name.lower(), Subject(name, "name"))
     return list(found.values())
-
-
-def names(text: str) -> list[str]:
-    """The names said inside `text`'s sentences (`_NAME`), a possessive's "'s" dropped."""
-    found = (re.sub(r"['’]s$", "", m.group(0)) for m in _NAME.finditer(text))
-    return [n for n in found if n.lower() not in _CALENDAR]
 
 
 def common_names(chunks: list[Passage]) -> dict[str | None, frozenset[str]]:

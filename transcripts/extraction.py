@@ -43,6 +43,7 @@ from transcripts.conversation import (
     prompt_drafts,
     relayed_dialogue,
     reply_drafts,
+    speaker_of,
 )
 from transcripts.injection import is_instruction_like, neutralise
 from transcripts.notes import note_drafts, said_note
@@ -77,7 +78,7 @@ CAPS = {
 }
 # Raise by one whenever a change to the rules (here or in the modules they call) changes what a session
 # gives: a store re-reads every session extracted by older rules (lmm_mcp.memories). 1: session 15's rules on
-# stack words and relayed conversation, and the relayed conversation's summary.
+# stack words and relayed conversation; a relayed conversation's summary, and its speaker on every note.
 EXTRACTION_RULES = 1
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
@@ -207,12 +208,15 @@ def extract_session(turns: list[Turn]) -> list[Memory]:
             facts = prompt_drafts(
                 turn.text, name=name, after_assistant=after_assistant, prev_reply=last_reply, actions=actions
             )
-            if dialogue:
-                facts = [said_note(f, name) for f in facts if f.category in ("preference", "decision")]
-            found += ((f, turn) for f in facts)
             said = clean_prompt(turn.text)
+            speaker = speaker_of(said) if dialogue else None
+            if dialogue:
+                facts = [
+                    said_note(f, name, speaker) for f in facts if f.category in ("preference", "decision")
+                ]
+            found += ((f, turn) for f in facts)
             found += ((f, turn) for f in stack_drafts(said, name=name))
-            found += ((f, turn) for f in note_drafts(said, name=name, by_user=True))
+            found += ((f, turn) for f in note_drafts(said, name=name, by_user=True, speaker=speaker))
             actions, last_prompt, after_assistant = [], turn.text, False
     found += ((f, f.turns[0]) for f in tool_drafts(turns, cwd) if f.turns)
     summary = session_draft(turns, cwd)

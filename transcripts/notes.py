@@ -38,6 +38,22 @@ _SPECIFIC = re.compile(
 _NAMED = re.compile(r"(?<=[\w,;:)'\"] )(?!I\b|I'[a-z]+\b)[A-Z][\w.+#-]*|\b[\w.+#-]*\d[\w.+#-]*")
 
 
+# A name said (`names`) inside a sentence: capitalised words after a word or a comma ("my dog Scout", "back from
+# Sweden", "read Harry Potter"); not a clause's first word, not "I", not the word after a label ("Caroline: Hey").
+_NAME = re.compile(r"(?<=[\w,;)'\"] )(?!I\b|I['’])[A-Z][\w'’-]+(?: [A-Z][\w'’-]+)*")
+# Capitalised, but a day names no thing.
+_CALENDAR = frozenset(
+    """monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december""".split()  # noqa: SIM905
+)
+
+
+def names(text: str) -> list[str]:
+    """The names said inside `text`'s sentences (`_NAME`), a possessive's "'s" dropped."""
+    found = (re.sub(r"['’]s$", "", m.group(0)) for m in _NAME.finditer(text))
+    return [n for n in found if n.lower() not in _CALENDAR]
+
+
 def specifics(sentence: str) -> int:
     """How many specific things the sentence names: identifiers, paths, figures with units, names."""
     return len(_SPECIFIC.findall(sentence)) + len(_NAMED.findall(_SPECIFIC.sub(" ", sentence)))
@@ -72,12 +88,18 @@ _IMPERATIVE = re.compile(
     re.I,
 )
 _LEAD_FILLER = re.compile(
-    r"^(?:so|also|and|but|note|fyi|btw|ok|okay|right|yes|yep|basically|in short)\b[\s,:;-]*", re.I
+    r"^(?:so|also|and|but|note|fyi|btw|ok|okay|right|yes|yep|basically|in short)\b[\s,:;-]*"
+    r"|^(?:yeah|wow|oh|ohh|hey|well|haha|lol|aw+|hmm+|ah|omg|gosh)[,!.]+\s*",  # chat's, set off by a comma
+    re.I,
 )
 
 
-def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
-    """The statements in one prompt or reply, those naming most first, at most MAX_PER_TURN."""
+def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | None = None) -> list[Draft]:
+    """The statements in one prompt or reply, those naming most first, at most MAX_PER_TURN. A relayed line's
+    `speaker` ("Caroline" of "Caroline: …") is read off and opens each of its notes: who said it is part of
+    what was said, in every sentence of the line and not only its first."""
+    if speaker and text.startswith(f"{speaker}:"):
+        text = text[len(speaker) + 1 :].lstrip()
     found: list[tuple[int, str]] = []
     for s in sentences(text, limit=60):
         s = _LEAD_FILLER.sub("", s).strip()
@@ -93,7 +115,8 @@ def note_drafts(text: str, *, name: str, by_user: bool = False) -> list[Draft]:
             continue
         found.append((specifics(s), s))
     found.sort(key=lambda x: (-x[0], -len(x[1].split())))
-    return [note(s, name, min(0.5, (0.3 if by_user else 0.25) + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
+    salience = 0.3 if by_user else 0.25
+    return [note(said_by(s, speaker), name, min(0.5, salience + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
 
 
 def note(sentence: str, name: str, salience: float) -> Draft:
@@ -112,6 +135,13 @@ def note(sentence: str, name: str, salience: float) -> Draft:
     )
 
 
-def said_note(draft: Draft, name: str) -> Draft:
+def said_note(draft: Draft, name: str, speaker: str | None = None) -> Draft:
     """A preference or decision read from a relayed conversation, as what it is: a note of what was said."""
-    return note(draft.attrs.get("said") or draft.text, name, 0.3)
+    return note(said_by(draft.attrs.get("said") or draft.text, speaker), name, 0.3)
+
+
+def said_by(sentence: str, speaker: str | None) -> str:
+    """The sentence opened by its speaker's label, once."""
+    if not speaker or sentence.startswith(f"{speaker}:"):
+        return sentence
+    return f"{speaker}: {sentence[:1].upper()}{sentence[1:]}"

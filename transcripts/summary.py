@@ -7,23 +7,24 @@
 Answers "where did we stop", "what did we do on January 25" and "what's still open": the memory's time is the
 session's, so a date in a query finds it. Extractive only: every part is a sentence or a path from the
 session itself, trimmed. A session with nothing said (only tool output, or empty) has no summary. A session
-relaying a conversation between people ("Caroline: …", "Melanie: …") says who talked and quotes its most
-telling lines instead: its first prompt is only a greeting.
+relaying a conversation between people ("Caroline: …", "Melanie: …") says who talked and the names said most
+instead: its first prompt is only a greeting.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from transcripts.conversation import Draft, clean_prompt, relayed_dialogue, sentences, speaker_of
-from transcripts.notes import specifics
+from transcripts.notes import names
 from transcripts.parse import Turn
 from transcripts.tool_use import project_name, relative, short
 
 ASK_CHARS = 220  # the opening request
 OUTCOME_CHARS = 220
 PENDING_CHARS = 260
-SAID_CHARS = 360  # what a relayed conversation's people said
+MAX_TOPICS = 6  # what a relayed conversation was about
 MAX_FILES = 6
 MAX_COMMANDS = 3
 
@@ -79,44 +80,31 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
     )
 
 
-def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft | None:
-    """A relayed conversation's summary: who talked, and a sentence of each of its most telling lines (those
-    naming most, then the longest; one per line, in the order said). Its first line is only a greeting."""
+def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft:
+    """A relayed conversation's summary: who talked, and about what: the names said in it most often (a
+    place, a group, a book), never the people talking. Short on purpose: the lines themselves are notes, and a
+    summary quoting them crowded those notes out of a small recall (docs/benchmarks.md)."""
     said_by = [(turn, clean_prompt(turn.text)) for turn in prompts]
     said_by = [(turn, speaker, text) for turn, text in said_by if (speaker := speaker_of(text))]
     people = list(dict.fromkeys(speaker for _, speaker, _ in said_by))
-    # Their names in each other's lines ("Wow, Caroline!") say nothing; a shortened one ("Mel") neither.
+    # Their names in each other's lines ("Wow, Caroline!") are no topic; a shortened one ("Mel") neither.
     short = "|".join(re.escape(p.split()[0][:3]) for p in people)
-    addressed = re.compile(rf"\b(?:{short})\w*")
-    lines: list[tuple[int, int, str, str, Turn]] = []  # (specifics, words, speaker, sentence, turn)
-    for turn, speaker, text in said_by:
-        said = [
-            s
-            for s in sentences(text[len(speaker) + 1 :], limit=20)
-            if not s.endswith("?") and not s.startswith("[") and len(s.split()) >= 5
-        ]
-        ranked = [(specifics(addressed.sub("", s)), len(s.split()), speaker, s, turn) for s in said]
-        if ranked:
-            lines.append(max(ranked, key=lambda x: x[:2]))
-    chosen: list[tuple[int, int, str, str, Turn]] = []
-    used = 0
-    for line in sorted(lines, key=lambda x: (-x[0], -x[1])):
-        if used + len(line[3]) <= SAID_CHARS:
-            chosen.append(line)
-            used += len(line[3])
-    if not chosen:
-        return None
-    chosen.sort(key=lambda x: prompts.index(x[4]))
+    addressed = re.compile(rf"^(?:{short})")
+    topics: Counter[str] = Counter()
+    for _, speaker, text in said_by:
+        for s in sentences(text[len(speaker) + 1 :], limit=20):
+            topics.update(n.rstrip("'’") for n in names(s) if not addressed.match(n))
+    about = [t for t, _ in topics.most_common(MAX_TOPICS)]
     who = ", ".join(people[:-1]) + f" and {people[-1]}" if len(people) > 1 else people[0]
-    said = ". ".join(f"{speaker}: {_quote(s)}" for _, _, speaker, s, _ in chosen)
+    text = f"Session of {day} in {name}: {who} talked" + (f" about {', '.join(about)}." if about else ".")
     return Draft(
         "session",
-        f"Session of {day} in {name}: {who} talked. {said}.",
+        text,
         f"session-{session_id or day}",
         0.5,
-        keywords=[name, day, *people],
+        keywords=[name, day, *people, *about],
         attrs={"kind": "session", "day": day},
-        turns=[chosen[0][4], chosen[-1][4]] if len(chosen) > 1 else [chosen[0][4]],
+        turns=[said_by[0][0], said_by[-1][0]],
     )
 
 
