@@ -151,6 +151,15 @@ def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_
     ]
 
 
+def test_a_relayed_conversation_opening_with_a_bare_greeting_still_has_a_summary():
+    c = Conv(day=3)
+    for line in ("Jon: Hi!", "Gina: Hey Jon!", "Jon: I opened the studio in Lisbon.", "Gina: I love Lisbon."):
+        c.user(line)
+    (summary,) = of(extract_session(c.turns), "session")
+    assert summary.text == "Session of 2026-10-03 in shop: Jon and Gina talked about Lisbon."
+    assert [s.uuid for s in summary.sources] == ["s1-1", "s1-4"]
+
+
 def test_no_memory_from_meta_reminders_summaries_or_subagent_prompts():
     c = Conv()
     c.user("Always use tabs. Never use spaces.", kind="meta")

@@ -46,14 +46,14 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
     replies = [
         t for t in turns if t.role == "assistant" and t.kind == "reply" and t.text and not t.is_sidechain
     ]
-    asked = next(((t, s) for t in prompts if (s := _first_sentences(clean_prompt(t.text), ASK_CHARS))), None)
-    if not replies and (asked is None or len(asked[1].split()) < 4):
-        return None  # nothing answered, and too little asked to say what the session was for
     name = project_name(cwd)
     start = next((t.timestamp for t in turns if t.timestamp), None)
     day = (start or "")[:10] or "an unknown date"
     if relayed_dialogue([t.text for t in prompts]):
         return _talk_draft(prompts, name, day, turns[0].session_id)
+    asked = next(((t, s) for t in prompts if (s := _first_sentences(clean_prompt(t.text), ASK_CHARS))), None)
+    if not replies and (asked is None or len(asked[1].split()) < 4):
+        return None  # nothing answered, and too little asked to say what the session was for
     parts = [f"Session of {day} in {name}"]
     parts[0] += f": asked {_quote(asked[1])}." if asked else "."
     done = _done(turns, cwd)
@@ -80,18 +80,20 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
     )
 
 
-def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft:
+def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft | None:
     """A relayed conversation's summary: who talked, and about what: the names said in it most often (a
     place, a group, a book), never the people talking. Short on purpose: the lines themselves are notes, and a
     summary quoting them crowded those notes out of a small recall (docs/benchmarks.md)."""
-    said_by = [(turn, clean_prompt(turn.text)) for turn in prompts]
-    said_by = [(turn, speaker, text) for turn, text in said_by if (speaker := speaker_of(text))]
-    people = list(dict.fromkeys(speaker for _, speaker, _ in said_by))
+    cleaned = [(turn, clean_prompt(turn.text)) for turn in prompts]
+    lines = [(turn, speaker, text) for turn, text in cleaned if (speaker := speaker_of(text))]
+    if not lines:
+        return None
+    people = list(dict.fromkeys(speaker for _, speaker, _ in lines))
     # Their names in each other's lines ("Wow, Caroline!") are no topic; a shortened one ("Mel") neither.
     short = "|".join(re.escape(p.split()[0][:3]) for p in people)
     addressed = re.compile(rf"^(?:{short})")
     topics: Counter[str] = Counter()
-    for _, speaker, text in said_by:
+    for _, speaker, text in lines:
         for s in sentences(text[len(speaker) + 1 :], limit=20):
             topics.update(n.rstrip("'’") for n in names(s) if not addressed.match(n))
     about = [t for t, _ in topics.most_common(MAX_TOPICS)]
@@ -104,7 +106,7 @@ def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None
         0.5,
         keywords=[name, day, *people, *about],
         attrs={"kind": "session", "day": day},
-        turns=[said_by[0][0], said_by[-1][0]],
+        turns=[lines[0][0], lines[-1][0]],
     )
 
 
