@@ -3,6 +3,7 @@
     python bench/memory_model.py [--model PATH] [--cpt-steps 40] [--sft-steps 120] [--budget 200] [--json]
     python bench/memory_model.py --dataset locomo [--limit 200]     # LoCoMo's conversations and QA instead
     python bench/memory_model.py --minutes 30      # trained as `lmm-mcp train --minutes 30` (product settings)
+    python bench/memory_model.py --retrieve-only   # no training: retrieve mode alone, memories included
 
 The coding benchmark's 28 sessions (`bench/coding_memory/`) are ingested into a temporary store and the
 memory model is trained on them exactly as `lmm-mcp train` does (`trainer.pipeline.run_pipeline`: data with
@@ -332,6 +333,39 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def run_retrieve_only(args: argparse.Namespace) -> dict:
+    """No training: the store built as `run` builds it (memories included), every question asked in retrieve
+    mode alone. What an extraction or packing change does to the baseline, in minutes instead of an hour."""
+    with tempfile.TemporaryDirectory() as tmp:
+        claude = Path(tmp) / "projects"
+        if args.dataset == "locomo":
+            questions = locomo_questions(claude, Path(args.data))
+        else:
+            questions = coding_questions(claude)
+        if args.limit:
+            questions = spread(questions, args.limit)
+        cfg = Config.load(home=Path(tmp) / "home", claude_dir=claude)
+        with App.open(cfg) as app:
+            app.ingest(embed=not args.no_embed)
+            recaller = app.recaller()
+            by: dict[str, list[float]] = {}
+            for q in (q for q in questions if q.terms):
+                r = recaller.recall(
+                    q.question, project=q.project, k=8, max_tokens=args.budget, mode="retrieve"
+                )
+                by.setdefault(q.category, []).append(coverage(q.terms, r.memory))
+            memories = app.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    mean = lambda xs: round(sum(xs) / len(xs), 3)  # noqa: E731
+    return {
+        "dataset": args.dataset,
+        "budget_tokens": args.budget,
+        "memories": memories,
+        "answerable": sum(len(v) for v in by.values()),
+        "retrieve_coverage": mean([c for v in by.values() for c in v]),
+        "by_category": {c: mean(v) for c, v in by.items()},
+    }
+
+
 def run_continual(args: argparse.Namespace) -> dict:
     """Continual training against a fresh full one. The older two thirds of the coding sessions train a first
     adapter; then the rest arrive, and a second adapter continues the first (`--from active`: the new sessions
@@ -483,7 +517,15 @@ def main() -> int:
         action="store_true",
         help="continual training (--from) against a fresh full one, coding set",
     )
+    ap.add_argument(
+        "--retrieve-only",
+        action="store_true",
+        help="no training: retrieve mode's coverage alone, over the store with its memories",
+    )
     args = ap.parse_args()
+    if args.retrieve_only:
+        print(json.dumps(run_retrieve_only(args), indent=1))
+        return 0
     if args.continual:
         doc = run_continual(args)
         print(json.dumps(doc, indent=1))
