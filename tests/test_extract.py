@@ -196,3 +196,29 @@ def test_the_lead_goes_by_the_questions_words_and_the_model_orders_the_rest(tiny
     model, tokenizer = load_for_generation(str(tiny), cache_dir=tiny.parent / "cache", adapter_dir=None)
     judged = judge(model, tokenizer, "how do deploys go out to staging?", passages, 400)
     assert judged.lead.text == "Deploys go out with make ship on Fridays."
+
+
+def test_a_judge_shown_the_first_excerpts_still_packs_every_hits_sentences(tiny: Path):
+    """On a CPU the prompt holds only the best-ranked excerpts (`shown`): the model judges their sentences,
+    and what budget is left goes to the other hits' sentences, by the question's words as retrieve mode packs
+    them, rather than to nothing."""
+    from trainer.extract import judge
+    from trainer.generate import load_for_generation
+
+    passages = [
+        _passage("Deploys go out with make ship on Fridays.", 1),
+        _passage("The shop is a Django app.", 2),
+        _passage("Staging deploys need the VPN, then make ship staging.", 3),
+    ]
+    query = "how do deploys go out to staging?"
+    for model, tokenizer in [
+        (None, None),
+        load_for_generation(str(tiny), cache_dir=tiny.parent / "cache", adapter_dir=None),
+    ]:
+        weight = 0 if model is None else None
+        extract = judge(model, tokenizer, query, passages, 400, model_weight=weight, shown=1)
+        assert extract.lead.n == 1
+        assert 3 in extract.groups  # beyond the prompt, still in the memory
+        tight = judge(model, tokenizer, query, passages, 130, model_weight=weight, shown=1)
+        assert tight.lead.n == 1
+        assert list(tight.groups) == [3]  # the budget's rest: the unshown hit with the question's words

@@ -313,6 +313,18 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     assert {(s.session_id, s.uuid) for s in wide.sources} == {(s.session_id, s.uuid) for s in plain.sources}
     bodies = {re.sub(r"^\[\d+\] ", "", line) for line in plain.memory.splitlines()[1:]}
     assert bodies == {re.sub(r"^\[\d+\] ", "", line) for line in rest}
+    # A prompt that holds only the first excerpt (a CPU's budget): the model judges its sentences, and the
+    # rest of the memory's budget still goes to the other hits' sentences, as retrieve mode packs them.
+    narrow = dataclasses.replace(cfg, recall_prompt_chars=1)
+    r = (
+        App(narrow, conn)
+        .recaller()
+        .recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=120)
+    )
+    assert r.mode_used == "generate" and re.search(r" \[1\]$", r.memory.splitlines()[1])
+    first = (hits[0].session_id, hits[0].uuid)
+    assert any((s.session_id, s.uuid) != first for s in r.sources), r.memory
+    assert all(s in texts for s in _shown_sentences(r.memory))
     # A margin below any score difference: the abstention always wins.
     shy = dataclasses.replace(cfg, abstain_margin=-1e9)
     r = App(shy, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate")

@@ -109,12 +109,16 @@ def candidates(lexical: Sequence[float], limit: int | None = None) -> list[int]:
 
 
 def judged_scores(
-    lexical: Sequence[float], judged: Sequence[int], model: Sequence[float], model_weight: float = 1.0
+    lexical: Sequence[float],
+    judged: Sequence[int],
+    model: Sequence[float],
+    model_weight: float = 1.0,
+    rest: Sequence[float] | None = None,
 ) -> list[float]:
     """Every sentence's final score: the judged candidates (indices `judged`, with the adapter's `model`
     scores) by the question-word overlap plus the adapter's score, each standardised over the candidates;
-    after them, the sentences the model did not judge, by their words."""
-    final = [v - 1e6 for v in lexical]
+    after them, the sentences the model did not judge, by their words (or by `rest`, where given)."""
+    final = [v - 1e6 for v in (lexical if rest is None else rest)]
     lex = _standard([lexical[i] for i in judged])
     for i, a, b in zip(judged, lex, _standard(model), strict=True):
         final[i] = a + model_weight * b
@@ -192,12 +196,16 @@ def judge(
     *,
     abstain_margin: float | None = None,
     model_weight: float | None = None,
+    shown: int | None = None,
 ) -> Extract | None:
     """The adapter's grounded memory for `query` over `passages`, within `budget_chars`; None when it
     abstains: with an `abstain_margin`, when its abstention (`prompts.ABSTAIN`) outscores every candidate
     sentence by that much (None: never, nor is the abstention scored). `model_weight` (default
     `MODEL_WEIGHT`) is the adapter's say against the question's words; 0 leaves the model out entirely, which
-    is how the benchmark measures what it adds."""
+    is how the benchmark measures what it adds. `shown`: the model's prompt holds only the first `shown`
+    passages (a CPU's prompt budget, `prompts.fit_passages`) and judges only their sentences; the other
+    passages' sentences still fill what budget is left, by the question's words less `RANK_WEIGHT` per place
+    down the ranking, as retrieve mode packs them (None: every passage is in the prompt)."""
     from trainer.generate import score_answers
 
     sentences = passage_sentences(passages)
@@ -206,16 +214,20 @@ def judge(
     weight = MODEL_WEIGHT if model_weight is None else model_weight
     lexical = lexical_scores(query, sentences)
     ranked = lexical_scores(query, sentences, RANK_WEIGHT)
+    shown = len(passages) if shown is None else max(1, min(shown, len(passages)))
+    seen = [v if s.n <= shown else float("-inf") for s, v in zip(sentences, lexical, strict=True)]
+    judged = [i for i in candidates(seen) if seen[i] != float("-inf")]
     if weight == 0 and abstain_margin is None:
-        return choose(sentences, lexical, passages, budget_chars, lead_scores=ranked)
-    judged = candidates(lexical)
-    answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
-    scores = score_answers(model, tokenizer, recall_messages(query, list(passages)), answers)
-    if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
-        return None
+        scores = [0.0] * len(judged)  # the model left out: the candidates by their words alone
+    else:
+        answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
+        scores = score_answers(model, tokenizer, recall_messages(query, list(passages[:shown])), answers)
+        if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
+            return None
     # The lead (the cited answer) goes by the question's words and the ranking: on both benchmarks the
-    # adapter's own pick was less often from an evidence session (docs/benchmarks.md); it orders the rest.
-    final = judged_scores(lexical, judged, scores, weight)
+    # adapter's own pick was less often from an evidence session (docs/benchmarks.md); it orders the rest,
+    # and what it did not judge follows as retrieve mode would pack it.
+    final = judged_scores(lexical, judged, scores, weight, rest=ranked)
     return choose(sentences, final, passages, budget_chars, lead_scores=ranked)
 
 
