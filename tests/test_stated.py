@@ -89,6 +89,9 @@ def test_questions_suggestions_negations_and_plain_words_state_nothing(said):
         "Light rain and drizzle are on the way.",
         "My cat Ruby is on the sofa.",
         "Travis is on his way with the cake.",
+        "I went hiking with Ruby last weekend.",
+        "I gave the tickets to Travis and Ruby.",
+        "Phoenix and I baked bread for the neighbours.",
         "I'm going back home to rest for a while.",
         "We went to the cafe to express our thanks to the staff.",
         "I went running in the park with black shoes on.",
@@ -114,6 +117,9 @@ def test_everyday_words_that_name_technologies_state_nothing(said):
         ("We moved from go to rust last year.", ["shop is written in Rust (moved from Go)."]),
         ("We're dropping black and using ruff format from now on.", ["shop is linted and formatted with Ruff (rather than Black)."]),
         ("The frontend is a react app.", ["shop builds its frontend with React."]),
+        ("Our backend scripts use Ruby.", ["shop is written in Ruby."]),
+        ("It is built with Ruby 3.3.", ["shop is written in Ruby 3.3."]),
+        ("We switched to Travis for CI.", ["shop runs CI on Travis CI."]),
     ],
 )  # fmt: skip
 def test_a_technology_named_in_lowercase_within_a_technical_phrase_is_still_a_fact(said, expected):

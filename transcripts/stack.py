@@ -436,6 +436,9 @@ _PLAIN_WORDS = _NEEDS_CONTEXT & {
     "react", "angular", "expo", "paddle", "diesel", "drizzle", "poetry", "devise", "celery", "flask", "jest",
     "yarn", "stripe", "ruby", "java",
 }  # fmt: skip
+# ...and of those, people's first names too: capitalised ("hiking with Ruby", "Travis and I"), a preposition
+# is not context enough either.
+_GIVEN_NAMES = _NEEDS_CONTEXT & {"ruby", "travis", "phoenix"}
 _BY_ALIAS = {alias: t for t in TECH for alias in t.aliases}
 _ALIAS = re.compile(
     r"(?<![\w.@/-])("
@@ -568,7 +571,8 @@ def _in_context(sentence: str, m: re.Match[str], before: str, bare: str) -> bool
     word after it, a list of technologies, or the words before it (`bare`: without earlier names)."""
     if m.group(2) or _CONTEXT_AFTER.match(sentence, m.end()) or _listed(sentence, m):
         return True
-    if m.group(1).islower() and m.group(1).lower() in _PLAIN_WORDS:
+    name = m.group(1)
+    if (name.islower() and name in _PLAIN_WORDS) or name.lower() in _GIVEN_NAMES:
         return bool(_TECH_VERB_BEFORE.search(before))
     return bool(_CONTEXT_BEFORE.search(before) or _OLD_MARK.search(bare))
 
