@@ -151,6 +151,28 @@ def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_
     ]
 
 
+def test_a_relayed_conversation_keeps_what_people_said_of_their_lives_in_any_verb_not_their_reactions():
+    """Chat states its facts in every verb ("I'm working on", "helps me unwind", "got the chance"), not only
+    the ones a project's notes are read by; reactions, greetings and wishes are no note."""
+    c = Conv()
+    for line in (
+        "John: I'm actually working on a website for a local small business. It's my first paid project outside of class.",
+        "Maria: Wow John, that looks amazing! Thanks for sharing.",
+        "John: Playing video games or watching movies helps me unwind after work.",
+        "Maria: Hey John, hope you're doing ok! Sorry to hear about the car.",
+        "John: I got the chance to volunteer at the shelter downtown last Sunday.",
+        "Maria: That's so cool! Sounds like a blast.",
+    ):
+        c.user(line)
+    notes = {m.text for m in of(extract_session(c.turns), "project_fact")}
+    assert notes == {
+        "In shop: John: I'm actually working on a website for a local small business.",
+        "In shop: John: It's my first paid project outside of class.",
+        "In shop: John: Playing video games or watching movies helps me unwind after work.",
+        "In shop: John: I got the chance to volunteer at the shelter downtown last Sunday.",
+    }
+
+
 def test_a_relayed_conversation_opening_with_a_bare_greeting_still_has_a_summary():
     c = Conv(day=3)
     for line in ("Jon: Hi!", "Gina: Hey Jon!", "Jon: I opened the studio in Lisbon.", "Gina: I love Lisbon."):

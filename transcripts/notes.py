@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from transcripts.conversation import Draft, keywords_of, sentences, subject_of
+from transcripts.conversation import Draft, content_words, keywords_of, sentences, subject_of
 
 MAX_PER_TURN = 4
 MIN_CHARS, MAX_CHARS = 30, 260
@@ -87,9 +87,24 @@ _IMPERATIVE = re.compile(
     r"tell|give|can|could|would|should|will|i said|i want|i'd like|we need)\b",
     re.I,
 )
+# A reaction to what the other person said, not something said about oneself or the world: chat's thanks,
+# praise and wishes ("Thanks, Mel!", "That's awesome!", "Sounds fun", "Congrats on the new job").
+_REACTION = re.compile(
+    r"^(?:thanks?|thank you|thx|congrat\w*|sounds?|looks?|seems?|glad|so glad|happy for|proud of|good luck|"
+    r"take care|see you|bye|you too|me too|same|no worries|no problem|definitely|absolutely|totally|exactly|"
+    r"sorry|hope|hoping|wishing|wish you|i'd love to|can't wait|i can't wait|"
+    r"agreed|of course|sure|awesome|amazing|great|cool|nice|lovely|wonderful|fantastic|incredible|beautiful|"
+    r"love (?:it|that|this|them)|i love (?:that|this|it)|what a|how (?:cool|nice|great|fun|sweet|lovely)|"
+    r"(?:that|this|it)(?:'s| is| was| sounds| looks)(?: so| really| just| such)? (?:a |an )?(?:awesome|"
+    r"amazing|great|cool|nice|lovely|wonderful|fantastic|incredible|beautiful|sweet|fun|exciting|"
+    r"impressive|inspiring|tough|hard|rough|huge|brave|stunning|adorable|cute|good|special|so))\b",
+    re.I,
+)
+CHAT_WORDS = 4  # content words a chat line's sentence needs to say something ("I'm fine" does not)
 _LEAD_FILLER = re.compile(
     r"^(?:so|also|and|but|note|fyi|btw|ok|okay|right|yes|yep|basically|in short)\b[\s,:;-]*"
-    r"|^(?:yeah|wow|oh|ohh|hey|well|haha|lol|aw+|hmm+|ah|omg|gosh)[,!.]+\s*",  # chat's, set off by a comma
+    # chat's, set off by a comma, perhaps with the name of whom it greets ("Wow Caroline, …", "Hey Jon! …")
+    r"|^(?:yeah|wow|oh|ohh|hey|hi|hello|well|haha|lol|aw+|hmm+|ah|omg|gosh)(?:,? [A-Z][a-z]+)?[,!.]+\s*",
     re.I,
 )
 
@@ -109,7 +124,10 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
             or s.startswith(("|", "+", "-", "#"))
         ):
             continue
-        if _NARRATION.match(s) or _HEDGE.search(s) or not _STATEMENT.search(s):
+        if speaker:  # a person's chat line: what they said of themselves and their world, in any verb
+            if _chat_aside(s):
+                continue
+        elif _NARRATION.match(s) or _HEDGE.search(s) or not _STATEMENT.search(s):
             continue
         if by_user and _IMPERATIVE.match(s):
             continue
@@ -117,6 +135,11 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
     found.sort(key=lambda x: (-x[0], -len(x[1].split())))
     salience = 0.3 if by_user else 0.25
     return [note(said_by(s, speaker), name, min(0.5, salience + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
+
+
+def _chat_aside(sentence: str) -> bool:
+    """A chat sentence that states nothing to remember: a reaction, a hedge, or too few words."""
+    return bool(_REACTION.match(sentence) or _HEDGE.search(sentence)) or len(content_words(sentence)) < CHAT_WORDS
 
 
 def note(sentence: str, name: str, salience: float) -> Draft:
