@@ -79,7 +79,8 @@ CAPS = {
 # Raise by one whenever a change to the rules (here or in the modules they call) changes what a session
 # gives: a store re-reads every session extracted by older rules (lmm_mcp.memories). 1: session 15's rules on
 # stack words and relayed conversation; a relayed conversation's summary, and its speaker on every note.
-# 2: Ruby, Travis and Phoenix as people's names ("hiking with Ruby") are no stack fact.
+# 2: Ruby, Travis and Phoenix as people's names ("hiking with Ruby") are no stack fact; a chat line's notes
+# in any verb, its reactions left out.
 EXTRACTION_RULES = 2
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
