@@ -10,7 +10,10 @@ narrating its next step ("Let me check…", "I'll run…"), not the user's reque
 naming the most specific things first (a backticked name, a path, a dotted or snake_case identifier, an
 environment variable, a number with a unit, a name or figure inside the sentence); what a note names also
 sets its salience. Plain statements stay notes too: on the coding benchmark, keeping only sentences that name
-something lost 2 points of search hit@1 (docs/benchmarks.md). No model, no API.
+something lost 2 points of search hit@1 (docs/benchmarks.md). A person's line in a relayed conversation
+("Caroline: …") is read more widely, since chat states its facts in every verb ("I'm working on", "it helps
+me unwind", "I got the chance to"): any sentence of four content words or more that is not a reaction, a
+greeting or a wish ("Thanks, Mel!", "That's awesome!", "Hope you're ok!"). No model, no API.
 """
 
 from __future__ import annotations
