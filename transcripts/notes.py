@@ -142,7 +142,10 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
 
 def _chat_aside(sentence: str) -> bool:
     """A chat sentence that states nothing to remember: a reaction, a hedge, or too few words."""
-    return bool(_REACTION.match(sentence) or _HEDGE.search(sentence)) or len(content_words(sentence)) < CHAT_WORDS
+    return (
+        bool(_REACTION.match(sentence) or _HEDGE.search(sentence))
+        or len(content_words(sentence)) < CHAT_WORDS
+    )
 
 
 def note(sentence: str, name: str, salience: float) -> Draft:
