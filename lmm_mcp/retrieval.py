@@ -30,6 +30,7 @@ import numpy as np
 from lmm_mcp.embed import Embedder, EmbeddingModelMissing, blas_threads
 from lmm_mcp.store import resolve_projects
 from trainer.prompts import Passage
+from transcripts.conversation import content_words
 
 RRF_K = 60  # the constant from Cormack et al.; ranks past ~60 contribute little
 CANDIDATES = 100  # depth taken from each ranker before fusion
@@ -47,6 +48,9 @@ FUSIONS = ("zscore", "rrf", "bm25", "vector")
 COMMON_TERM_SHARE = 0.15
 PRUNE_FROM = 5_000
 SNIPPET_CHARS = 240
+HELD_SHARE = (
+    0.8  # a hit whose content words a better-ranked hit of the same record holds (this share) adds nothing
+)
 MAX_QUERY_TERMS = 32
 
 _STOPWORDS = frozenset(
@@ -177,13 +181,22 @@ class Hit:
 
 
 def dedupe_hits(hits: list[Hit]) -> list[Hit]:
-    """One excerpt per text: a listing or log repeated across sessions (same first 200 characters) once."""
+    """One excerpt per text: a listing or log repeated across sessions (same first 200 characters) once, and
+    a memory read off a record (a note of one line) after that record itself, or the record after a memory
+    that holds all of it: the better-ranked already says it (`HELD_SHARE` of its words)."""
     out, seen = [], set()
+    said: dict[tuple[str, str], list[frozenset[str]]] = {}
     for h in hits:
         head = " ".join(h.text.split())[:200]
-        if head not in seen and h.chunk_id not in seen:
-            seen.update((head, h.chunk_id))
-            out.append(h)
+        if head in seen or h.chunk_id in seen:
+            continue
+        words = content_words(h.text)
+        record = (h.session_id, h.uuid)
+        if h.uuid and any(len(words & w) >= HELD_SHARE * len(words) for w in said.get(record, ())):
+            continue
+        seen.update((head, h.chunk_id))
+        said.setdefault(record, []).append(words)
+        out.append(h)
     return out
 
 

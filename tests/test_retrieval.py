@@ -7,7 +7,15 @@ from conftest import record, write_jsonl
 
 from lmm_mcp.embed import Embedder, embed_pending
 from lmm_mcp.ingest import Ingester
-from lmm_mcp.retrieval import RetrievalError, Retriever, fts_query, parse_since, query_terms
+from lmm_mcp.retrieval import (
+    Hit,
+    RetrievalError,
+    Retriever,
+    dedupe_hits,
+    fts_query,
+    parse_since,
+    query_terms,
+)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +220,28 @@ def test_embedding_model_from_a_local_folder(tmp_path):
     assert resolve_model(cfg.embed_model) == str(get_model_path())
     vecs = Embedder(cfg.embed_model).encode(["a folder model", "loads like a hub one"])
     assert vecs.shape == (2, 384) and abs(float((vecs[0] ** 2).sum()) - 1.0) < 1e-5
+
+
+def _hit(n: int, text: str, *, session: str = "s1", uuid: str = "u1", kind: str = "memory") -> Hit:
+    return Hit(n, session, uuid, None, "/src/shop", kind, text, text[:40], 1.0 / n)
+
+
+def test_a_note_of_a_line_after_the_line_itself_is_one_hit_too_many():
+    """A note read off one chat line says again what the line says: below the line in the ranking it adds
+    nothing, and the eight places go to other records. The line below its note still adds its other words,
+    and another record saying the same stays."""
+    line = _hit(
+        1, "Caroline: Hey Mel! I went to a support group yesterday and it was so powerful.", kind="turn"
+    )
+    note = _hit(2, "In shop: Caroline: I went to a support group yesterday and it was so powerful.")
+    other = _hit(
+        3, "In shop: Caroline: I went to a support group yesterday and it was so powerful.", uuid="u2"
+    )
+    assert [h.chunk_id for h in dedupe_hits([line, note])] == [1]
+    assert [h.chunk_id for h in dedupe_hits([note, line])] == [2, 1]
+    # the same first 200 characters from another record: once, as before
+    assert [h.chunk_id for h in dedupe_hits([note, other])] == [2]
+    separate = _hit(
+        4, "In shop: Melanie: The pottery class starts on Monday at the community centre.", uuid="u3"
+    )
+    assert [h.chunk_id for h in dedupe_hits([line, separate, note])] == [1, 4]
