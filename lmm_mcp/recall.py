@@ -295,9 +295,10 @@ class Recaller:
 
     def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
         # The excerpts the SFT inputs held: the best-ranked that fit the prompt (trainer.prompts.fit_passages).
-        passages = fit_passages([h.passage() for h in hits], self.cfg.recall_prompt_chars)
+        every = [h.passage() for h in hits]
+        passages = fit_passages(every, self.cfg.recall_prompt_chars)
         if self.cfg.recall_decoding == "extract":
-            return self._judge(query, hits, len(passages), version, max_tokens)
+            return self._judge(query, hits, every, len(passages), version, max_tokens)
         hits = hits[: len(passages)]
         from trainer.generate import generate_memories
 
@@ -314,14 +315,15 @@ class Recaller:
             return fallback
         return generated
 
-    def _judge(self, query: str, hits: list[Hit], shown: int, version: str, max_tokens: int) -> RecallResult:
-        """The adapter as a judge (trainer.extract.judge): it scores the sentences of the first `shown` hits
-        (those its prompt holds) as its own cited answer, and the memory leads with the best. Where every hit
+    def _judge(
+        self, query: str, hits: list[Hit], passages: list[Passage], shown: int, version: str, max_tokens: int
+    ) -> RecallResult:
+        """The adapter as a judge (trainer.extract.judge): it scores the sentences of the first `shown` of the
+        hits' `passages` (those its prompt holds) as its own cited answer, and the memory leads with the best. Where every hit
         then fits whole, they follow whole, as retrieve mode shows them (the lead's excerpt first); where the
         budget binds, the next best sentences follow instead, the judged ones first, then those of every hit as
         retrieve mode packs them, grouped under their excerpts."""
         budget = _budget(max_tokens)
-        passages = [h.passage() for h in hits]
         with self._lock:
             _, model, tokenizer = self._load(version)
             extract = judge(

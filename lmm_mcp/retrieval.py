@@ -48,9 +48,8 @@ FUSIONS = ("zscore", "rrf", "bm25", "vector")
 COMMON_TERM_SHARE = 0.15
 PRUNE_FROM = 5_000
 SNIPPET_CHARS = 240
-HELD_SHARE = (
-    0.8  # a hit whose content words a better-ranked hit of the same record holds (this share) adds nothing
-)
+# A hit whose content words a better-ranked hit of the same record holds to this share adds nothing.
+HELD_SHARE = 0.8
 MAX_QUERY_TERMS = 32
 
 _STOPWORDS = frozenset(
@@ -182,8 +181,8 @@ class Hit:
 
 def dedupe_hits(hits: list[Hit]) -> list[Hit]:
     """One excerpt per text: a listing or log repeated across sessions (same first 200 characters) once, and
-    a memory read off a record (a note of one line) after that record itself, or the record after a memory
-    that holds all of it: the better-ranked already says it (`HELD_SHARE` of its words)."""
+    no hit whose words (`HELD_SHARE` of them) a better-ranked hit of the same record already holds, such as
+    a note read off one line below that line itself."""
     out, seen = [], set()
     said: dict[tuple[str, str], list[frozenset[str]]] = {}
     for h in hits:
