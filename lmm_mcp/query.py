@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lmm_mcp import queries
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, parse_since
 from transcripts.conversation import content_words
+from transcripts.when import NUMBERS, WEEKDAYS, weekday_before
 
 LATEST_SESSIONS = 2  # summaries put first for "where did we stop"
 
@@ -54,7 +55,6 @@ MONTHS = {
     )
     for m in names
 }
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?:,?\s+(?P<year>20\d\d))?"
@@ -85,7 +85,6 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("month", re.compile(rf"\b(?:in|during|over|since|from|throughout)\s+{_MONTH}{_YEAR}\b", re.I)),
 ]  # fmt: skip
 _NTH = {"first": 0, "second": 1, "third": 2, "fourth": 3}
-_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
 # Asks where work stands, not about a subject: answered from the newest sessions' summaries.
 _LATEST = re.compile(
     r"\b(?:where (?:did|do|were) (?:we|i) (?:stop|leave off|get to|end up)|where we (?:left off|stopped)|"
@@ -370,7 +369,7 @@ def _window(
         start = today - timedelta(days=back)
         return start, start + timedelta(days=1), start.date().isoformat()
     if kind == "ago":
-        n = _NUMBERS.get(g["n"].lower()) or int(g["n"])
+        n = NUMBERS.get(g["n"].lower()) or int(g["n"])
         unit = g["unit"].lower().rstrip("s")
         days = n * {"day": 1, "week": 7, "month": 30}[unit]
         spread = {"day": 1, "week": 3, "month": 10}[unit]  # "2 weeks ago" is roughly, not exactly
@@ -386,8 +385,7 @@ def _window(
             first = (first - timedelta(days=1)).replace(day=1)
         return first, _next_month(first), first.strftime("%Y-%m")
     if kind == "weekday":
-        back = (today.weekday() - WEEKDAYS.index(g["weekday"].lower())) % 7 or 7
-        start = today - timedelta(days=back)
+        start = weekday_before(today, g["weekday"])
         return start, start + timedelta(days=1), start.date().isoformat()
     if kind == "month":
         month = MONTHS[g["month"].lower().rstrip(".")]

@@ -134,9 +134,12 @@ def test_a_relayed_conversation_gives_notes_of_what_was_said_not_preferences_or_
     assert "In shop: Melanie: Keep going and don't give up!" in notes
     assert "In shop: Melanie: I always bring snacks to the park with the kids." in notes
     # who said it opens every note of a line, not only one from its first sentence
-    assert "In shop: Caroline: I went to a support group yesterday and it was so powerful." in notes
     assert (
-        "In shop: Caroline: I painted that lake sunrise last year!" in notes
+        "In shop: Caroline: I went to a support group yesterday (30 September 2026) and it was so powerful."
+        in notes
+    )
+    assert (
+        "In shop: Caroline: I painted that lake sunrise last year (2025)!" in notes
     )  # chat's "Yeah," is no part of it
     # its summary says who talked and about what, not the opening greeting; the people are no topic
     (summary,) = of(memories, "session")
@@ -169,8 +172,19 @@ def test_a_relayed_conversation_keeps_what_people_said_of_their_lives_in_any_ver
         "In shop: John: I'm actually working on a website for a local small business.",
         "In shop: John: It's my first paid project outside of class.",
         "In shop: John: Playing video games or watching movies helps me unwind after work.",
-        "In shop: John: I got the chance to volunteer at the shelter downtown last Sunday.",
+        "In shop: John: I got the chance to volunteer at the shelter downtown last Sunday (27 September 2026).",
     }
+
+
+def test_relative_time_in_a_memory_keeps_the_day_it_meant():
+    """A memory read weeks later says which day "yesterday" was: the day before the line was said."""
+    c = Conv(day=14)
+    c.user("Maria: The nightly export to S3 started failing yesterday after the boto3 upgrade.")
+    c.user("Joe: The invoice renderer moved to WeasyPrint last month because wkhtmltopdf was dropped.")
+    texts = [m.text for m in extract_session(c.turns)]
+    assert sum("failing yesterday (13 October 2026) after" in t for t in texts) == 1, texts
+    joe = "In shop: Joe: The invoice renderer moved to WeasyPrint last month (September 2026) because "
+    assert any(t.startswith(joe) for t in texts), texts
 
 
 def test_a_relayed_conversation_opening_with_a_bare_greeting_still_has_a_summary():

@@ -54,6 +54,7 @@ from transcripts.redact import Redactor
 from transcripts.stack import stack_drafts, stack_text
 from transcripts.summary import session_draft
 from transcripts.tool_use import code_text, describe_action, layout_text, project_name, slug, tool_drafts
+from transcripts.when import anchored
 from transcripts.wording import jaccard
 
 CATEGORIES = (
@@ -80,8 +81,8 @@ CAPS = {
 # gives: a store re-reads every session extracted by older rules (lmm_mcp.memories). 1: session 15's rules on
 # stack words and relayed conversation; a relayed conversation's summary, and its speaker on every note.
 # 2: Ruby, Travis and Phoenix as people's names ("hiking with Ruby") are no stack fact; a chat line's notes
-# in any verb, its reactions left out.
-EXTRACTION_RULES = 2
+# in any verb, its reactions left out. 3: relative time ("yesterday") anchored to the day it was said.
+EXTRACTION_RULES = 3
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
 
@@ -261,7 +262,8 @@ def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Mem
     project = None if fact.general else cwd
     sources = [Source(t.session_id, t.uuid, t.timestamp, t.cwd or cwd) for t in fact.turns or [turn]]
     # Turns from the store are redacted already; raw transcripts are not, and a command line can carry a token.
-    text = redactor.redact_text(fact.text)[0]
+    # "Yesterday" is read weeks later: it keeps the day it meant when it was said.
+    text = anchored(redactor.redact_text(fact.text)[0], (fact.turns or [turn])[0].timestamp)
     return Memory(
         fact.category,
         text,
