@@ -26,7 +26,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from lmm_mcp.queries import any_chunk_between, any_chunk_matches
-from lmm_mcp.query import MONTHS, WEEKDAYS, Scope
+from lmm_mcp.query import MONTHS, Scope
+from transcripts.when import WEEKDAYS
 
 MIN_STEM = 5  # the shortest stored word that may stand for a longer name ("postgres" for "PostgreSQL")
 MIN_SHARE = 0.75  # ...and the share of the name's length it must cover ("graph" is not "GraphQL")

@@ -263,7 +263,7 @@ def _memory(fact: Draft, turn: Turn, cwd: str | None, redactor: Redactor) -> Mem
     sources = [Source(t.session_id, t.uuid, t.timestamp, t.cwd or cwd) for t in fact.turns or [turn]]
     # Turns from the store are redacted already; raw transcripts are not, and a command line can carry a token.
     # "Yesterday" is read weeks later: it keeps the day it meant when it was said.
-    text = anchored(redactor.redact_text(fact.text)[0], (fact.turns or [turn])[0].timestamp)
+    text = anchored(redactor.redact_text(fact.text)[0], sources[0].timestamp)
     return Memory(
         fact.category,
         text,
