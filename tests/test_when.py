@@ -31,6 +31,8 @@ SAID = "2026-03-11T09:30:00.000Z"  # a Wednesday
         ("I moved here two years ago.", "I moved here two years ago (2024)."),
         ("It broke a month ago", "It broke a month ago (February 2026)"),
         ("She left 2 weeks ago", "She left 2 weeks ago (the week of 25 February 2026)"),
+        ("We went over yesterday's outage.", "We went over yesterday's (10 March 2026) outage."),
+        ("today’s plan", "today’s (11 March 2026) plan"),
     ],
 )
 def test_relative_time_is_followed_by_what_it_meant(text: str, expected: str) -> None:
@@ -65,5 +67,5 @@ def test_without_a_timestamp_nothing_changes() -> None:
 
 
 def test_anchoring_twice_changes_nothing_more() -> None:
-    once = anchored("Shipped yesterday and again last Friday.", SAID)
+    once = anchored("Shipped yesterday and again last Friday, after last week's outage.", SAID)
     assert anchored(once, SAID) == once

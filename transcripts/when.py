@@ -55,7 +55,7 @@ _RELATIVE = re.compile(
     rf"|(?P<unit_rel>last|this past|next) (?P<unit>week(?:end)?|month|year)"
     rf"|this (?P<this>week|month|year)"
     rf"|(?P<count>{_COUNT}) (?P<span>day|week|month|year)s? ago"
-    rf")(?![\w\-/])(?! ?\()",
+    rf")(?:['’]s(?!\w)|(?!['’]s\b))(?![\w\-/])(?! ?\()",  # "yesterday's outage": after the possessive
     re.IGNORECASE,
 )
 
