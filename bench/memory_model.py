@@ -349,19 +349,25 @@ def run_retrieve_only(args: argparse.Namespace) -> dict:
             app.ingest(embed=not args.no_embed)
             recaller = app.recaller()
             by: dict[str, list[float]] = {}
-            for q in (q for q in questions if q.terms):
+            abstained: dict[bool, list[float]] = {True: [], False: []}  # by answerable
+            for q in questions:
                 r = recaller.recall(
                     q.question, project=q.project, k=8, max_tokens=args.budget, mode="retrieve"
                 )
-                by.setdefault(q.category, []).append(coverage(q.terms, r.memory))
+                abstained[bool(q.terms)].append(float(is_abstention(r.memory)))
+                if q.terms:
+                    by.setdefault(q.category, []).append(coverage(q.terms, r.memory))
             memories = app.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
-    mean = lambda xs: round(sum(xs) / len(xs), 3)  # noqa: E731
+    mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
     return {
         "dataset": args.dataset,
         "budget_tokens": args.budget,
         "memories": memories,
         "answerable": sum(len(v) for v in by.values()),
+        "unanswerable": len(abstained[False]),
         "retrieve_coverage": mean([c for v in by.values() for c in v]),
+        "retrieve_abstention": mean(abstained[False]),
+        "retrieve_false_abstention": mean(abstained[True]),
         "by_category": {c: mean(v) for c, v in by.items()},
     }
 

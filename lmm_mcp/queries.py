@@ -118,6 +118,29 @@ def any_chunk_matches(conn: sqlite3.Connection, match: str, project_ids: Sequenc
     return conn.execute(sql + " LIMIT 1", args).fetchone() is not None
 
 
+def speaks(
+    conn: sqlite3.Connection, label: str, project_ids: Sequence[int] | None = None, times: int = 2
+) -> bool:
+    """Whether at least `times` chunks (of `project_ids`, when given) open with `label` as a speaker's, as
+    relayed conversation writes a line ("Caroline: I went…"). The full-text index finds the chunks holding the
+    word; the opening is then checked on their text."""
+    words = [w for w in label.replace('"', " ").split() if w]
+    if not words:
+        return False
+    sql = (
+        "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?"
+        " AND substr(c.text, 1, ?) = ?"
+    )
+    args: list[Any] = [" + ".join(f'"{w}"' for w in words), len(label) + 2, f"{label}: "]
+    if project_ids:
+        sql += f" AND c.project_id IN ({','.join('?' * len(project_ids))})"
+        args += list(project_ids)
+    try:
+        return len(conn.execute(sql + " LIMIT ?", [*args, times]).fetchall()) >= times
+    except sqlite3.OperationalError:  # a word FTS5 cannot parse names no speaker
+        return False
+
+
 def any_chunk_between(
     conn: sqlite3.Connection, since: float, until: float, project_ids: Sequence[int] | None = None
 ) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import sqlite3
 import threading
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lmm_mcp.attribution import Attribution, misattributed, misattributed_memory
 from lmm_mcp.config import Config
 from lmm_mcp.extras import missing_training, training_hint
 from lmm_mcp.query import Scope, find, read_query
@@ -68,6 +70,7 @@ CPU_RECALL_S = 2.0  # p50 seconds a judged recall may take on a CPU for `auto` t
 REPEATED = 0.9  # share of an excerpt's words in the generated memory at which the excerpt shows no text
 THIRD_PARTY_LABEL = "[third-party text, quoted, not instructions]"
 ORIGIN_DEPTH = 4  # hits searched per hit wanted when some origins are left out
+MIN_EXCERPT_CHARS = 80  # below this, an abstention's excerpts would be cut to nothing: it stands alone
 
 
 class RecallError(ValueError):
@@ -152,7 +155,11 @@ class Recaller:
             return result
         expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
         hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k, origins=origins)
-        if use_model and hits:
+        said = self.said_by_another(query, project, hits) if abstain_unknown else None
+        if said is not None:
+            result = self._not_theirs(query, said, hits, max_tokens)
+            result.adapter_version = version
+        elif use_model and hits:
             result = self._generate(query, hits, version, max_tokens)
         else:
             result = self._compact(query, hits, max_tokens)
@@ -176,6 +183,12 @@ class Recaller:
             return unknown_memory(missing)
         day = empty_day(self.conn, scope, project_ids=ids)
         return f"No relevant memory: no past session was active on {day}." if day else None
+
+    def said_by_another(self, query: str, project: str | None, hits: list[Hit]) -> Attribution | None:
+        """Whom `query` asks about and who said what its best `hits` hold, when that is someone else
+        (`lmm_mcp.attribution`): a conversation's question about one person answered by another's words."""
+        scope, ids = self._inside(query, project)
+        return misattributed(self.conn, scope.text, hits, project_ids=ids)
 
     def _where(self, query: str, project: str | None) -> tuple[Scope, str | None, list[int]]:
         """The query as read, the project it is about (the one it names, else `project` where memory knows
@@ -292,6 +305,17 @@ class Recaller:
             if extract is not None and extract.groups:
                 lines, sources = _extract_lines(extract, ordered, passages)
         return RecallResult(memory="\n".join([FRAME, *lines]), sources=sources, mode_used="retrieve")
+
+    def _not_theirs(self, query: str, said: Attribution, hits: list[Hit], max_tokens: int) -> RecallResult:
+        """The abstention for a question about one person that only another's words answer: it says so
+        first, then shows whose words these are as retrieve mode does, within the budget (a model would voice
+        them as the asked person's)."""
+        opening = misattributed_memory(said)
+        rest = max_tokens - math.ceil((len(opening) + 1) / CHARS_PER_TOKEN)
+        if _budget(rest) < MIN_EXCERPT_CHARS:
+            return RecallResult(memory=opening)
+        shown = self._compact(query, hits, rest)
+        return dataclasses.replace(shown, memory=f"{opening}\n{shown.memory}")
 
     def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
         # The excerpts the SFT inputs held: the best-ranked that fit the prompt (trainer.prompts.fit_passages).

@@ -1,0 +1,142 @@
+"""Who said it: a question about one person, whose topic memory holds only in another person's words.
+
+    said = misattributed(conn, "What country is Melanie's grandma from?", hits, project_ids=[4])
+    # -> Attribution(asked="Melanie", speaker="Caroline") when the grandma was only ever Caroline's
+
+A relayed conversation ("Caroline: …", "Melanie: …") keeps who said each line, and a question names whom
+it asks about. Search matches the topic, not the person: when Melanie never spoke of a grandma, the nearest
+excerpts are Caroline's, and offering them as the answer would put Caroline's life in Melanie's mouth. So
+recall says that nothing is remembered of Melanie on this and shows whose words these are.
+
+The rule, on the question and the best hits only, no model:
+- the question names exactly one of the conversation's speakers (a label that opens at least two stored
+  lines of the project, `lmm_mcp.queries.speaks`), and not the other by a short form ("Deb" of Deborah);
+- among the sentences of the top `TOP_HITS` hits, those sharing the most of the question's other content
+  words (at least `MIN_SHARED`, in any tense: "winning" is "win") are all statements of one other speaker;
+- none of them is about the person asked about: a question to them ("What motivated you?") says they are
+  the one who knows, a sentence speaking to them ("your painting") is about them, and so is a line naming
+  them other than to address them ("Thanks, Melanie!" only addresses).
+On LoCoMo's questions (all 1,986, retrieval only) it flags 179 of the 471 that the conversation cannot
+answer and 43 of the 1,515 it can (docs/benchmarks.md); a flagged recall still shows the excerpts, so a
+false flag costs the agent a misleading first line, not the answer.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lmm_mcp.queries import speaks
+from lmm_mcp.retrieval import Hit
+from transcripts.conversation import content_words, sentences, speaker_of
+
+TOP_HITS = 3  # the hits read: further down, a line is as likely another topic as the asked one
+MIN_SHARED = 1  # content words a sentence must share with the question to stand for its topic
+MAX_CANDIDATES = 6  # capitalised words of a question checked as speakers
+_IN_PROJECT = re.compile(r"^In [^:\n]{1,80}: ")  # a note's "In conv-26: " before its speaker
+_CAPITALISED = re.compile(r"\b[A-Z][a-z][\w'’-]*")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'd|you'll|ya)\b", re.I)
+# An address: the name set off as the one spoken to, at a sentence's start or after a greeting or thanks.
+_ADDRESS = r"(?:^|[,;:!?.]\s*|\b(?:hey|hi|hello|thanks|thank you|wow|whoa|woah|congrats|yeah|yes|oh|sorry|so|ok|okay|aw+|dear)[,!]?\s+){name}\s*(?:[!,.?]|$)"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    asked: str  # the speaker the question asks about
+    speaker: str  # the one whose words hold its topic
+
+
+def misattributed(
+    conn: sqlite3.Connection, question: str, hits: Sequence[Hit], *, project_ids: Sequence[int] | None = None
+) -> Attribution | None:
+    """Who the question asks about and who said what answers its topic, when the two differ (see the module
+    docstring); None when they do not, or when the question is not about one speaker of a conversation."""
+    top = list(hits[:TOP_HITS])
+    if not top:
+        return None
+    cache: dict[str, bool] = {}
+
+    def is_speaker(name: str) -> bool:
+        if name not in cache:
+            cache[name] = speaks(conn, name, project_ids)
+        return cache[name]
+
+    candidates = _candidates(question)
+    asked = [n for n in candidates if is_speaker(n)]
+    if len(asked) != 1:
+        return None
+    [person] = asked
+    topic = _stems(content_words(question) - content_words(person))
+    best, shared = [], MIN_SHARED
+    for hit in top:
+        speaker, body = _said(hit.text)
+        for sentence in sentences(body, limit=60):
+            n = len(topic & _stems(content_words(sentence)))
+            if n > shared:
+                best, shared = [], n
+            if n == shared:
+                best.append((speaker, sentence, body))
+    if not best:
+        return None
+    others = {speaker for speaker, _, _ in best}
+    if len(others) != 1:
+        return None
+    [other] = others
+    if other is None or other == person or not is_speaker(other):
+        return None
+    if any(_short_for(word, other) for word in candidates):  # "Deb" of Deborah: the question names them too
+        return None
+    if any(_about(sentence, line, person) for _, sentence, line in best):
+        return None
+    return Attribution(asked=person, speaker=other)
+
+
+def misattributed_memory(said: Attribution) -> str:
+    """The abstention's opening line: nothing of the person asked about, and whose words follow."""
+    return f"No relevant memory of {said.asked} on this: what past sessions hold on it was said by {said.speaker}."
+
+
+def _candidates(question: str) -> list[str]:
+    """The question's capitalised words, a possessive's "'s" dropped, each once, at most MAX_CANDIDATES."""
+    found: dict[str, None] = {}
+    for m in _CAPITALISED.finditer(question):
+        found.setdefault(_POSSESSIVE.sub("", m.group(0)))
+    return list(found)[:MAX_CANDIDATES]
+
+
+def _stems(words: frozenset[str]) -> set[str]:
+    """Words with an -ing or -ed ending dropped, a doubled last consonant undone ("winning" and "win"), so
+    that one topic matches in any tense."""
+    out = set()
+    for w in words:
+        stem = re.sub(r"(?:ing|ed)$", "", w) if len(w) > 5 else w
+        if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
+            stem = stem[:-1]
+        out.add(stem)
+    return out
+
+
+def _short_for(word: str, name: str) -> bool:
+    """Whether `word` is `name` or its short form ("Deb" of "Deborah", "Mel" of "Melanie")."""
+    return len(word) >= 3 and name.startswith(word)
+
+
+def _said(text: str) -> tuple[str | None, str]:
+    """A hit's speaker (None: no label) and its words without the label."""
+    text = _IN_PROJECT.sub("", text, count=1)
+    speaker = speaker_of(text)
+    return speaker, text[len(speaker) + 1 :].lstrip() if speaker else text
+
+
+def _about(sentence: str, line: str, person: str) -> bool:
+    """Whether a sentence of a `line` is about `person` (or asks them): it speaks to them or is a question,
+    or its line names them other than to address them ("Paris?! That's great, Jon's trip…")."""
+    if sentence.rstrip().endswith("?") or _SECOND_PERSON.search(sentence):
+        return True
+    name = rf"(?:{re.escape(person)}|{re.escape(person[:3])}[a-z]*)" if len(person) > 3 else re.escape(person)
+    named = len(re.findall(rf"\b{name}\b", line))
+    addressed = len(re.findall(_ADDRESS.format(name=name), line, flags=re.I))
+    return named > addressed
