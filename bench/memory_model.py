@@ -280,6 +280,10 @@ def run(args: argparse.Namespace) -> dict:
         with App.open(cfg) as app:
             if args.reuse:  # a home this bench trained before (--keep): its store and active adapter
                 trained = reused(cfg)
+                # nothing new to ingest, but memories extracted by older rules are read again (and embedded)
+                nothing = Path(tmp) / "nothing"
+                nothing.mkdir()
+                app.ingest([nothing], embed=not args.no_embed)
             else:
                 app.ingest(embed=not args.no_embed)
                 trained = train(app, args)
@@ -516,7 +520,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--no-expansion", action="store_true", help="skip the query-expansion measurement")
     ap.add_argument(
-        "--reuse", action="store_true", help="with --keep: ask again with the home's trained adapter"
+        "--reuse",
+        action="store_true",
+        help="with --keep: ask again with the home's trained adapter (memories re-extracted where the rules changed)",
     )
     ap.add_argument(
         "--continual",
