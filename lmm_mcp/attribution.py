@@ -12,13 +12,16 @@ The rule, on the question and the best hits only, no model:
 - the question names exactly one of the conversation's speakers (a label that opens at least two stored
   lines of the project, `lmm_mcp.queries.speaks`), and not the other by a short form ("Deb" of Deborah);
 - among the sentences of the top `TOP_HITS` hits, those sharing the most of the question's other content
-  words (at least `MIN_SHARED`, in any tense: "winning" is "win") are all statements of one other speaker;
-- none of them is about the person asked about: a question to them ("What motivated you?") says they are
-  the one who knows, a sentence speaking to them ("your painting") is about them, and so is a line naming
-  them other than to address them ("Thanks, Melanie!" only addresses).
-On LoCoMo's questions (all 1,986, retrieval only) it flags 179 of the 471 that the conversation cannot
-answer and 43 of the 1,515 it can (docs/benchmarks.md); a flagged recall still shows the excerpts, so a
-false flag costs the agent a misleading first line, not the answer.
+  words (at least `MIN_SHARED`, in any tense: "winning" is "win") are all the other person's: their own
+  statements, or what the person asked about said to them ("Congrats on your new shop!", "What got you
+  into pottery?");
+- none of the other's is about the person asked about: a question to them ("What motivated you?") says
+  they are the one who knows, a sentence speaking to them ("your painting") is about them, and so is a line
+  naming them other than to address them ("Thanks, Melanie!" only addresses).
+On LoCoMo's questions (all 1,986, retrieval only) it flags 240 of the 471 that the conversation cannot
+answer and 71 of the 1,515 it can; without the second kind of the other's sentence, 179 and 43
+(docs/benchmarks.md). A flagged recall still shows the excerpts, so a false flag costs the agent a
+misleading first line, not the answer.
 """
 
 from __future__ import annotations
@@ -81,22 +84,32 @@ def misattributed(
                 best.append((speaker, sentence, body))
     if not best:
         return None
-    others = {speaker for speaker, _, _ in best}
-    if len(others) != 1:
+    owners: set[str | None] = set()  # whose each best sentence is; None: the listener of the person asked
+    for speaker, sentence, line in best:
+        if speaker is None:
+            return None
+        if speaker == person:
+            if not _to_listener(sentence):
+                return None  # their own words on it
+            owners.add(None)
+        elif _about(sentence, line, person):
+            return None
+        else:
+            owners.add(speaker)
+    named = owners - {None}
+    if len(named) > 1:
         return None
-    [other] = others
-    if other is None or other == person or not is_speaker(other):
+    other = named.pop() if named else _listener(top, person)
+    if other is None or not is_speaker(other):
         return None
     if any(_short_for(word, other) for word in candidates):  # "Deb" of Deborah: the question names them too
-        return None
-    if any(_about(sentence, line, person) for _, sentence, line in best):
         return None
     return Attribution(asked=person, speaker=other)
 
 
 def misattributed_memory(said: Attribution) -> str:
     """The abstention's opening line: nothing of the person asked about, and whose words follow."""
-    return f"No relevant memory of {said.asked} on this: what past sessions hold on it was said by {said.speaker}."
+    return f"No relevant memory of {said.asked} on this: what past sessions hold on it is {said.speaker}'s."
 
 
 def _candidates(question: str) -> list[str]:
@@ -131,10 +144,24 @@ def _said(text: str) -> tuple[str | None, str]:
     return speaker, text[len(speaker) + 1 :].lstrip() if speaker else text
 
 
+def _to_listener(sentence: str) -> bool:
+    """Whether a sentence asks or speaks to the one listening ("What motivated you?", "Congrats on your shop")."""
+    return sentence.rstrip().endswith("?") or _SECOND_PERSON.search(sentence) is not None
+
+
+def _listener(hits: Sequence[Hit], person: str) -> str | None:
+    """The other speaker of the best hits: the one `person` speaks to."""
+    for hit in hits:
+        speaker, _ = _said(hit.text)
+        if speaker is not None and speaker != person:
+            return speaker
+    return None
+
+
 def _about(sentence: str, line: str, person: str) -> bool:
     """Whether a sentence of a `line` is about `person` (or asks them): it speaks to them or is a question,
     or its line names them other than to address them ("Paris?! That's great, Jon's trip…")."""
-    if sentence.rstrip().endswith("?") or _SECOND_PERSON.search(sentence):
+    if _to_listener(sentence):
         return True
     name = rf"(?:{re.escape(person)}|{re.escape(person[:3])}[a-z]*)" if len(person) > 3 else re.escape(person)
     named = len(re.findall(rf"\b{name}\b", line))

@@ -185,8 +185,9 @@ async def recall_memory(
     time, project). Use it before re-deriving something the user may have settled before. It answers
     "No relevant memory: ..." when past sessions hold nothing on it, e.g. when the query names a tool or
     identifier no session of the project ever mentioned, or a day no session was active on; and
-    "No relevant memory of <person> on this: ... said by <other>." (followed by those excerpts) when a
-    relayed conversation's question about one person finds its topic only in another person's words.
+    "No relevant memory of <person> on this: what past sessions hold on it is <other>'s.", followed by
+    those excerpts, when a relayed conversation's question about one person finds its topic only in
+    another person's words.
 
     query: what to recall, in words ("how do we run the integration tests", "why did we drop Redis").
     project: a project path or folder name; default the current project, plus cross-project preferences.

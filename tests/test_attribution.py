@@ -22,6 +22,7 @@ LINES = [
     "Caroline: I adopted a beagle named Scout from the shelter downtown.",
     "Melanie: I finished a watercolor painting of the sunset over the harbor.",
     "Caroline: Oh Melanie, my brother works as a firefighter in Denver now.",
+    "Melanie: Congrats on your new job at the bakery on Elm Street!",
 ]
 
 
@@ -45,9 +46,7 @@ def chat(cfg, conn):
 def test_a_question_about_one_person_answered_only_by_the_others_words_says_whose_they_are(chat):
     r = chat.recall("What country is Melanie's grandma from?", project=CHAT, mode="retrieve")
     opening, *rest = r.memory.splitlines()
-    assert opening == (
-        "No relevant memory of Melanie on this: what past sessions hold on it was said by Caroline."
-    )
+    assert opening == ("No relevant memory of Melanie on this: what past sessions hold on it is Caroline's.")
     assert is_abstention(r.memory)
     # whose words these are still shows, cited: the agent can see the question's premise is wrong
     assert r.sources and "grandma in Sweden" in "\n".join(rest)
@@ -56,6 +55,12 @@ def test_a_question_about_one_person_answered_only_by_the_others_words_says_whos
     assert not is_abstention(mine.memory) and "Sweden" in mine.memory
     asked = chat.recall("Which dog did Melanie adopt from the shelter?", project=CHAT, mode="retrieve")
     assert asked.memory.startswith("No relevant memory of Melanie on this")
+    # what Melanie said to Caroline ("your new job") is Caroline's, not Melanie's
+    job = chat.recall("Where did Melanie get a new job?", project=CHAT, mode="retrieve")
+    assert job.memory.startswith(
+        "No relevant memory of Melanie on this: what past sessions hold on it is Caroline's."
+    )
+    assert "bakery" in job.memory
     # naming someone only to address them ("Oh Melanie, my brother…") says nothing about them
     brother = chat.recall(
         "Where does Melanie's brother work as a firefighter?", project=CHAT, mode="retrieve"
