@@ -33,12 +33,11 @@ from dataclasses import dataclass
 
 from lmm_mcp.queries import speaks
 from lmm_mcp.retrieval import Hit
-from transcripts.conversation import content_words, sentences, speaker_of
+from transcripts.conversation import content_words, sentences, speaker_and_words
 
 TOP_HITS = 3  # the hits read: further down, a line is as likely another topic as the asked one
 MIN_SHARED = 1  # content words a sentence must share with the question to stand for its topic
 MAX_CANDIDATES = 6  # capitalised words of a question checked as speakers
-_IN_PROJECT = re.compile(r"^In [^:\n]{1,80}: ")  # a note's "In conv-26: " before its speaker
 _CAPITALISED = re.compile(r"\b[A-Z][a-z][\w'’-]*")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'd|you'll|ya)\b", re.I)
@@ -75,7 +74,7 @@ def misattributed(
     topic = _stems(content_words(question) - content_words(person))
     best, shared = [], MIN_SHARED
     for hit in top:
-        speaker, body = _said(hit.text)
+        speaker, body = speaker_and_words(hit.text)
         for sentence in sentences(body, limit=60):
             n = len(topic & _stems(content_words(sentence)))
             if n > shared:
@@ -137,13 +136,6 @@ def _short_for(word: str, name: str) -> bool:
     return len(word) >= 3 and name.startswith(word)
 
 
-def _said(text: str) -> tuple[str | None, str]:
-    """A hit's speaker (None: no label) and its words without the label."""
-    text = _IN_PROJECT.sub("", text, count=1)
-    speaker = speaker_of(text)
-    return speaker, text[len(speaker) + 1 :].lstrip() if speaker else text
-
-
 def _to_listener(sentence: str) -> bool:
     """Whether a sentence asks or speaks to the one listening ("What motivated you?", "Congrats on your shop")."""
     return sentence.rstrip().endswith("?") or _SECOND_PERSON.search(sentence) is not None
@@ -152,7 +144,7 @@ def _to_listener(sentence: str) -> bool:
 def _listener(hits: Sequence[Hit], person: str) -> str | None:
     """The other speaker of the best hits: the one `person` speaks to."""
     for hit in hits:
-        speaker, _ = _said(hit.text)
+        speaker, _ = speaker_and_words(hit.text)
         if speaker is not None and speaker != person:
             return speaker
     return None

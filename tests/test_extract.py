@@ -222,3 +222,27 @@ def test_a_judge_shown_the_first_excerpts_still_packs_every_hits_sentences(tiny:
         tight = judge(model, tokenizer, query, passages, 130, model_weight=weight, shown=1)
         assert tight.lead.n == 1
         assert list(tight.groups) == [3]  # the budget's rest: the unshown hit with the question's words
+
+
+def test_a_speakers_name_counts_less_than_the_topic_so_greetings_do_not_lead():
+    """In a conversation every greeting names the people asked about: "Thanks so much, Melanie!" shares two
+    of the question's words and says nothing of its topic."""
+    from trainer.extract import lexical_scores, pack, passage_sentences
+
+    passages = [
+        _passage("In chat: Caroline: Thanks so much, Melanie!", 1),
+        _passage("Caroline: I want to adopt a child soon.", 2),
+        _passage("Melanie: See you soon, Caroline!", 3),
+    ]
+    sentences = passage_sentences(passages)
+    question = "What does Melanie say about Caroline's wish to adopt a child?"
+    greeting, topic, bye = lexical_scores(question, sentences)
+    assert topic > greeting and topic > bye
+    # a name that is no speaker of the excerpts is a topic word like any other
+    (named,) = lexical_scores(
+        "Which beagle did Scout chase?", passage_sentences([_passage("Scout chased it.", 1)])
+    )
+    assert named > 0.9  # a whole word, less the rank's hundredth
+    # retrieve mode's packing, at a budget for one line, keeps the topic's
+    extract = pack(question, passages, 70)
+    assert [s.text for group in extract.groups.values() for s in group] == ["Caroline: I want to adopt a child soon."]

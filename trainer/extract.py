@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, excerpt_labels, recall_messages
-from transcripts.conversation import content_words
+from transcripts.conversation import content_words, speaker_and_words
 from transcripts.wording import word_set
 
 MAX_SENTENCE_CHARS = 220  # a longer sentence (a wrapped log line, a list run together) is cut at word ends
@@ -44,6 +44,8 @@ REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chose
 # LoCoMo 0.503 -> 0.520; the lead's citation accuracy 0.907 -> 0.920, 0.680 -> 0.699). The judge's packing
 # keeps words first: ranked there, it packed worse.
 RANK_WEIGHT = 1.0
+NAME_WEIGHT = 0.25  # a speaker's name in a sentence, against a topic word's 1 (`lexical_scores`)
+_NAME_IN_QUESTION = re.compile(r"\b[A-Z][a-z]+\b")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -97,9 +99,29 @@ def _cut(text: str) -> list[str]:
 
 def lexical_scores(query: str, sentences: Sequence[Sentence], rank_weight: float = 0.01) -> list[float]:
     """The question's content words each sentence holds, less `rank_weight` per place of its excerpt in the
-    ranking (the default only breaks ties: among equals, the better-ranked excerpt first)."""
+    ranking (the default only breaks ties: among equals, the better-ranked excerpt first). The name of a
+    person the question asks about who speaks in the excerpts counts `NAME_WEIGHT`: in a conversation every
+    greeting and thanks names them ("Thanks, Melanie!"), and who said a line is its label's business."""
     asked = content_words(query)
-    return [len(content_words(s.text) & asked) - rank_weight * s.n - 0.0001 * s.index for s in sentences]
+    people = asked & _speakers(query, sentences)
+    topic = asked - people
+    return [
+        len(words & topic) + NAME_WEIGHT * len(words & people) - rank_weight * s.n - 0.0001 * s.index
+        for s, words in ((s, content_words(s.text)) for s in sentences)
+    ]
+
+
+def _speakers(query: str, sentences: Sequence[Sentence]) -> set[str]:
+    """The excerpts' speakers (the labels their first sentences open with) whom the question names as a
+    name, capitalised ("Melanie", "Caroline's"), lowercased as `content_words` has them."""
+    named = {m.group(0).lower() for m in _NAME_IN_QUESTION.finditer(query)}
+    labels = set()
+    for s in sentences:
+        if s.index == 0:
+            label, _ = speaker_and_words(s.text)
+            if label and label.lower() in named:
+                labels.add(label.lower())
+    return labels
 
 
 def candidates(lexical: Sequence[float], limit: int | None = None) -> list[int]:

@@ -378,6 +378,17 @@ def speaker_of(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+_IN_PROJECT = re.compile(r"^In [^:\n]{1,80}: ")  # a note's "In conv-26: " before its speaker's label
+
+
+def speaker_and_words(text: str) -> tuple[str | None, str]:
+    """Who said a stored line, a chunk's or a note's ("In conv-26: Caroline: I went…" -> "Caroline"), and
+    its words without the labels; (None, the text) when no speaker opens it."""
+    text = _IN_PROJECT.sub("", text.lstrip(), count=1)
+    speaker = speaker_of(text)
+    return speaker, text[len(speaker) + 1 :].lstrip() if speaker else text
+
+
 def relayed_dialogue(prompts: list[str]) -> bool:
     """Whether a session's prompts relay a conversation between named people ("Caroline: …", "Melanie: …"):
     two or more speakers, each opening at least two prompts, together at least half of them. Their "don't
