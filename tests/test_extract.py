@@ -245,4 +245,6 @@ def test_a_speakers_name_counts_less_than_the_topic_so_greetings_do_not_lead():
     assert named > 0.9  # a whole word, less the rank's hundredth
     # retrieve mode's packing, at a budget for one line, keeps the topic's
     extract = pack(question, passages, 70)
-    assert [s.text for group in extract.groups.values() for s in group] == ["Caroline: I want to adopt a child soon."]
+    assert [s.text for group in extract.groups.values() for s in group] == [
+        "Caroline: I want to adopt a child soon."
+    ]
