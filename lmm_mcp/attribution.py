@@ -33,13 +33,11 @@ from dataclasses import dataclass
 
 from lmm_mcp.queries import speaks
 from lmm_mcp.retrieval import Hit
-from transcripts.conversation import content_words, sentences, speaker_and_words
+from transcripts.conversation import capitalised_words, content_words, sentences, speaker_and_words
 
 TOP_HITS = 3  # the hits read: further down, a line is as likely another topic as the asked one
 MIN_SHARED = 1  # content words a sentence must share with the question to stand for its topic
 MAX_CANDIDATES = 6  # capitalised words of a question checked as speakers
-_CAPITALISED = re.compile(r"\b[A-Z][a-z][\w'’-]*")
-_POSSESSIVE = re.compile(r"['’]s?$")
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'd|you'll|ya)\b", re.I)
 # An address: the name set off as the one spoken to, at a sentence's start or after a greeting or thanks.
 _ADDRESS = r"(?:^|[,;:!?.]\s*|\b(?:hey|hi|hello|thanks|thank you|wow|whoa|woah|congrats|yeah|yes|oh|sorry|so|ok|okay|aw+|dear)[,!]?\s+){name}\s*(?:[!,.?]|$)"
@@ -66,7 +64,7 @@ def misattributed(
             cache[name] = speaks(conn, name, project_ids)
         return cache[name]
 
-    candidates = _candidates(question)
+    candidates = capitalised_words(question)[:MAX_CANDIDATES]
     asked = [n for n in candidates if is_speaker(n)]
     if len(asked) != 1:
         return None
@@ -109,14 +107,6 @@ def misattributed(
 def misattributed_memory(said: Attribution) -> str:
     """The abstention's opening line: nothing of the person asked about, and whose words follow."""
     return f"No relevant memory of {said.asked} on this: what past sessions hold on it is {said.speaker}'s."
-
-
-def _candidates(question: str) -> list[str]:
-    """The question's capitalised words, a possessive's "'s" dropped, each once, at most MAX_CANDIDATES."""
-    found: dict[str, None] = {}
-    for m in _CAPITALISED.finditer(question):
-        found.setdefault(_POSSESSIVE.sub("", m.group(0)))
-    return list(found)[:MAX_CANDIDATES]
 
 
 def _stems(words: frozenset[str]) -> set[str]:

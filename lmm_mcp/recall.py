@@ -148,14 +148,15 @@ class Recaller:
             raise RecallError("no trained adapter yet: run `lmm-mcp train` (or the retrain tool) first")
         if use_model and missing_training():
             raise RecallError(f"generating a memory needs the training extra: {training_hint()}")
-        nothing = self.nothing_on(query, project) if abstain_unknown else None
+        inside = self._inside(query, project) if abstain_unknown else None  # read once for both checks
+        nothing = self._nothing(*inside) if inside else None
         if nothing:
             result = RecallResult(memory=nothing, adapter_version=version)
             result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
             return result
         expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
         hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k, origins=origins)
-        said = self.said_by_another(query, project, hits) if abstain_unknown else None
+        said = misattributed(self.conn, inside[0].text, hits, project_ids=inside[1]) if inside else None
         if said is not None:
             result = self._not_theirs(query, said, hits, max_tokens)
             result.adapter_version = version
@@ -177,7 +178,9 @@ class Recaller:
     def nothing_on(self, query: str, project: str | None = None) -> str | None:
         """The abstention for a query memory certainly cannot answer (it names something no past session of
         its project mentions, or a day none was active on), else None."""
-        scope, ids = self._inside(query, project)
+        return self._nothing(*self._inside(query, project))
+
+    def _nothing(self, scope: Scope, ids: list[int] | None) -> str | None:
         missing = unknown_names(self.conn, scope.text, project_ids=ids)
         if missing:
             return unknown_memory(missing)

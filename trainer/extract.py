@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer.prompts import ABSTAIN, PASSAGE_CHARS, Passage, excerpt_labels, recall_messages
-from transcripts.conversation import content_words, speaker_and_words
+from transcripts.conversation import capitalised_words, content_words, speaker_and_words
 from transcripts.wording import word_set
 
 MAX_SENTENCE_CHARS = 220  # a longer sentence (a wrapped log line, a list run together) is cut at word ends
@@ -45,7 +45,6 @@ REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chose
 # keeps words first: ranked there, it packed worse.
 RANK_WEIGHT = 1.0
 NAME_WEIGHT = 0.25  # a speaker's name in a sentence, against a topic word's 1 (`lexical_scores`)
-_NAME_IN_QUESTION = re.compile(r"\b[A-Z][a-z]+\b")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -114,7 +113,7 @@ def lexical_scores(query: str, sentences: Sequence[Sentence], rank_weight: float
 def _speakers(query: str, sentences: Sequence[Sentence]) -> set[str]:
     """The excerpts' speakers (the labels their first sentences open with) whom the question names as a
     name, capitalised ("Melanie", "Caroline's"), lowercased as `content_words` has them."""
-    named = {m.group(0).lower() for m in _NAME_IN_QUESTION.finditer(query)}
+    named = {w.lower() for w in capitalised_words(query)}
     labels = set()
     for s in sentences:
         if s.index == 0:

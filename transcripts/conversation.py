@@ -378,6 +378,16 @@ def speaker_of(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][a-z][\w'’-]*")
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+def capitalised_words(text: str) -> list[str]:
+    """The words of `text` written as names ("Melanie", "Caroline's" -> "Caroline"), each once, in order:
+    what a question may name a conversation's speakers by."""
+    return list(dict.fromkeys(_POSSESSIVE.sub("", m.group(0)) for m in _CAPITALISED.finditer(text)))
+
+
 _IN_PROJECT = re.compile(r"^In [^:\n]{1,80}: ")  # a note's "In conv-26: " before its speaker's label
 
 
