@@ -317,3 +317,49 @@ def test_a_fix_by_command_and_the_stated_cause_are_part_of_the_episode():
         in ep.text
     )
     assert ep.text.endswith("`fly deploy` passed afterwards.")
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        # what users say of themselves and their world, in any verb, is kept as said
+        (
+            "I've been vegetarian for about three years now, so no meat please. Can you suggest five dinners?",
+            ["In chat: I've been vegetarian for about three years now, so no meat please."],
+        ),
+        (
+            "I just got back from a week in Lisbon with my sister Priya. Can you help me write a thank-you note?",
+            ["In chat: I just got back from a week in Lisbon with my sister Priya."],
+        ),
+        (
+            "Update on the running: I switched from the Brooklyn Half to the Philadelphia Half in November.",
+            ["In chat: I switched from the Brooklyn Half to the Philadelphia Half in November."],
+        ),
+        ("My old laptop died so I bought a ThinkPad X1 Carbon last weekend.", [
+            "In chat: My old laptop died so I bought a ThinkPad X1 Carbon last weekend."
+        ]),
+        # not requests, hedges, wishes or too little to say
+        ("I want to try libvips through govips for the resizing.", []),
+        ("I'd like every post to show an estimated reading time.", []),
+        ("I'm not sure why the login test keeps failing on CI.", []),
+        ("I think the cache layer might be the culprit here.", []),
+        ("I hope the migration goes smoothly this time.", []),
+        ("I know it means cgo.", []),
+        ("I'm going to need the export to handle ampersands in route names.", []),
+    ],
+)  # fmt: skip
+def test_a_users_own_statements_are_notes_in_any_verb(said, expected):
+    """A user's sentence about themselves ("I've been…", "My laptop…", "We moved…") states a fact in any verb,
+    as a chat line does; their requests, hedges and wishes do not."""
+    from transcripts.notes import note_drafts
+
+    assert [d.text for d in note_drafts(said, name="chat", by_user=True)] == expected
+
+
+def test_a_users_short_statement_of_how_things_are_stays_a_note():
+    from transcripts.notes import note_drafts
+
+    said = "We use Postgres 16 everywhere. I know it means cgo."
+    assert [d.text for d in note_drafts(said, name="api", by_user=True)] == [
+        "In api: We use Postgres 16 everywhere."
+    ]

@@ -13,14 +13,17 @@ sets its salience. Plain statements stay notes too: on the coding benchmark, kee
 something lost 2 points of search hit@1 (docs/benchmarks.md). A person's line in a relayed conversation
 ("Caroline: …") is read more widely, since chat states its facts in every verb ("I'm working on", "it helps
 me unwind", "I got the chance to"): any sentence of four content words or more that is not a reaction, a
-greeting or a wish ("Thanks, Mel!", "That's awesome!", "Hope you're ok!"). No model, no API.
+greeting or a wish ("Thanks, Mel!", "That's awesome!", "Hope you're ok!"). So is a user's own sentence
+about themselves ("I've been vegetarian for three years", "I just got back from Lisbon with my sister"), a
+heading before it ("Update on the running: …") left out, unless it is what they want, plan or wonder.
+No model, no API.
 """
 
 from __future__ import annotations
 
 import re
 
-from transcripts.conversation import Draft, content_words, keywords_of, sentences, subject_of
+from transcripts.conversation import Draft, content_words, keywords_of, sentences, speaker_of, subject_of
 
 MAX_PER_TURN = 4
 MIN_CHARS, MAX_CHARS = 30, 260
@@ -104,12 +107,24 @@ _REACTION = re.compile(
     re.I,
 )
 CHAT_WORDS = 4  # content words a chat line's sentence needs to say something ("I'm fine" does not)
+# A user's sentence about themselves or their own world: read as a chat line is, in any verb ("I've been
+# vegetarian for years", "I just got back from Lisbon", "My laptop died so I bought a ThinkPad").
+_FIRST_PERSON = re.compile(r"^(?:I|I['’](?:m|ve)|I was|I had|My|We|We['’](?:re|ve)|Our)\b")
+# ...but not what they ask for, plan, hope or wonder: a request is the session's ask or a decision.
+_WISH = re.compile(
+    r"^(?:i|we)(?:['’](?:d|ll|m going to|m trying to|m looking for|m planning|m hoping|m thinking)| would| will| am going to| want| need|"
+    r" wonder| was wondering| hope| wish| plan| intend| expect| think| guess| believe| feel like| doubt|"
+    r" can| could| should| must| have to| don['’]t know| do not know| have a question)\b",
+    re.I,
+)
 _LEAD_FILLER = re.compile(
     r"^(?:so|also|and|but|note|fyi|btw|ok|okay|right|yes|yep|basically|in short)\b[\s,:;-]*"
     # chat's, set off by a comma, perhaps with the name of whom it greets ("Wow Caroline, …", "Hey Jon! …")
     r"|^(?:yeah|wow|oh|ohh|hey|hi|hello|well|haha|lol|aw+|hmm+|ah|omg|gosh)(?:,? [A-Z][a-z]+)?[,!.]+\s*",
     re.I,
 )
+# A heading a prompt's sentence may open with ("Update on the running: I switched…"); not a speaker's label.
+_HEADING = re.compile(r"^[A-Z][\w'’-]*(?: [\w'’-]+){0,3}: (?=[A-Z])")
 
 
 def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | None = None) -> list[Draft]:
@@ -127,10 +142,17 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
             or s.startswith(("|", "+", "-", "#"))
         ):
             continue
+        if by_user and not speaker and speaker_of(s) is None:  # "Joe: …" is a label: who said it stays
+            s = _HEADING.sub("", s)
         if speaker:  # a person's chat line: what they said of themselves and their world, in any verb
             if _chat_aside(s):
                 continue
-        elif _NARRATION.match(s) or _HEDGE.search(s) or not _STATEMENT.search(s):
+        elif by_user and _FIRST_PERSON.match(s):
+            # a user's sentence about themselves, read as a chat line (or a statement); not what they wish,
+            # plan or ask for
+            if _WISH.match(s) or (_chat_aside(s) and not _stated(s)):
+                continue
+        elif not _stated(s):
             continue
         if by_user and _IMPERATIVE.match(s):
             continue
@@ -138,6 +160,12 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
     found.sort(key=lambda x: (-x[0], -len(x[1].split())))
     salience = 0.3 if by_user else 0.25
     return [note(said_by(s, speaker), name, min(0.5, salience + 0.05 * n)) for n, s in found[:MAX_PER_TURN]]
+
+
+def _stated(sentence: str) -> bool:
+    """A sentence that reads as a statement of how things are: not narration, not a hedge, with a verb of
+    state ("is", "lives", "runs", "expires", "because")."""
+    return not (_NARRATION.match(sentence) or _HEDGE.search(sentence)) and bool(_STATEMENT.search(sentence))
 
 
 def _chat_aside(sentence: str) -> bool:
