@@ -363,3 +363,14 @@ def test_a_users_short_statement_of_how_things_are_stays_a_note():
     assert [d.text for d in note_drafts(said, name="api", by_user=True)] == [
         "In api: We use Postgres 16 everywhere."
     ]
+
+
+def test_a_list_introduction_is_no_note():
+    """ "Here are five dinners: 1. Chickpea curry…" splits after "1.": the introduction is no note, the items
+    may be."""
+    from transcripts.notes import note_drafts
+
+    reply = "Here are five vegetarian dinners for you: 1. Chickpea curry with rice keeps for 4 days in the fridge."
+    assert [d.text for d in note_drafts(reply, name="chat")] == [
+        "In chat: Chickpea curry with rice keeps for 4 days in the fridge."
+    ]

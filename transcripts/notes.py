@@ -68,7 +68,7 @@ def specifics(sentence: str) -> int:
 _NARRATION = re.compile(
     r"^(?:let me|let's|i'll|i will|i'm going to|i am going to|now i|next,? i|first,? i|i need to|i should|"
     r"i'd|i would|i can|i could|checking|looking|running|reading|searching|trying|let us|here's|here is|"
-    r"ok|okay|sure|great|done\.?$|got it|thanks|perfect|good|yes|no,|now let|i see|i think|i found|i've|"
+    r"here are|ok|okay|sure|great|done\.?$|got it|thanks|perfect|good|yes|no,|now let|i see|i think|i found|i've|"
     r"i have|we can|we could|you can|you could|would you|should i|shall i|do you|can you|could you)\b",
     re.I,
 )
@@ -123,6 +123,9 @@ _LEAD_FILLER = re.compile(
     r"|^(?:yeah|wow|oh|ohh|hey|hi|hello|well|haha|lol|aw+|hmm+|ah|omg|gosh)(?:,? [A-Z][a-z]+)?[,!.]+\s*",
     re.I,
 )
+# A list's first number, split off with the sentence before it ("Here are five dinners: 1."): that sentence
+# introduces the list (it ends in a colon), and the number is the next one's.
+_ENUMERATOR = re.compile(r"(?<=:)\s+\d{1,2}[.)]$")
 # A heading a prompt's sentence may open with ("Update on the running: I switched…"); not a speaker's label.
 _HEADING = re.compile(r"^[A-Z][\w'’-]*(?: [\w'’-]+){0,3}: (?=[A-Z])")
 
@@ -135,7 +138,7 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
         text = text[len(speaker) + 1 :].lstrip()
     found: list[tuple[int, str]] = []
     for s in sentences(text, limit=60):
-        s = _LEAD_FILLER.sub("", s).strip()
+        s = _ENUMERATOR.sub("", _LEAD_FILLER.sub("", s)).strip()
         if (
             not (MIN_CHARS <= len(s) <= MAX_CHARS)
             or s.endswith((":", "?"))
