@@ -82,7 +82,8 @@ CAPS = {
 # stack words and relayed conversation; a relayed conversation's summary, and its speaker on every note.
 # 2: Ruby, Travis and Phoenix as people's names ("hiking with Ruby") are no stack fact; a chat line's notes
 # in any verb, its reactions left out. 3: relative time ("yesterday") anchored to the day it was said.
-EXTRACTION_RULES = 3
+# 4: a user's own sentences about themselves read as chat lines are; a list's introduction is no note.
+EXTRACTION_RULES = 4
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
 
