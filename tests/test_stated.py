@@ -338,6 +338,8 @@ def test_a_fix_by_command_and_the_stated_cause_are_part_of_the_episode():
         ("My old laptop died so I bought a ThinkPad X1 Carbon last weekend.", [
             "In chat: My old laptop died so I bought a ThinkPad X1 Carbon last weekend."
         ]),
+        # few words, but it names things
+        ("We're dropping Prisma for Drizzle.", ["In chat: We're dropping Prisma for Drizzle."]),
         # not requests, hedges, wishes or too little to say
         ("I want to try libvips through govips for the resizing.", []),
         ("I'd like every post to show an estimated reading time.", []),

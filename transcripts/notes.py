@@ -151,9 +151,11 @@ def note_drafts(text: str, *, name: str, by_user: bool = False, speaker: str | N
             if _chat_aside(s):
                 continue
         elif by_user and _FIRST_PERSON.match(s):
-            # a user's sentence about themselves, read as a chat line (or a statement); not what they wish,
-            # plan or ask for
-            if _WISH.match(s) or (_chat_aside(s) and not _stated(s)):
+            # a user's sentence about themselves, read as a chat line (or a statement, or naming a thing:
+            # "We're dropping Prisma for Drizzle"); not what they wish, plan or ask for
+            if _WISH.match(s) or _REACTION.match(s) or _HEDGE.search(s):
+                continue
+            if len(content_words(s)) < CHAT_WORDS and not (_stated(s) or _NAMED.search(s[1:])):
                 continue
         elif not _stated(s):
             continue
