@@ -176,6 +176,10 @@ CASES: list[tuple[str, str, str]] = [
     ("password-assignment", f"export REDIS_PASS={SHORT_PASS}", SHORT_PASS),
     ("prose-secret", f'{{"auths": {{"ghcr.io": {{"auth": "{DOCKER_AUTH}"}}}}}}', DOCKER_AUTH),
     ("prose-secret", f"machine api.heroku.com login me@example.com password {NETRC_PW}", NETRC_PW),
+    # A person's password in prose is short and human.
+    ("prose-secret", "My password for the staging admin is Summer2024!, don't share it.", "Summer2024!"),
+    ("prose-secret", "The wifi passphrase was blue-Falcon42 last time I checked.", "blue-Falcon42"),
+    ("prose-secret", "the door passcode is 482913", "482913"),
 ]
 IDS = [f"{i:02d}-{kind}" for i, (kind, _, _) in enumerate(CASES)]
 
@@ -344,6 +348,12 @@ NOT_SECRETS = [
     '["-# configure credentials", "+9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  x.tgz"]',
     "--- PASS: TestLogin (0.00s)\nPASS: tests/test_a.py::test_b\nPASS: test_login_flow",
     "# Remove token ID forwarding once the `nari-labs/Dia-1.6B-0626` checkpoint is updated",
+    # Words about passwords, not one.
+    "the password is required and passwords are bcrypt-hashed",
+    "the password hash is argon2id; the password manager is 1Password",
+    "the password is at least 12 characters long and the passwords were rotated on 2024-03-01",
+    "the password is $DB_PASSWORD, or password is settings.ADMIN_PASSWORD, or the password is <your-password>",
+    "the password is in /etc/secrets/db.txt",
 ]
 
 

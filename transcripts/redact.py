@@ -301,6 +301,36 @@ def _prose(word: str) -> Check:
     return check
 
 
+# A person's password in prose is short and human ("the staging password is Summer2024!", "my passphrase was
+# blue-Falcon42"): after "password" (or passphrase, passcode) and up to five short words, "is" or "was", then
+# one token with a letter and a digit or symbol, or six digits (an assignment is `_assignment`'s). Not a word
+# about passwords ("password manager is 1Password", "the password hash is argon2id"), a variable, a
+# placeholder or a path.
+_PASSWORD_PROSE = (
+    r"pass(?:w(?:or)?d|phrase|code)s?(?![a-z])(?P<gap>(?:[ \t]+[a-z][a-z0-9']{0,19}){0,5}?)"
+    r"[ \t]+(?:is|was|are|were)[ \t]+(?:\\*[\"'`])?"
+    r"(?P<v>[^\s\"'`\\]{5,63}[^\s\"'`\\.,;:)?])"
+)
+_ABOUT_PASSWORDS = _META_SUFFIXES | _words(
+    "manager managers hash hashes hashing hashed reset resets rule rules strength prompt prompts hint "
+    "requirement requirements complexity column input form validation validator check checks flow store "
+    "vault protected change changes history salt"
+)
+_PASSWORD_SYMBOLS = frozenset("!@#$%^*+=?~")  # not "&": HTML's &quot;
+
+
+def _password_prose(m: re.Match[bytes], data: bytes) -> str | None:
+    gap = _s(m.group("gap")).split()
+    if gap and gap[0] in _ABOUT_PASSWORDS:
+        return None
+    v = _s(data[m.start("v") : m.end("v")])
+    if v[0] in "$%<{[(*" or "/" in v or not _plausible(v, _s(data[m.end("v") : m.end("v") + 1])):
+        return None  # $DB_PASSWORD, %s, <your-password>, ${X}, a path or URL, settings.ADMIN_PASSWORD
+    letters = any(c.isalpha() for c in v)
+    marked = any(c.isdigit() or c in _PASSWORD_SYMBOLS for c in v)
+    return "prose-secret" if (letters and marked) or (v.isdigit() and len(v) >= 6) else None
+
+
 @dataclass(frozen=True)
 class _Rule:
     pattern: str
@@ -371,6 +401,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(rf"secrets?{_PROSE_TAIL}", _prose("secret"), "v", True),
     _Rule(rf"tokens?{_PROSE_TAIL}", _prose("token"), "v", True),
     _Rule(rf"pass(?:w(?:or)?ds?|phrases?){_PROSE_TAIL}", _prose("password"), "v", True),
+    _Rule(_PASSWORD_PROSE, _password_prose, "v", True),
     _Rule(rf"credentials?{_PROSE_TAIL}", _prose("credential"), "v", True),
     _Rule(rf"auths?{_PROSE_TAIL}", _prose("auth"), "v", True),  # docker's "auth": "<base64 user:token>"
     _Rule(rf"keys?{_PROSE_TAIL}", _prose("key"), "v", True),
