@@ -109,6 +109,11 @@ SECRET_KINDS: dict[str, Callable[[random.Random], str]] = {
     "databricks-token": lambda g: "da" + "pi" + _r(g, 32, HEX),
     "twilio-key": lambda g: "S" + "K" + _r(g, 32, HEX),
     "prose-password": lambda g: _r(g, 16),
+    # what a person picks: a word, digits, maybe a symbol ("Summer2024!", "falcon-77")
+    "human-password": lambda g: g.choice(["Summer", "falcon", "Blue", "tiger", "Maple", "orange"])
+    + g.choice(["", "-", "_"])
+    + str(g.randint(1, 9999))
+    + g.choice(["", "!", "#", "?"]),
     "prose-api-key": lambda g: _r(g, 32),
     "hex-key": lambda g: _r(g, 64, HEX),
     "base64-key": lambda g: base64.b64encode(g.randbytes(32)).decode(),
@@ -125,6 +130,8 @@ EPISODES: list[tuple[str, str]] = [
     ("prose", "I set ANTHROPIC_API_KEY to <<anthropic-api-key>> in my shell; check the client picks it up"),
     ("prose", "The password for the staging db is <<prose-password>>. Run the migration there."),
     ("prose", "Here's the API key you asked for: <<prose-api-key>>"),
+    ("prose", "My password for the staging admin is <<human-password>>, log in and check the queue."),
+    ("prose", "the office wifi passphrase was <<human-password>> last time I looked"),
     ("prose", "the HMAC signing key is <<hex-key>> (hex), use it in the webhook verifier"),
     ("prose", "use this encryption secret -> <<base64-key>> for the session cookies"),
     ("prose", "session cookie was <<jwt>> when it failed"),
