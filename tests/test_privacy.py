@@ -108,6 +108,26 @@ def test_private_spans_reach_neither_archive_nor_store(cfg, conn):
     assert SECRET.encode() not in store_bytes(cfg.home)
 
 
+def test_a_personal_chat_keeps_what_the_user_said_of_themselves_but_not_their_password(cfg, conn):
+    """In a chat about life rather than code, the user's own statements become memories; a password they
+    mention in passing reaches neither the archive, the store nor a memory."""
+    from lmm_mcp.memories import refresh_memories
+
+    password, cwd = "Summer2024!", "/home/me/chat"
+    records = [
+        record("u1", "I've been vegetarian for about three years now. Can you suggest five dinners?", cwd=cwd),
+        record("a1", "Chickpea curry, mushroom risotto, bean tacos, lentil pie and a tofu stir-fry.", role="assistant", parent="u1", cwd=cwd),
+        record("u2", f"Thanks. My password for the meal-planner site is {password}, log in and save them.", parent="a1", cwd=cwd),
+    ]  # fmt: skip
+    write_jsonl(cfg.claude_dir / "-home-me-chat" / "s1.jsonl", records)
+    Ingester(cfg, conn).ingest()
+    refresh_memories(conn)
+    memories = [t for (t,) in conn.execute("SELECT text FROM memories")]
+    assert "In chat: I've been vegetarian for about three years now." in memories
+    assert password.encode() not in store_bytes(cfg.home) and password.encode() not in archived_bytes(cfg.home)
+    assert any("[REDACTED:prose-secret]" in t for (t,) in conn.execute("SELECT text FROM turns"))
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     before=st.text(),

@@ -307,7 +307,7 @@ def _prose(word: str) -> Check:
 # about passwords ("password manager is 1Password", "the password hash is argon2id"), a variable, a
 # placeholder or a path.
 _PASSWORD_PROSE = (
-    r"pass(?:w(?:or)?d|phrase|code)s?(?![a-z])(?P<gap>(?:[ \t]+[a-z][a-z0-9']{0,19}){0,5}?)"
+    r"pass(?:w(?:or)?d|phrase|code)s?(?![a-z])(?P<gap>(?:[ \t]+[a-z][a-z0-9'.-]{0,24}){0,5}?)"
     r"[ \t]+(?:is|was|are|were)[ \t]+(?:\\*[\"'`])?"
     r"(?P<v>[^\s\"'`\\]{5,63}[^\s\"'`\\.,;:)?])"
 )
