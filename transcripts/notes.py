@@ -68,8 +68,9 @@ def specifics(sentence: str) -> int:
 _NARRATION = re.compile(
     r"^(?:let me|let's|i'll|i will|i'm going to|i am going to|now i|next,? i|first,? i|i need to|i should|"
     r"i'd|i would|i can|i could|checking|looking|running|reading|searching|trying|let us|here's|here is|"
-    r"here are|ok|okay|sure|great|done\.?$|got it|thanks|perfect|good|yes|no,|now let|i see|i think|i found|i've|"
-    r"i have|we can|we could|you can|you could|would you|should i|shall i|do you|can you|could you)\b",
+    r"here are|ok|okay|sure|great|done\.?$|got it|thanks|perfect|good|yes|no,|now let|i see|i think|"
+    r"i found|i've|i have|we can|we could|you can|you could|would you|should i|shall i|do you|can you|"
+    r"could you)\b",
     re.I,
 )
 _HEDGE = re.compile(
@@ -112,9 +113,10 @@ CHAT_WORDS = 4  # content words a chat line's sentence needs to say something ("
 _FIRST_PERSON = re.compile(r"^(?:I|I['’](?:m|ve)|I was|I had|My|We|We['’](?:re|ve)|Our)\b")
 # ...but not what they ask for, plan, hope or wonder: a request is the session's ask or a decision.
 _WISH = re.compile(
-    r"^(?:i|we)(?:['’](?:d|ll|m going to|m trying to|m looking for|m planning|m hoping|m thinking)| would| will| am going to| want| need|"
-    r" wonder| was wondering| hope| wish| plan| intend| expect| think| guess| believe| feel like| doubt|"
-    r" can| could| should| must| have to| don['’]t know| do not know| have a question)\b",
+    r"^(?:i|we)(?:['’](?:d|ll|m going to|m trying to|m looking for|m planning|m hoping|m thinking)"
+    r"| would| will| am going to| want| need| wonder| was wondering| hope| wish| plan| intend| expect"
+    r"| think| guess| believe| feel like| doubt| can| could| should| must| have to| don['’]t know"
+    r"| do not know| have a question)\b",
     re.I,
 )
 _LEAD_FILLER = re.compile(
