@@ -110,10 +110,12 @@ SECRET_KINDS: dict[str, Callable[[random.Random], str]] = {
     "twilio-key": lambda g: "S" + "K" + _r(g, 32, HEX),
     "prose-password": lambda g: _r(g, 16),
     # what a person picks: a word, digits, maybe a symbol ("Summer2024!", "falcon-77")
-    "human-password": lambda g: g.choice(["Summer", "falcon", "Blue", "tiger", "Maple", "orange"])
-    + g.choice(["", "-", "_"])
-    + str(g.randint(1, 9999))
-    + g.choice(["", "!", "#", "?"]),
+    "human-password": lambda g: (
+        g.choice(["Summer", "falcon", "Blue", "tiger", "Maple", "orange"])
+        + g.choice(["", "-", "_"])
+        + str(g.randint(1, 9999))
+        + g.choice(["", "!", "#", "?"])
+    ),
     "prose-api-key": lambda g: _r(g, 32),
     "hex-key": lambda g: _r(g, 64, HEX),
     "base64-key": lambda g: base64.b64encode(g.randbytes(32)).decode(),

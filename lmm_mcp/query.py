@@ -9,7 +9,8 @@
   a time window, in days of the user's own clock (this machine's zone: transcripts are stamped in UTC, but
   "January 25" is the user's). Relative words count back from the newest session in the
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
-  window first and fills up with the rest, so a misread date never empties an answer.
+  window first and fills up with the rest, so a misread date never empties an answer; a window asked about
+  with no subject ("what did I do on January 16?") opens with its sessions' summaries.
 - **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
   memories a later one superseded after the ones in force (the change is the newest memory of it);
   **"before", "originally", "used to"** put them first. Either way both stay, with their dates.
@@ -171,6 +172,8 @@ def find(
     hits: list[Hit] = []
     if scope.since is not None:
         lo = max(scope.since, floor) if floor is not None else scope.since
+        if not _has_subject(scope.text):  # "what did we do on January 16?": that day's summaries first
+            hits += retriever.recent(k, project=where, since=lo, until=scope.until)
         hits += retriever.retrieve(scope.text, k=k, project=where, since=lo, until=scope.until)
         if len(hits) < k:  # the words found little in the window ("what did we do"): the window itself
             hits += retriever.recent(k - len(hits), project=where, since=lo, until=scope.until)

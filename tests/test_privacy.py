@@ -124,7 +124,9 @@ def test_a_personal_chat_keeps_what_the_user_said_of_themselves_but_not_their_pa
     refresh_memories(conn)
     memories = [t for (t,) in conn.execute("SELECT text FROM memories")]
     assert "In chat: I've been vegetarian for about three years now." in memories
-    assert password.encode() not in store_bytes(cfg.home) and password.encode() not in archived_bytes(cfg.home)
+    assert password.encode() not in store_bytes(cfg.home) and password.encode() not in archived_bytes(
+        cfg.home
+    )
     assert any("[REDACTED:prose-secret]" in t for (t,) in conn.execute("SELECT text FROM turns"))
 
 

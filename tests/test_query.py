@@ -127,6 +127,18 @@ def test_window_hits_come_first_even_when_the_words_say_nothing(app):
     assert hits[0].text.startswith("Session of 2026-02-24 in tasklane-api")
 
 
+def test_a_day_asked_without_a_subject_opens_with_that_days_sessions(app):
+    """ "What did I do on February 21?" names no subject: the day's session summaries answer it, not what its
+    few words ("do") happen to match that day; a subject still goes by its words."""
+    hits = find(app.retriever(), app.conn, "what did I do on February 21?", k=5)
+    assert hits[0].text.startswith("Session of 2026-02-21 in logsift")
+    assert all(h.timestamp.startswith("2026-02-21") for h in hits[:3])
+    subject = find(
+        app.retriever(), app.conn, "how do we check formatting with cargo fmt on February 21?", k=5
+    )
+    assert "cargo fmt" in subject[0].text
+
+
 def test_now_puts_what_holds_first_and_before_still_answers(app):
     now = find(app.retriever(), app.conn, "which database do we use now", k=6, project=API)
     current = [h for h in now if not h.superseded]
