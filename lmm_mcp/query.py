@@ -172,7 +172,7 @@ def find(
     hits: list[Hit] = []
     if scope.since is not None:
         lo = max(scope.since, floor) if floor is not None else scope.since
-        if not _has_subject(scope.text):  # "what did we do on January 16?": that day's summaries first
+        if recap(scope):  # "what did we do on January 16?": that day's summaries first
             hits += retriever.recent(k, project=where, since=lo, until=scope.until)
         hits += retriever.retrieve(scope.text, k=k, project=where, since=lo, until=scope.until)
         if len(hits) < k:  # the words found little in the window ("what did we do"): the window itself
@@ -221,6 +221,12 @@ def _by_recency(hits: list[Hit]) -> list[Hit]:
     spread, span = (hi - lo) or 1.0, (last - first) or 1.0
     rank = {id(h): (h.score - lo) / spread + (t - first) / span for h, t in zip(hits, times, strict=True)}
     return sorted(hits, key=lambda h: -rank[id(h)])
+
+
+def recap(scope: Scope) -> bool:
+    """Whether the query asks what happened in a period, or where work stands, naming no subject ("what did
+    we do on January 16?", "where did we stop?"): its sessions' summaries answer it as they are."""
+    return (scope.since is not None or scope.latest) and not _has_subject(scope.text)
 
 
 def _has_subject(text: str) -> bool:
