@@ -215,6 +215,27 @@ def test_session_summary_says_what_was_asked_done_and_left_open():
     assert summary.time.startswith("2026-10-25") and summary.key.endswith("session-s1")
 
 
+def test_session_outcome_is_the_last_reply_that_says_something_not_the_thanks():
+    c = Conv(day=12)
+    c.user("I'm flying to Osaka in April with my partner. What should we know about the rail pass?")
+    c.say(
+        "For Osaka alone the national rail pass rarely pays off: a Kansai area pass covers Kyoto, Nara and "
+        "Kobe day trips for less, and the Nankai line from the airport is not on the national pass."
+    )
+    c.user("Great, thanks! Also, for another day: I want to plan a Hiroshima side trip.")
+    c.say("You're welcome, enjoy the trip!")
+    (summary,) = of(extract_session(c.turns), "session")
+    assert "Outcome: For Osaka alone the national rail pass rarely pays off" in summary.text
+    assert "enjoy the trip" not in summary.text
+    assert "Left open: Also, for another day: I want to plan a Hiroshima side trip." in summary.text
+    # A session with only an acknowledgement still says how it closed.
+    d = Conv(day=13)
+    d.user("Can you hear me? Just checking the connection works today.")
+    d.say("Yes, I'm here.")
+    (short,) = of(extract_session(d.turns), "session")
+    assert short.text.endswith("Outcome: Yes, I'm here.")
+
+
 def test_no_summary_and_no_error_for_an_empty_or_tool_only_session():
     assert extract_session([]) == []
     c = Conv()

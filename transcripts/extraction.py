@@ -83,7 +83,8 @@ CAPS = {
 # 2: Ruby, Travis and Phoenix as people's names ("hiking with Ruby") are no stack fact; a chat line's notes
 # in any verb, its reactions left out. 3: relative time ("yesterday") anchored to the day it was said.
 # 4: a user's own sentences about themselves read as chat lines are; a list's introduction is no note.
-EXTRACTION_RULES = 4
+# 5: a session summary's outcome skips a closing acknowledgement ("You're welcome, enjoy the trip!").
+EXTRACTION_RULES = 5
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
 

@@ -16,13 +16,23 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from transcripts.conversation import Draft, clean_prompt, relayed_dialogue, sentences, speaker_of
+from transcripts.conversation import (
+    Draft,
+    clean_prompt,
+    content_words,
+    relayed_dialogue,
+    sentences,
+    speaker_of,
+)
 from transcripts.notes import names
 from transcripts.parse import Turn
 from transcripts.tool_use import project_name, relative, short
 
 ASK_CHARS = 220  # the opening request
 OUTCOME_CHARS = 220
+# The outcome is the last reply that is more than an acknowledgement: "Got it.", "You're welcome, enjoy the
+# trip!" (under this many content words) close many sessions after the reply that said how it ended.
+OUTCOME_MIN_WORDS = 6
 PENDING_CHARS = 260
 MAX_TOPICS = 6  # what a relayed conversation was about
 MAX_FILES = 6
@@ -32,7 +42,7 @@ _PENDING = re.compile(
     r"\b(?:next (?:step|time|up|session)|todo|to-do|to do next|still (?:need|needs|have|has|to|missing|open|"
     r"broken|failing|left)|left to|remaining|remains|tomorrow|later|follow[- ]up|not yet|pending|open question|"
     r"haven't|hasn't|didn't get to|punt|park(?:ed)? (?:it|this|that)|come back to|pick (?:it|this) up|"
-    r"for now|out of scope|another session|next week|needs? to be done)\b",
+    r"for now|out of scope|another (?:session|day|time)|next week|needs? to be done)\b",
     re.I,
 )
 _TEST_COMMAND = re.compile(
@@ -59,7 +69,7 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
     done = _done(turns, cwd)
     if done:
         parts.append(done)
-    last = replies[-1] if replies else None
+    last = _outcome(replies)
     if last is not None:
         outcome = _first_sentences(clean_prompt(last.text), OUTCOME_CHARS)
         if outcome:
@@ -78,6 +88,12 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
         attrs={"kind": "session", "day": day},
         turns=sources,
     )
+
+
+def _outcome(replies: list[Turn]) -> Turn | None:
+    """The reply the session closed on: the last that is more than an acknowledgement (OUTCOME_MIN_WORDS)."""
+    said = [t for t in replies if len(content_words(clean_prompt(t.text))) >= OUTCOME_MIN_WORDS]
+    return said[-1] if said else (replies[-1] if replies else None)
 
 
 def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft | None:
