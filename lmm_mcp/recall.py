@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from lmm_mcp.attribution import Attribution, misattributed, misattributed_memory
 from lmm_mcp.config import Config
+from lmm_mcp.embed import EmbeddingModelMissing
 from lmm_mcp.extras import missing_training, training_hint
 from lmm_mcp.query import Scope, find, read_query
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, make_snippet, query_terms
@@ -361,6 +362,7 @@ class Recaller:
                 budget,
                 abstain_margin=self.cfg.abstain_margin,
                 shown=shown,
+                closeness=self._closeness(),
             )
         if extract is None:
             return RecallResult(memory=ABSTAIN, mode_used="generate", adapter_version=version)
@@ -382,6 +384,22 @@ class Recaller:
         )
 
     # ------------------------------------------------------------------------------------------ helpers
+
+    def _closeness(self) -> Callable[[str, list[str]], list[float]] | None:
+        """The embedding cosine of each text to the query (the lead's meaning, `trainer.extract.lead_scores`),
+        or None where retrieval has no embedding model (BM25 only)."""
+        embedder = self._get_retriever().embedder
+        if embedder is None:
+            return None
+
+        def closeness(query: str, texts: list[str]) -> list[float]:
+            try:
+                vectors = embedder.encode([query, *texts])
+            except EmbeddingModelMissing:
+                return [0.0] * len(texts)  # meaning unknown: every text alike, words and rank decide
+            return (vectors[1:] @ vectors[0]).tolist()
+
+        return closeness
 
     def _get_retriever(self) -> Retriever:
         if self._retriever is None:

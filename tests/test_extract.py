@@ -248,3 +248,28 @@ def test_a_speakers_name_counts_less_than_the_topic_so_greetings_do_not_lead():
     assert [s.text for group in extract.groups.values() for s in group] == [
         "Caroline: I want to adopt a child soon."
     ]
+
+
+def test_the_lead_weighs_meaning_where_the_question_shares_few_words_with_any_excerpt():
+    # "managed" and "repo" are in no excerpt: by words and rank alone the top hit's sentence sharing "python"
+    # leads; closeness in meaning (an embedding cosine in recall) brings the answer forward, and without a
+    # closeness function the lead is as before
+    from trainer.extract import judge, lead_scores, passage_sentences
+
+    passages = [
+        _passage("The Python image is pinned to 3.12-slim in the Dockerfile.", 1),
+        _passage("Dependencies are declared in pyproject.toml and locked with Poetry.", 2),
+        _passage("Invoices are numbered per year.", 3),
+    ]
+    query = "How are Python dependencies managed in this repo?"
+    meaning = {"Dependencies are declared in pyproject.toml and locked with Poetry.": 0.8}
+
+    def closeness(q: str, texts: list[str]) -> list[float]:
+        assert q == query
+        return [meaning.get(t, 0.1) for t in texts]
+
+    assert judge(None, None, query, passages, 400, model_weight=0).lead.n == 1
+    assert judge(None, None, query, passages, 400, model_weight=0, closeness=closeness).lead.n == 2
+    sentences = passage_sentences(passages)
+    assert lead_scores(query, sentences, [1.0, 0.0], None) == [1.0, 0.0]  # words and rank alone
+    assert len(lead_scores(query, sentences[:1], [1.0], closeness)) == 1

@@ -329,3 +329,20 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     shy = dataclasses.replace(cfg, abstain_margin=-1e9)
     r = App(shy, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate")
     assert r.memory.startswith("No relevant memory") and r.sources == []
+    # The lead weighs meaning with retrieval's own embedding model (all-MiniLM-L6-v2) once the store has
+    # vectors; BM25 alone, words and rank pick it.
+    from lmm_mcp.embed import Embedder, embed_pending
+
+    assert recaller._closeness() is None
+    assert embed_pending(conn, Embedder(cfg.embed_model)) > 0
+    embedded = App(cfg, conn).recaller()
+    near, far = embedded._closeness()(
+        "How are Python dependencies managed?",
+        [
+            "Dependencies are locked with Poetry in pyproject.toml.",
+            "The office plants need water on Fridays.",
+        ],
+    )
+    assert near > far + 0.2
+    r = embedded.recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=120)
+    assert r.mode_used == "generate" and re.search(r" \[1\]$", r.memory.splitlines()[1])

@@ -14,8 +14,9 @@ Every word of it is in a retrieved excerpt, and every citation names the excerpt
 
 The score adds the adapter's judgement to the question's own words: each is standardised over the
 candidates, so neither scale dominates. The memory leads with the sentence holding most of the question's
-words, one word less per place its excerpt ranks lower (the answer, cited: on both benchmarks that pick came
-from an evidence session more often than the adapter's), then packs the best-scored sentences, grouped under
+words, one word less per place its excerpt ranks lower, weighed against its closeness in meaning to the
+question where recall has an embedding model (the answer, cited: on both benchmarks that pick came from an
+evidence session more often than the adapter's), then packs the best-scored sentences, grouped under
 their excerpts' numbers, into the rest of the budget: at a small budget that holds far more of what the
 excerpts say about the question than whole excerpts in rank order.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,13 @@ REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chose
 # keeps words first: ranked there, it packed worse.
 RANK_WEIGHT = 1.0
 NAME_WEIGHT = 0.25  # a speaker's name in a sentence, against a topic word's 1 (`lexical_scores`)
+# The lead (the cited answer) among the best LEAD_CANDIDATES sentences by words less rank, each scored by those
+# and by its closeness in meaning to the question (an embedding cosine, where recall has one), standardised,
+# with this weight on meaning: with words alone, a question sharing only a word or two with every excerpt
+# ("How are Python dependencies managed?") took the top hit's first sentence, often from another session
+# (docs/benchmarks.md: the lead's citation accuracy, coding 0.907 -> 0.940, LoCoMo 0.706 -> 0.725).
+LEAD_CANDIDATES = 8
+LEAD_MEANING = 1.0
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -146,6 +154,25 @@ def judged_scores(
     return final
 
 
+def lead_scores(
+    query: str,
+    sentences: Sequence[Sentence],
+    ranked: Sequence[float],
+    closeness: Callable[[str, list[str]], Sequence[float]] | None,
+) -> list[float]:
+    """Scores to pick the lead by: `ranked` (the question's words less rank) alone without `closeness`;
+    with it, the best LEAD_CANDIDATES by `ranked`, each by its standardised `ranked` plus LEAD_MEANING times
+    its standardised closeness to `query` (`closeness(query, texts)`, one value per text), ahead of the rest."""
+    if closeness is None or len(sentences) < 2:
+        return list(ranked)
+    top = candidates(ranked, LEAD_CANDIDATES)
+    near = list(closeness(query, [sentences[i].text for i in top]))
+    out = [v - 1e6 for v in ranked]
+    for i, a, b in zip(top, _standard([ranked[i] for i in top]), _standard(near), strict=True):
+        out[i] = a + LEAD_MEANING * b
+    return out
+
+
 def _standard(values: Sequence[float]) -> list[float]:
     finite = [v for v in values if v != float("-inf")]
     if len(finite) < 2:
@@ -218,6 +245,7 @@ def judge(
     abstain_margin: float | None = None,
     model_weight: float | None = None,
     shown: int | None = None,
+    closeness: Callable[[str, list[str]], Sequence[float]] | None = None,
 ) -> Extract | None:
     """The adapter's grounded memory for `query` over `passages`, within `budget_chars`; None when it
     abstains: with an `abstain_margin`, when its abstention (`prompts.ABSTAIN`) outscores every candidate
@@ -226,7 +254,8 @@ def judge(
     is how the benchmark measures what it adds. `shown`: the model's prompt holds only the first `shown`
     passages (a CPU's prompt budget, `prompts.fit_passages`) and judges only their sentences; the other
     passages' sentences still fill what budget is left, by the question's words less `RANK_WEIGHT` per place
-    down the ranking, as retrieve mode packs them (None: every passage is in the prompt)."""
+    down the ranking, as retrieve mode packs them (None: every passage is in the prompt). `closeness`: how
+    near in meaning each text is to the question, for the lead (`lead_scores`; None: words and rank alone)."""
     from trainer.generate import score_answers
 
     sentences = passage_sentences(passages)
@@ -245,11 +274,13 @@ def judge(
         scores = score_answers(model, tokenizer, recall_messages(query, list(passages[:shown])), answers)
         if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
             return None
-    # The lead (the cited answer) goes by the question's words and the ranking: on both benchmarks the
-    # adapter's own pick was less often from an evidence session (docs/benchmarks.md); it orders the rest,
+    # The lead (the cited answer) goes by the question's words, the ranking and, given `closeness`, meaning:
+    # on both benchmarks the adapter's own pick was less often from an evidence session (docs/benchmarks.md);
+    # it orders the rest,
     # and what it did not judge follows as retrieve mode would pack it.
     final = judged_scores(lexical, judged, scores, weight, rest=ranked)
-    return choose(sentences, final, passages, budget_chars, lead_scores=ranked)
+    lead = lead_scores(query, sentences, ranked, closeness)
+    return choose(sentences, final, passages, budget_chars, lead_scores=lead)
 
 
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:
