@@ -7,9 +7,9 @@ excerpts), then the candidate sentences scored on its key/value cache (`trainer.
 This times that call for the coding benchmark's questions (spread over the set) under each option, in the
 same run and interleaved question by question, so a busy machine slows every option alike:
 
-- **fp32**: the baseline (recall's dtype on a CPU without native bf16);
-- **bf16**: the weights in bfloat16 (recall's dtype on a CPU with AVX-512 BF16 or AMX, which run its matrix
-  products natively: `trainer.models.pick_dtype`);
+- **fp32**: the baseline (recall's dtype on a CPU where bf16 is not clearly faster);
+- **bf16**: the weights in bfloat16 (recall's dtype on a CPU with AVX-512 BF16 or AMX where a bf16 matrix
+  product measured at least 1.2x faster than fp32: `trainer.models.pick_dtype`);
 - **int8**: PyTorch's dynamic int8 quantisation of the linear layers;
 - each at every `--prompt-chars` (the excerpt characters the prompt holds: `recall_prompt_chars`).
 

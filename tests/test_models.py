@@ -21,8 +21,10 @@ from trainer.models import (
     ModelError,
     ModelSpec,
     chat_prompt,
+    cpu_bf16_faster,
     cpu_has_bf16,
     default_small_model,
+    faster_in_bf16,
     gguf_cache_folder,
     load_model,
     pick_dtype,
@@ -59,7 +61,7 @@ def test_importing_models_does_not_import_torch() -> None:
 
 def test_tiny_model_round_trips_through_load_model(tiny: Path, tmp_path: Path) -> None:
     model, tokenizer = load_model(str(tiny), cache_dir=tmp_path / "cache", device="cpu")
-    assert model.dtype == pick_dtype("cpu")  # inference: bf16 where the CPU has it natively
+    assert model.dtype == pick_dtype("cpu")  # inference: bf16 where the CPU ran it faster
     assert model.config.model_type == "qwen3"
     assert not model.training
     assert tokenizer.padding_side == "left"
@@ -192,12 +194,20 @@ def test_gguf_cache_folder_changes_when_the_file_does(tmp_path: Path) -> None:
     assert gguf_cache_folder(f, tmp_path / "cache") != first
 
 
+def test_bf16_is_chosen_only_when_clearly_faster() -> None:
+    assert faster_in_bf16(fp32_seconds=2.0, bf16_seconds=1.0)
+    assert not faster_in_bf16(fp32_seconds=1.1, bf16_seconds=1.0)  # within the margin: fp32's exactness wins
+    assert not faster_in_bf16(fp32_seconds=2.4, bf16_seconds=3.0)  # the Intel Xeon case: bf16 slower
+
+
 def test_device_and_dtype_on_cpu() -> None:
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available() and not torch.backends.mps.is_available():
         assert resolve_device() == "cpu"
     native = cpu_has_bf16()
-    assert pick_dtype("cpu") == (torch.bfloat16 if native else torch.float32)  # inference only
+    faster = cpu_bf16_faster()  # measured once per process
+    assert faster is cpu_bf16_faster() and (native or not faster)
+    assert pick_dtype("cpu") == (torch.bfloat16 if faster else torch.float32)  # inference only
     assert pick_dtype("cpu", for_training=True) == torch.float32
     assert pick_dtype("mps") == torch.float32
     cpuinfo = Path("/proc/cpuinfo")
@@ -233,7 +243,7 @@ def test_smollm2_gguf_converts_once_then_loads_from_the_cache(tmp_path: Path) ->
     assert model.name_or_path == str(folder)  # read from the converted folder, not the GGUF
     assert getattr(model, "hf_quantizer", None) is None
     assert getattr(model.config, "quantization_config", None) is None
-    assert model.dtype == pick_dtype("cpu")  # dequantised to float, bf16 where the CPU has it natively
+    assert model.dtype == pick_dtype("cpu")  # dequantised to float, bf16 where the CPU ran it faster
     assert tokenizer.chat_template and tokenizer.pad_token is not None
 
     prompt = chat_prompt(tokenizer, [{"role": "user", "content": "What is the capital of France?"}])
