@@ -40,6 +40,7 @@ from lmm_mcp.config import Config
 from lmm_mcp.embed import EmbeddingModelMissing
 from lmm_mcp.extras import missing_training, training_hint
 from lmm_mcp.query import Scope, find, read_query
+from lmm_mcp.query import recap as asks_recap
 from lmm_mcp.retrieval import Hit, Retriever, dedupe_hits, make_snippet, query_terms
 from lmm_mcp.store import resolve_projects
 from lmm_mcp.unknown import empty_day, unknown_names
@@ -162,7 +163,8 @@ class Recaller:
             result = self._not_theirs(query, said, hits, max_tokens)
             result.adapter_version = version
         elif use_model and hits:
-            result = self._generate(query, hits, version, max_tokens)
+            scope = inside[0] if inside else read_query(self.conn, query)
+            result = self._generate(query, hits, version, max_tokens, recap=asks_recap(scope))
         else:
             result = self._compact(query, hits, max_tokens)
         projects = {s.project for s in result.sources}
@@ -321,12 +323,14 @@ class Recaller:
         shown = self._compact(query, hits, rest)
         return dataclasses.replace(shown, memory=f"{opening}\n{shown.memory}")
 
-    def _generate(self, query: str, hits: list[Hit], version: str, max_tokens: int) -> RecallResult:
+    def _generate(
+        self, query: str, hits: list[Hit], version: str, max_tokens: int, *, recap: bool = False
+    ) -> RecallResult:
         # The excerpts the SFT inputs held: the best-ranked that fit the prompt (trainer.prompts.fit_passages).
         every = [h.passage() for h in hits]
         passages = fit_passages(every, self.cfg.recall_prompt_chars)
         if self.cfg.recall_decoding == "extract":
-            return self._judge(query, hits, every, len(passages), version, max_tokens)
+            return self._judge(query, hits, every, len(passages), version, max_tokens, recap=recap)
         hits = hits[: len(passages)]
         from trainer.generate import generate_memories
 
@@ -344,7 +348,15 @@ class Recaller:
         return generated
 
     def _judge(
-        self, query: str, hits: list[Hit], passages: list[Passage], shown: int, version: str, max_tokens: int
+        self,
+        query: str,
+        hits: list[Hit],
+        passages: list[Passage],
+        shown: int,
+        version: str,
+        max_tokens: int,
+        *,
+        recap: bool = False,
     ) -> RecallResult:
         """The adapter as a judge (trainer.extract.judge): it scores the sentences of the first `shown` of the
         hits' `passages` (those its prompt holds) as its own cited answer, and the memory leads with the best. Where every hit
@@ -363,6 +375,7 @@ class Recaller:
                 abstain_margin=self.cfg.abstain_margin,
                 shown=shown,
                 closeness=self._closeness(),
+                recap=recap,
             )
         if extract is None:
             return RecallResult(memory=ABSTAIN, mode_used="generate", adapter_version=version)

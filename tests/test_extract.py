@@ -273,3 +273,32 @@ def test_the_lead_weighs_meaning_where_the_question_shares_few_words_with_any_ex
     sentences = passage_sentences(passages)
     assert lead_scores(query, sentences, [1.0, 0.0], None) == [1.0, 0.0]  # words and rank alone
     assert len(lead_scores(query, sentences[:1], [1.0], closeness)) == 1
+
+
+def test_a_recap_leads_with_the_first_excerpts_opening_and_keeps_each_excerpt_in_order():
+    # "what did we work on on February 3?" names no subject: its few words ("february") would lead with a
+    # stray sentence of a summary; the window's summaries answer as they are, and no model is needed
+    from trainer.extract import judge
+
+    passages = [
+        _passage(
+            "Session of 2026-02-03 in kiln: asked to move kiln to Go 1.23. Go 1.22 stops getting fixes in "
+            "February. Outcome: golangci-lint bumped to v1.61.0.",
+            1,
+        ),
+        _passage("Session of 2026-02-03 in blog: asked to fix the RSS feed. Outcome: the feed validates.", 2),
+    ]
+    query = "What did we work on on February 3?"
+
+    def closeness(q: str, texts: list[str]) -> list[float]:  # the month's sentence is nearest in meaning
+        return [0.9 if "February" in t else 0.2 for t in texts]
+
+    stray = judge(None, None, query, passages, 400, model_weight=0, closeness=closeness).lead
+    assert stray.text == "Go 1.22 stops getting fixes in February."
+    recap = judge(None, None, query, passages, 400, closeness=closeness, recap=True)  # no model is asked
+    assert recap.lead.text == "Session of 2026-02-03 in kiln: asked to move kiln to Go 1.23."
+    assert [s.text for s in recap.groups[1]] == [
+        "Go 1.22 stops getting fixes in February.",
+        "Outcome: golangci-lint bumped to v1.61.0.",
+    ]
+    assert recap.groups[2][0].text.startswith("Session of 2026-02-03 in blog")

@@ -346,3 +346,8 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     assert near > far + 0.2
     r = embedded.recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate", max_tokens=120)
     assert r.mode_used == "generate" and re.search(r" \[1\]$", r.memory.splitlines()[1])
+    # A question about a day that names no subject: the lead is that day's summary opening, not a stray
+    # sentence nearest the date in meaning.
+    day = embedded.recall("What did we do on October 1?", project="/home/dev/shop", mode="generate")
+    assert day.mode_used == "generate"
+    assert day.memory.splitlines()[1].startswith("Session of 2026-10-01 in shop: asked"), day.memory

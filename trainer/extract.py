@@ -246,6 +246,7 @@ def judge(
     model_weight: float | None = None,
     shown: int | None = None,
     closeness: Callable[[str, list[str]], Sequence[float]] | None = None,
+    recap: bool = False,
 ) -> Extract | None:
     """The adapter's grounded memory for `query` over `passages`, within `budget_chars`; None when it
     abstains: with an `abstain_margin`, when its abstention (`prompts.ABSTAIN`) outscores every candidate
@@ -255,12 +256,19 @@ def judge(
     passages (a CPU's prompt budget, `prompts.fit_passages`) and judges only their sentences; the other
     passages' sentences still fill what budget is left, by the question's words less `RANK_WEIGHT` per place
     down the ranking, as retrieve mode packs them (None: every passage is in the prompt). `closeness`: how
-    near in meaning each text is to the question, for the lead (`lead_scores`; None: words and rank alone)."""
+    near in meaning each text is to the question, for the lead (`lead_scores`; None: words and rank alone).
+    `recap`: the question asks what happened in a period and names no subject ("what did we work on on
+    February 3?"); the lead is then the best-ranked excerpt's opening (a session summary's "Session of … asked
+    …"), since the question's few words (a month's name) would pick a stray sentence that holds them."""
     from trainer.generate import score_answers
 
     sentences = passage_sentences(passages)
     if not sentences:
         return None
+    if recap and abstain_margin is None:
+        # Nothing to judge: the window's excerpts (its sessions' summaries) answer as they are, in order.
+        order = [-(s.n * 10_000 + s.index) for s in sentences]
+        return choose(sentences, order, passages, budget_chars, lead_scores=order)
     weight = MODEL_WEIGHT if model_weight is None else model_weight
     lexical = lexical_scores(query, sentences)
     ranked = lexical_scores(query, sentences, RANK_WEIGHT)
@@ -279,7 +287,10 @@ def judge(
     # it orders the rest,
     # and what it did not judge follows as retrieve mode would pack it.
     final = judged_scores(lexical, judged, scores, weight, rest=ranked)
-    lead = lead_scores(query, sentences, ranked, closeness)
+    if recap:
+        lead = [-(s.n * 10_000 + s.index) for s in sentences]  # the first excerpt's first sentence
+    else:
+        lead = lead_scores(query, sentences, ranked, closeness)
     return choose(sentences, final, passages, budget_chars, lead_scores=lead)
 
 
