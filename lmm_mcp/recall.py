@@ -362,7 +362,8 @@ class Recaller:
         hits' `passages` (those its prompt holds) as its own cited answer, and the memory leads with the best. Where every hit
         then fits whole, they follow whole, as retrieve mode shows them (the lead's excerpt first); where the
         budget binds, the next best sentences follow instead, the judged ones first, then those of every hit as
-        retrieve mode packs them, grouped under their excerpts."""
+        retrieve mode packs them, grouped under their excerpts. A `recap` (a period asked about, no subject
+        named) has nothing to judge: the best hit's opening leads, and the excerpts follow in order."""
         budget = _budget(max_tokens)
         with self._lock:
             _, model, tokenizer = self._load(version)
