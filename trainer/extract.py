@@ -267,7 +267,7 @@ def judge(
         return None
     if recap and abstain_margin is None:
         # Nothing to judge: the window's excerpts (its sessions' summaries) answer as they are, in order.
-        order = [-(s.n * 10_000 + s.index) for s in sentences]
+        order = _in_order(sentences)
         return choose(sentences, order, passages, budget_chars, lead_scores=order)
     weight = MODEL_WEIGHT if model_weight is None else model_weight
     lexical = lexical_scores(query, sentences)
@@ -284,14 +284,15 @@ def judge(
             return None
     # The lead (the cited answer) goes by the question's words, the ranking and, given `closeness`, meaning:
     # on both benchmarks the adapter's own pick was less often from an evidence session (docs/benchmarks.md);
-    # it orders the rest,
-    # and what it did not judge follows as retrieve mode would pack it.
+    # it orders the rest, and what it did not judge follows as retrieve mode would pack it.
     final = judged_scores(lexical, judged, scores, weight, rest=ranked)
-    if recap:
-        lead = [-(s.n * 10_000 + s.index) for s in sentences]  # the first excerpt's first sentence
-    else:
-        lead = lead_scores(query, sentences, ranked, closeness)
+    lead = _in_order(sentences) if recap else lead_scores(query, sentences, ranked, closeness)
     return choose(sentences, final, passages, budget_chars, lead_scores=lead)
+
+
+def _in_order(sentences: Sequence[Sentence]) -> list[float]:
+    """Scores that keep the excerpts' order and each excerpt's own: the first excerpt's first sentence best."""
+    return [-(s.n * 10_000 + s.index) for s in sentences]
 
 
 def render(extract: Extract, passages: Sequence[Passage], numbers: dict[int, int]) -> list[str]:

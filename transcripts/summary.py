@@ -92,8 +92,8 @@ def session_draft(turns: list[Turn], cwd: str | None) -> Draft | None:
 
 def _outcome(replies: list[Turn]) -> Turn | None:
     """The reply the session closed on: the last that is more than an acknowledgement (OUTCOME_MIN_WORDS)."""
-    said = [t for t in replies if len(content_words(clean_prompt(t.text))) >= OUTCOME_MIN_WORDS]
-    return said[-1] if said else (replies[-1] if replies else None)
+    said = (t for t in reversed(replies) if len(content_words(clean_prompt(t.text))) >= OUTCOME_MIN_WORDS)
+    return next(said, replies[-1] if replies else None)
 
 
 def _talk_draft(prompts: list[Turn], name: str, day: str, session_id: str | None) -> Draft | None:
