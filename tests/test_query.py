@@ -150,11 +150,11 @@ def test_now_puts_what_holds_first_and_before_still_answers(app):
 
 def test_where_did_we_stop_recalls_the_last_session(app):
     result = app.recaller().recall("where did we stop?", project=CLI, mode="retrieve", max_tokens=300)
-    assert "Session of 2026-02-28 in logsift" in result.memory.splitlines()[1]
+    assert "Session of 2026-02-28: asked" in result.memory.splitlines()[1]
     dated = app.recaller().recall(
         "what did we do on February 21?", project=CLI, mode="retrieve", max_tokens=300
     )
-    assert "Session of 2026-02-21 in logsift" in dated.memory
+    assert "Session of 2026-02-21: asked" in dated.memory
 
 
 def test_search_from_the_shell_reads_the_date(app, tmp_path):

@@ -350,4 +350,22 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     # sentence nearest the date in meaning.
     day = embedded.recall("What did we do on October 1?", project="/home/dev/shop", mode="generate")
     assert day.mode_used == "generate"
-    assert day.memory.splitlines()[1].startswith("Session of 2026-10-01 in shop: asked"), day.memory
+    assert day.memory.splitlines()[1].startswith("Session of 2026-10-01: asked"), day.memory
+
+
+def test_a_projects_own_memories_drop_its_name_from_their_opening(store):
+    """Within a project every note would open "In shop: …" and every summary "Session of … in shop:": the
+    name is dropped there (the budget goes to what was said); a recall across projects keeps it."""
+    cfg, conn = store
+    recaller = App(cfg, conn).recaller()
+    inside = recaller.hits("coupon pricing KeyError", project="/home/dev/shop", k=10)
+    memories = [h for h in inside if h.kind == "memory" and h.project == "/home/dev/shop"]
+    assert memories, "the fixture's shop project has memories about coupons"
+    assert not any(re.match(r"In shop[:,] |Session of \S+ in shop:", h.text) for h in memories)
+    everywhere = recaller.hits("coupon pricing KeyError", project=None, k=10)
+    stored = {h.memory_key: h.text for h in everywhere if h.memory_key}
+    assert any(re.match(r"In shop[:,] |Session of \S+ in shop:", t) for t in stored.values())
+    for h in memories:  # the same memory, word for word but the name
+        if h.memory_key in stored:
+            named = stored[h.memory_key].replace(" in shop:", ":", 1)
+            assert named.removeprefix("In shop: ").removeprefix("In shop, ") == h.text
