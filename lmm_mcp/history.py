@@ -62,4 +62,7 @@ class StoreHistory:
 
     def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
         hits = self.retriever.retrieve(query, k=k, project=project, until=until)
-        return [guard(h, query).passage() for h in dedupe_hits(hits)]  # as recall shows them
+        # As recall shows them, but each memory keeps its project's name: recall drops it within the project
+        # (`recall._unprefixed`), while the gold memory a pair puts in among these has it (`trainer.pairs`), and
+        # a name on the gold alone would teach the model to cite by the name.
+        return [guard(h, query).passage() for h in dedupe_hits(hits)]
