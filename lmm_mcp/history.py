@@ -14,7 +14,7 @@ import sqlite3
 from lmm_mcp.chunking import turn_text
 from lmm_mcp.memories import load_memories
 from lmm_mcp.queries import session_chunks, sessions_with_turns, user_prompts
-from lmm_mcp.recall import guard
+from lmm_mcp.recall import guard, shown_in_project
 from lmm_mcp.retrieval import Retriever, dedupe_hits
 from lmm_mcp.turns import load_session_turns
 from trainer.pairs import Prompt, SessionInfo
@@ -62,7 +62,6 @@ class StoreHistory:
 
     def retrieve(self, query: str, *, k: int, project: str | None, until: str | None = None) -> list[Passage]:
         hits = self.retriever.retrieve(query, k=k, project=project, until=until)
-        # As recall shows them, but each memory keeps its project's name: recall drops it within the project
-        # (`recall._unprefixed`), while the gold memory a pair puts in among these has it (`trainer.pairs`), and
-        # a name on the gold alone would teach the model to cite by the name.
-        return [guard(h, query).passage() for h in dedupe_hits(hits)]
+        # as recall shows them, a memory of the project without the name it opens with (`trainer.pairs` puts
+        # its gold memory in among them the same way: a name on the gold alone would be a cue to cite it by)
+        return [guard(shown_in_project(h, project), query).passage() for h in dedupe_hits(hits)]

@@ -61,7 +61,7 @@ from trainer.prompts import (
 from transcripts.conversation import content_words
 from transcripts.injection import neutralise
 from transcripts.provenance import THIRD_PARTY
-from transcripts.wording import project_name
+from transcripts.wording import drop_project_opening, project_name
 
 if TYPE_CHECKING:
     from trainer.versions import VersionInfo
@@ -235,7 +235,7 @@ class Recaller:
         ]
         if origins is not None:
             pool = [h for h in pool if h.origin in origins]
-        return [guard(_unprefixed(h, project), query) for h in dedupe_hits(pool)[:wanted]]
+        return [guard(shown_in_project(h, project), query) for h in dedupe_hits(pool)[:wanted]]
 
     def auto_mode(self) -> tuple[str, str]:
         """What `auto` does now, and why: it generates only with an adapter whose evaluation showed it beating
@@ -553,23 +553,13 @@ def _extract_lines(
     return render(extract, passages, numbers), [_source(numbers[n], hits[n - 1]) for n in numbers]
 
 
-_SUMMARY_IN = re.compile(r"Session of \S+ in ([^:]+):")  # a session summary's opening (transcripts.summary)
-
-
-def _unprefixed(hit: Hit, project: str | None) -> Hit:
-    """A stored memory of the recall's own project without the "In <project>: " / "In <project>, " it
-    opens with: every such line would repeat the project's name (a note's "In conv-26: Caroline: …"), and at
-    a 200-token budget eight of them cost a sentence's room. Elsewhere the name stays: it says whose it is."""
+def shown_in_project(hit: Hit, project: str | None) -> Hit:
+    """A stored memory of the recall's own project without its name where it opens with it
+    (`transcripts.wording.drop_project_opening`); elsewhere the name stays: it says whose it is."""
     if project is None or hit.kind != "memory" or hit.project != project:
         return hit
-    name = project_name(project)
-    opening = f"In {name}"
-    if hit.text.startswith(opening) and hit.text[len(opening) : len(opening) + 2] in (": ", ", "):
-        return dataclasses.replace(hit, text=hit.text[len(opening) + 2 :])
-    summary = _SUMMARY_IN.match(hit.text)
-    if summary and summary.group(1) == name:
-        return dataclasses.replace(hit, text=hit.text[: summary.start(1) - 4] + hit.text[summary.end(1) :])
-    return hit
+    text = drop_project_opening(hit.text, project)
+    return hit if text == hit.text else dataclasses.replace(hit, text=text)
 
 
 def _without_project_name(query: str, project: str) -> str:

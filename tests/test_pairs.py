@@ -22,6 +22,7 @@ from trainer.prompts import ABSTAIN, citations
 from trainer.questions import askings, question_for
 from transcripts.extraction import Memory, Source
 from transcripts.nouns import ACTION
+from transcripts.wording import drop_project_opening
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synth import write_transcripts
@@ -499,3 +500,45 @@ def test_a_paraphrased_answer_is_not_counted_as_copied():
     assert pair_stats([copied])["copied"] == 1.0
     assert pair_stats([paraphrase])["copied"] == 0.0
     assert pair_stats([copied, paraphrase])["copied"] == 0.5
+
+
+def test_pairs_show_a_projects_memories_as_recall_does(history, tmp_path):
+    """Recall within a project drops the name its memories open with ("In shop: …"); the pairs show the model
+    the same, in the retrieved excerpts, the gold put in among them and the target alike, so that neither the
+    served format is new to it nor the name a cue to the gold."""
+    out = tmp_path / "data"
+    build_dataset(history, out, DataSettings(max_per_memory=2))
+    pairs = [
+        p for p in _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl") if p["context"] != "expand"
+    ]
+    shown = [x for p in pairs for x in p["passages"] if x["kind"] == "memory"]
+    assert shown and pairs
+
+    def named(text: str, project: str | None) -> bool:
+        name = (project or "").rstrip("/").rsplit("/", 1)[-1]
+        return bool(name) and bool(
+            re.match(rf"In {re.escape(name)}[:,] |Session of \S+ in {re.escape(name)}:", text)
+        )
+
+    assert not [x["text"] for x in shown if named(x["text"], x["project"])]
+    stored = [m for m in history.memories() if named(m.text, m.project)]
+    assert stored, "the synthetic history's memories open with their project's name"
+    answered = [p for p in pairs if not p["abstain"] and p["context"] != "study"]
+    gold_project = {p["id"]: p["passages"][p["gold"][0] - 1]["project"] for p in answered}
+    assert answered and not [p["target"] for p in answered if named(p["target"], gold_project[p["id"]])]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("In shop: Coupons stay optional.", "Coupons stay optional."),
+        ("In shop, shop/pricing.py was edited.", "shop/pricing.py was edited."),
+        ("Session of 2026-10-01 in shop: asked “fix it”.", "Session of 2026-10-01: asked “fix it”."),
+        ("In shopfront: Coupons stay optional.", "In shopfront: Coupons stay optional."),  # another project
+        ("In short: coupons stay optional.", "In short: coupons stay optional."),
+        ("shop deploys to Fly.io.", "shop deploys to Fly.io."),
+    ],
+)
+def test_a_memory_drops_only_its_own_projects_name_from_its_opening(text, shown):
+    assert drop_project_opening(text, "/home/dev/shop") == shown
+    assert drop_project_opening(text, None) == text

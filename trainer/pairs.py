@@ -60,6 +60,7 @@ from trainer.selfstudy import self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import (
+    drop_project_opening,
     identifiers,
     jaccard,
     mean_pairwise_jaccard,
@@ -437,7 +438,7 @@ def _answer_pair(
         query=query,
         context=kind,
         passages=passages,
-        target=f"{m.text} {cite}",
+        target=f"{drop_project_opening(m.text, m.project)} {cite}",  # as recall shows it in the project
         weight=round(0.5 + 0.5 * m.salience, 3),
         memory=m,
         gold=gold,
@@ -450,7 +451,7 @@ def _answer_pair(
     pair.extra["distill"] = {
         "teacher": recall_messages(query, [p for p in passages if _is_gold(p, m)][:3]),
         "student": pair.messages if retrieved else recall_messages(query, found),
-        "answer": m.text,
+        "answer": drop_project_opening(m.text, m.project),
     }
     return pair
 
@@ -525,7 +526,7 @@ def memory_passage(m: Memory) -> Passage:
             kind=m.attrs.get("passage_kind", "chunk"),
         )
     return Passage(
-        text=m.text,
+        text=drop_project_opening(m.text, m.project),  # as recall shows a memory within its project
         session_id=cited.session_id if cited else "",
         uuid=cited.uuid if cited else "",
         timestamp=m.time or None,

@@ -15,6 +15,7 @@ from itertools import combinations
 MAX_PAIRS = 2000  # pairs sampled for the mean pairwise Jaccard when there are more
 
 _CITATION = re.compile(r"\[\d{1,3}\]")
+_SUMMARY_IN = re.compile(r"Session of \S+ in ([^:]+):")  # a session summary's opening (transcripts.summary)
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 _FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
 # Path candidates: anchored (/x, ./x, ../x, ~/x) or slash-joined (a/b, a/); `_is_path` then keeps the ones
@@ -34,6 +35,23 @@ _TRAILING = ".,;:!?'\""
 def project_name(project: str | None, default: str = "") -> str:
     """A project's short name: the last part of its folder ("/home/ana/src/shop/" -> "shop"), else `default`."""
     return (project or "").rstrip("/").rsplit("/", 1)[-1] or default
+
+
+def drop_project_opening(text: str, project: str | None) -> str:
+    """A stored memory's `text` without its own project's name where the memory opens with it ("In shop: …",
+    "In shop, …", "Session of 2026-01-13 in shop: …" -> "…", "…", "Session of 2026-01-13: …"). Recall within
+    the project shows it so (every line would repeat the name, and eight of them cost a 200-token budget a
+    sentence's room), and the training data shows the model the same."""
+    name = project_name(project)
+    if not name:
+        return text
+    opening = f"In {name}"
+    if text.startswith(opening) and text[len(opening) : len(opening) + 2] in (": ", ", "):
+        return text[len(opening) + 2 :]
+    summary = _SUMMARY_IN.match(text)
+    if summary and summary.group(1) == name:
+        return text[: summary.start(1) - 4] + text[summary.end(1) :]
+    return text
 
 
 def strip_citations(text: str) -> str:
