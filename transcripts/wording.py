@@ -15,7 +15,7 @@ from itertools import combinations
 MAX_PAIRS = 2000  # pairs sampled for the mean pairwise Jaccard when there are more
 
 _CITATION = re.compile(r"\[\d{1,3}\]")
-_SUMMARY_IN = re.compile(r"Session of \S+ in ([^:]+):")  # a session summary's opening (transcripts.summary)
+_SUMMARY_IN = re.compile(r"(Session of \S+) in ([^:]+):")  # a session summary's opening (transcripts.summary)
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 _FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
 # Path candidates: anchored (/x, ./x, ../x, ~/x) or slash-joined (a/b, a/); `_is_path` then keeps the ones
@@ -49,8 +49,8 @@ def drop_project_opening(text: str, project: str | None) -> str:
     if text.startswith(opening) and text[len(opening) : len(opening) + 2] in (": ", ", "):
         return text[len(opening) + 2 :]
     summary = _SUMMARY_IN.match(text)
-    if summary and summary.group(1) == name:
-        return text[: summary.start(1) - 4] + text[summary.end(1) :]
+    if summary and summary.group(2) == name:
+        return f"{summary.group(1)}:{text[summary.end() :]}"
     return text
 
 
