@@ -275,6 +275,66 @@ def test_the_lead_weighs_meaning_where_the_question_shares_few_words_with_any_ex
     assert len(lead_scores(query, sentences[:1], [1.0], closeness)) == 1
 
 
+def test_the_adapter_also_judges_the_sentences_nearest_in_meaning_that_words_leave_out():
+    from trainer.extract import MAX_CANDIDATES, Sentence, judged_candidates
+
+    sentences = [Sentence(1, i, f"sentence {i}") for i in range(12)]
+    seen = [float(12 - i) for i in range(12)]  # by the question's words: 0 best, 11 worst
+    seen[10] = float("-inf")  # in an excerpt the prompt does not show
+    near = {"sentence 10": 0.95, "sentence 11": 0.9, "sentence 9": 0.5, "sentence 3": 0.99}
+
+    def closeness(q: str, texts: list[str]) -> list[float]:
+        return [near.get(t, 0.0) for t in texts]
+
+    by_words = list(range(MAX_CANDIDATES))
+    assert judged_candidates("q", sentences, seen) == by_words
+    assert judged_candidates("q", sentences, seen, closeness, meaning=1) == [*by_words, 11]
+    assert judged_candidates("q", sentences, seen, closeness, meaning=2) == [*by_words, 11, 9]
+    assert judged_candidates("q", sentences, seen, closeness, meaning=0) == by_words
+
+
+def test_a_sentence_near_in_meaning_reaches_the_memory_only_through_the_adapter(tiny: Path):
+    """ "Rollbacks take one command" shares no word with the question: words alone pack the excerpts'
+    other sentences first and the budget runs out before it. Judged by the adapter it goes in with the
+    other candidates; with the model left out (weight 0) or without an embedding model, it stays out."""
+    from trainer.extract import judge
+    from trainer.generate import load_for_generation
+
+    steps = [
+        "Staging deploys run make ship-a on Mondays.",
+        "Staging deploys run make ship-b on Tuesdays.",
+        "Staging deploys run make ship-c at noon.",
+        "Staging deploys run make ship-d after lunch.",
+        "Staging deploys wait for the green build.",
+        "Staging deploys post to the ops channel.",
+        "Staging deploys keep two old releases.",
+        "Staging deploys tag the commit first.",
+    ]
+    rollback = "Rollbacks take one command: fly releases rollback."
+    passages = [
+        _passage(" ".join(steps[:4]), 1),
+        _passage(" ".join(steps[4:]), 2),
+        _passage(
+            "Staging deploys are logged. Staging deploys are quick. Staging deploys are safe. "
+            f"Staging deploys are cheap. {rollback}",
+            3,
+        ),
+    ]
+    query = "how do deploys go out to staging?"
+
+    def closeness(q: str, texts: list[str]) -> list[float]:
+        return [0.9 if t == rollback else 0.1 for t in texts]
+
+    def shown(extract) -> list[str]:
+        return [extract.lead.text] + [s.text for group in extract.groups.values() for s in group]
+
+    model, tokenizer = load_for_generation(str(tiny), cache_dir=tiny.parent / "cache", adapter_dir=None)
+    assert rollback in shown(judge(model, tokenizer, query, passages, 560, closeness=closeness))
+    assert rollback not in shown(judge(model, tokenizer, query, passages, 560))
+    assert rollback not in shown(judge(None, None, query, passages, 560, model_weight=0, closeness=closeness))
+    assert rollback in shown(judge(None, None, query, passages, 800, model_weight=0, closeness=closeness))
+
+
 def test_a_recap_leads_with_the_first_excerpts_opening_and_keeps_each_excerpt_in_order():
     # "what did we work on on February 3?" names no subject: its few words ("february") would lead with a
     # stray sentence of a summary; the window's summaries answer as they are, and no model is needed

@@ -12,7 +12,9 @@ citation, but as a judge rather than a writer: every candidate sentence is score
 (`trainer.generate.score_answers`, one prompt pass for all), and the memory is built from the best ones.
 Every word of it is in a retrieved excerpt, and every citation names the excerpt the sentence came from.
 
-The score adds the adapter's judgement to the question's own words: each is standardised over the
+The candidates are the sentences holding most of the question's words and, where recall has an embedding
+model, a few more nearest to it in meaning that share few of its words: the adapter decides whether those
+answer. The score adds the adapter's judgement to the question's own words: each is standardised over the
 candidates, so neither scale dominates. The memory leads with the sentence holding most of the question's
 words, one word less per place its excerpt ranks lower, weighed against its closeness in meaning to the
 question where recall has an embedding model (the answer, cited: on both benchmarks that pick came from an
@@ -35,7 +37,7 @@ from transcripts.wording import word_set
 
 MAX_SENTENCE_CHARS = 220  # a longer sentence (a wrapped log line, a list run together) is cut at word ends
 MIN_SENTENCE_CHARS = 12  # shorter pieces ("Done.", "OK") say nothing on their own
-MAX_CANDIDATES = 8  # sentences the model judges per recall, picked by the question's words (8 beat 16: docs)
+MAX_CANDIDATES = 8  # sentences the model judges by the question's words (8 beat 16: docs)
 MODEL_WEIGHT = 1.0  # the adapter's standardised score against the question words' (1: equal say)
 DECODINGS = ("extract", "write")  # how a generated recall uses the adapter: judge sentences, or write freely
 REPEAT_SHARE = 0.9  # a sentence whose words are this share of one already chosen adds nothing: skipped
@@ -53,6 +55,11 @@ NAME_WEIGHT = 0.25  # a speaker's name in a sentence, against a topic word's 1 (
 # (docs/benchmarks.md: the lead's citation accuracy, coding 0.907 -> 0.940, LoCoMo 0.706 -> 0.725).
 LEAD_CANDIDATES = 8
 LEAD_MEANING = 1.0
+# The adapter also judges this many sentences nearest the question in meaning among those sharing fewer of
+# its words ("the largest image" -> "reject anything over 50 megapixels"): words alone never put them among
+# the candidates, and packed by closeness alone they cost the coding set more than they brought (session 22).
+# Judged, they go in only where the adapter scores them as answers (docs/benchmarks.md, session 23).
+MEANING_CANDIDATES = 4
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(\[])")
 
 
@@ -135,6 +142,25 @@ def candidates(lexical: Sequence[float], limit: int | None = None) -> list[int]:
     """Indices of the sentences worth the model's time: the `limit` (default `MAX_CANDIDATES`) best by the
     question's words."""
     return sorted(range(len(lexical)), key=lambda i: -lexical[i])[: limit or MAX_CANDIDATES]
+
+
+def judged_candidates(
+    query: str,
+    sentences: Sequence[Sentence],
+    seen: Sequence[float],
+    closeness: Callable[[str, list[str]], Sequence[float]] | None = None,
+    meaning: int | None = None,
+) -> list[int]:
+    """Indices of the sentences the adapter judges: the best by the question's words (`seen`, -inf for a
+    sentence its prompt does not show), then, given `closeness`, the `meaning` (default `MEANING_CANDIDATES`)
+    others nearest to `query` in meaning."""
+    judged = [i for i in candidates(seen) if seen[i] != float("-inf")]
+    extra = MEANING_CANDIDATES if meaning is None else meaning
+    rest = [i for i, v in enumerate(seen) if v != float("-inf") and i not in judged]
+    if closeness is None or not extra or not rest:
+        return judged
+    near = list(closeness(query, [sentences[i].text for i in rest]))
+    return judged + [rest[j] for j in sorted(range(len(rest)), key=lambda j: -near[j])[:extra]]
 
 
 def judged_scores(
@@ -256,7 +282,8 @@ def judge(
     passages (a CPU's prompt budget, `prompts.fit_passages`) and judges only their sentences; the other
     passages' sentences still fill what budget is left, by the question's words less `RANK_WEIGHT` per place
     down the ranking, as retrieve mode packs them (None: every passage is in the prompt). `closeness`: how
-    near in meaning each text is to the question, for the lead (`lead_scores`; None: words and rank alone).
+    near in meaning each text is to the question, for the lead (`lead_scores`) and to pick the candidates
+    the adapter judges beyond the question's words (`judged_candidates`; None: words and rank alone).
     `recap`: the question asks what happened in a period and names no subject ("what did we work on on
     February 3?"); the lead is then the best-ranked excerpt's opening (a session summary's "Session of … asked
     …"), since the question's few words (a month's name) would pick a stray sentence that holds them."""
@@ -274,10 +301,13 @@ def judge(
     ranked = lexical_scores(query, sentences, RANK_WEIGHT)
     shown = len(passages) if shown is None else max(1, min(shown, len(passages)))
     seen = [v if s.n <= shown else float("-inf") for s, v in zip(sentences, lexical, strict=True)]
-    judged = [i for i in candidates(seen) if seen[i] != float("-inf")]
     if weight == 0 and abstain_margin is None:
-        scores = [0.0] * len(judged)  # the model left out: the candidates by their words alone
+        # the model left out: the candidates by their words alone (none by meaning, which only the model
+        # may let in), as retrieve mode's words would pick them
+        judged = judged_candidates(query, sentences, seen)
+        scores = [0.0] * len(judged)
     else:
+        judged = judged_candidates(query, sentences, seen, closeness)
         answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
         scores = score_answers(model, tokenizer, recall_messages(query, list(passages[:shown])), answers)
         if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
