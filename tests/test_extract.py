@@ -291,6 +291,8 @@ def test_the_adapter_also_judges_the_sentences_nearest_in_meaning_that_words_lea
     assert judged_candidates("q", sentences, seen, closeness, meaning=1) == [*by_words, 11]
     assert judged_candidates("q", sentences, seen, closeness, meaning=2) == [*by_words, 11, 9]
     assert judged_candidates("q", sentences, seen, closeness, meaning=0) == by_words
+    # recall's closeness without its embedding model is the same for every text: no pick by meaning
+    assert judged_candidates("q", sentences, seen, lambda q, texts: [0.0] * len(texts), meaning=2) == by_words
 
 
 def test_a_sentence_near_in_meaning_reaches_the_memory_only_through_the_adapter(tiny: Path):

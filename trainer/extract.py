@@ -153,13 +153,15 @@ def judged_candidates(
 ) -> list[int]:
     """Indices of the sentences the adapter judges: the best by the question's words (`seen`, -inf for a
     sentence its prompt does not show), then, given `closeness`, the `meaning` (default `MEANING_CANDIDATES`)
-    others nearest to `query` in meaning."""
+    others nearest to `query` in meaning, where it tells them apart."""
     judged = [i for i in candidates(seen) if seen[i] != float("-inf")]
     extra = MEANING_CANDIDATES if meaning is None else meaning
     rest = [i for i, v in enumerate(seen) if v != float("-inf") and i not in judged]
     if closeness is None or not extra or not rest:
         return judged
     near = list(closeness(query, [sentences[i].text for i in rest]))
+    if max(near) == min(near):
+        return judged  # meaning unknown (no embedding model could run): nothing tells them apart
     return judged + [rest[j] for j in sorted(range(len(rest)), key=lambda j: -near[j])[:extra]]
 
 
