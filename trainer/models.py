@@ -165,7 +165,7 @@ def load_model(
     """
     spec = source if isinstance(source, ModelSpec) else ModelSpec(os.fspath(source))
     if spec.kind == "gguf":
-        folder = convert_gguf(spec.path, cache_dir=cache_dir)
+        folder = convert_gguf(packaged_instead(spec.path), cache_dir=cache_dir)
         where = str(folder)
     elif spec.kind == "folder":
         if spec.path.is_file():
@@ -304,6 +304,19 @@ def _clear_quantization_marker(model: Any) -> None:
         config = getattr(module, "config", None)
         if config is not None and getattr(config, "_is_quantized", False):
             config._is_quantized = False
+
+
+def packaged_instead(gguf: Path) -> Path:
+    """`gguf`, or, where that file is gone, the packaged model of the same file name (`default_small_model`).
+
+    An adapter records the absolute path of the base model it was trained on; for the packaged SmolLM2 that
+    path lies inside the virtual environment, which moves when the environment is rebuilt (a new Python, a
+    reinstalled tool). The same file name from the same wheel is the same model; any other missing file stays
+    missing, and loading it says so."""
+    if gguf.is_file():
+        return gguf
+    small = default_small_model()
+    return Path(small) if small and Path(small).name == gguf.name else gguf
 
 
 def default_small_model() -> str | None:
