@@ -400,18 +400,22 @@ class Recaller:
     # ------------------------------------------------------------------------------------------ helpers
 
     def _closeness(self) -> Callable[[str, list[str]], list[float]] | None:
-        """The embedding cosine of each text to the query (the lead's meaning, `trainer.extract.lead_scores`),
-        or None where retrieval has no embedding model (BM25 only)."""
+        """The embedding cosine of each text to the query (the lead's meaning, `trainer.extract.lead_scores`,
+        and the adapter's candidates by meaning), or None where retrieval has no embedding model (BM25 only).
+        One recall's function: the query and each text are embedded once however often they are asked about."""
         embedder = self._get_retriever().embedder
         if embedder is None:
             return None
+        vectors: dict[str, Any] = {}
 
         def closeness(query: str, texts: list[str]) -> list[float]:
+            new = [t for t in dict.fromkeys([query, *texts]) if t not in vectors]
             try:
-                vectors = embedder.encode([query, *texts])
+                if new:
+                    vectors.update(zip(new, embedder.encode(new), strict=True))
             except EmbeddingModelMissing:
                 return [0.0] * len(texts)  # meaning unknown: every text alike, words and rank decide
-            return (vectors[1:] @ vectors[0]).tolist()
+            return [float(vectors[t] @ vectors[query]) for t in texts]
 
         return closeness
 

@@ -303,13 +303,12 @@ def judge(
     ranked = lexical_scores(query, sentences, RANK_WEIGHT)
     shown = len(passages) if shown is None else max(1, min(shown, len(passages)))
     seen = [v if s.n <= shown else float("-inf") for s, v in zip(sentences, lexical, strict=True)]
-    if weight == 0 and abstain_margin is None:
-        # the model left out: the candidates by their words alone (none by meaning, which only the model
-        # may let in), as retrieve mode's words would pick them
-        judged = judged_candidates(query, sentences, seen)
+    model_out = weight == 0 and abstain_margin is None
+    # without the model, the candidates by their words alone: only the model may let one in by its meaning
+    judged = judged_candidates(query, sentences, seen, None if model_out else closeness)
+    if model_out:
         scores = [0.0] * len(judged)
     else:
-        judged = judged_candidates(query, sentences, seen, closeness)
         answers = [sentences[i].answer() for i in judged] + ([ABSTAIN] if abstain_margin is not None else [])
         scores = score_answers(model, tokenizer, recall_messages(query, list(passages[:shown])), answers)
         if abstain_margin is not None and scores.pop() > max(scores) + abstain_margin:
