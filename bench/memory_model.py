@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> dict:
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
             abstain_margin=args.abstain_margin,
+            recall_rerank={"on": True, "off": False, "auto": None}[args.rerank],
         )
         import trainer.extract
 
@@ -297,6 +298,7 @@ def run(args: argparse.Namespace) -> dict:
         "model_weight": args.model_weight,
         "candidates": args.candidates,
         "abstain_margin": args.abstain_margin,
+        "rerank": args.rerank,
         "budget_tokens": args.budget,
         "training_seconds": trained["seconds"],
         "adapter_version": trained.get("adapter_version"),
@@ -515,6 +517,12 @@ def main() -> int:
     ap.add_argument("--candidates", type=int, help="sentences the adapter judges per recall (default 8)")
     ap.add_argument(
         "--abstain-margin", type=float, help="recall's abstain_margin (default: the adapter never abstains)"
+    )
+    ap.add_argument(
+        "--rerank",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="generated recalls reorder the hits by the model's likelihood of the question (auto: on a GPU)",
     )
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")

@@ -50,6 +50,10 @@ class Config:
     # "extract": abstain when the adapter's "nothing answers" outscores every sentence by this margin. None
     # (the default) never abstains: on our benchmark the small adapter's abstention was noise (docs).
     abstain_margin: float | None = None
+    # Generated recalls reorder retrieval's best hits by how likely the model finds the question after each
+    # (trainer.rerank): true, false, or unset (the default): where the model runs on a GPU. On 2 CPU cores it
+    # costs about 2 s a recall; it put an evidence excerpt first more often on LoCoMo (docs).
+    recall_rerank: bool | None = None
     # Project paths never stored, archived, embedded or trained on (nor folders under them), e.g.
     # exclude_projects = ["~/work/client-x"]. What was ingested before stays until `lmm-mcp forget --project`.
     exclude_projects: tuple[str, ...] = ()

@@ -58,6 +58,7 @@ from trainer.prompts import (
     is_abstention,
     recall_messages,
 )
+from trainer.rerank import RERANK_DEPTH
 from transcripts.conversation import content_words
 from transcripts.injection import neutralise
 from transcripts.provenance import THIRD_PARTY
@@ -157,13 +158,17 @@ class Recaller:
             result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
             return result
         expansion = self._expand(query, project, version) if self.cfg.expand_queries and version else ""
-        hits = self.hits(f"{query} {expansion}".strip(), project=project, k=k, origins=origins)
+        search = f"{query} {expansion}".strip()
+        hits = self.hits(search, project=project, k=k, origins=origins)
         said = misattributed(self.conn, inside[0].text, hits, project_ids=inside[1]) if inside else None
         if said is not None:
             result = self._not_theirs(query, said, hits, max_tokens)
             result.adapter_version = version
         elif use_model and hits:
             scope = inside[0] if inside else read_query(self.conn, query)
+            if self.reranks():
+                deeper = self.hits(search, project=project, k=max(k, RERANK_DEPTH), origins=origins)
+                hits = self._rerank(query, deeper, version)[:k]
             result = self._generate(query, hits, version, max_tokens, recap=asks_recap(scope))
         else:
             result = self._compact(query, hits, max_tokens)
@@ -270,6 +275,21 @@ class Recaller:
             [text] = generate_memories(model, tokenizer, [expand_messages(query, project)], max_new_tokens=24)
         asked = query.lower()
         return " ".join(t for t in expansion_terms(text) if t.lower() not in asked)
+
+    def reranks(self) -> bool:
+        """Whether a generated recall reorders its hits by the model's likelihood of the question after each
+        (`recall_rerank`; unset: where a GPU runs the model, as on 2 CPU cores it doubles a recall's time)."""
+        return gpu_visible() if self.cfg.recall_rerank is None else self.cfg.recall_rerank
+
+    def _rerank(self, query: str, hits: list[Hit], version: str) -> list[Hit]:
+        """`hits` in the order `trainer.rerank` gives them: the model's likelihood of the question after
+        each hit, weighed against retrieval's rank."""
+        from trainer.rerank import question_likelihoods, rerank_order  # torch: only where a model runs
+
+        with self._lock:
+            _, model, tokenizer = self._load(version)
+            scores = question_likelihoods(model, tokenizer, query, [h.text for h in hits])
+        return [hits[i] for i in rerank_order(scores)]
 
     def can_generate(self, info: VersionInfo | None = None) -> bool:
         """A model may run here (checked without torch): a GPU is visible, or the config allows the CPU, or,

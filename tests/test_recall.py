@@ -325,6 +325,24 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     first = (hits[0].session_id, hits[0].uuid)
     assert any((s.session_id, s.uuid) != first for s in r.sources), r.memory
     assert all(s in texts for s in _shown_sentences(r.memory))
+    # Reranking: the hits a generated recall shows are the best of a deeper search in the order the model's
+    # likelihood of the question gives them (trainer.rerank), not retrieval's first k.
+    from trainer.rerank import RERANK_DEPTH, question_likelihoods, rerank_order
+
+    assert not recaller.reranks()  # unset: only where a GPU runs the model
+    reranking = App(dataclasses.replace(cfg, recall_rerank=True), conn).recaller()
+    assert reranking.reranks()
+    query = "KeyError coupon pricing"
+    deeper = reranking.hits(query, project="/home/dev/shop", k=RERANK_DEPTH)
+    _, model, tokenizer = reranking._load(_active(cfg))
+    best = [
+        deeper[i]
+        for i in rerank_order(question_likelihoods(model, tokenizer, query, [h.text for h in deeper]))
+    ]
+    shown = reranking.recall(query, project="/home/dev/shop", mode="generate", k=3, max_tokens=3000)
+    assert shown.mode_used == "generate" and len(shown.sources) == 3
+    assert {(s.session_id, s.uuid) for s in shown.sources} == {(h.session_id, h.uuid) for h in best[:3]}
+    assert best[:3] != deeper[:3]  # the (seeded) tiny model's order is not retrieval's: the check has teeth
     # A margin below any score difference: the abstention always wins.
     shy = dataclasses.replace(cfg, abstain_margin=-1e9)
     r = App(shy, conn).recaller().recall("KeyError coupon pricing", project="/home/dev/shop", mode="generate")
