@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> dict:
             Config.load(home=Path(args.keep or tmp) / "home", claude_dir=claude),
             allow_cpu_generation=True,
             abstain_margin=args.abstain_margin,
-            recall_rerank={"on": True, "off": False, "auto": None}[args.rerank],
+            recall_rerank=args.rerank == "on",
         )
         import trainer.extract
 
@@ -520,9 +520,9 @@ def main() -> int:
     )
     ap.add_argument(
         "--rerank",
-        choices=("on", "off", "auto"),
-        default="auto",
-        help="generated recalls reorder the hits by the model's likelihood of the question (auto: on a GPU)",
+        choices=("on", "off"),
+        default="off",
+        help="generated recalls reorder their best 16 hits by the model's likelihood of the question",
     )
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")

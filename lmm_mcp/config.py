@@ -50,10 +50,10 @@ class Config:
     # "extract": abstain when the adapter's "nothing answers" outscores every sentence by this margin. None
     # (the default) never abstains: on our benchmark the small adapter's abstention was noise (docs).
     abstain_margin: float | None = None
-    # Generated recalls reorder retrieval's best hits by how likely the model finds the question after each
-    # (trainer.rerank): true, false, or unset (the default): where the model runs on a GPU. On 2 CPU cores it
-    # costs about 2 s a recall; it put an evidence excerpt first more often on LoCoMo (docs).
-    recall_rerank: bool | None = None
+    # Generated recalls reorder retrieval's best 16 hits by how likely the model finds the question after each
+    # (trainer.rerank). Off: with SmolLM2-135M it moved neither benchmark's coverage, cost the coding set's
+    # citation accuracy 4.6 points, and 1.5-3 s a recall on 2 CPU cores (docs/benchmarks.md, session 24).
+    recall_rerank: bool = False
     # Project paths never stored, archived, embedded or trained on (nor folders under them), e.g.
     # exclude_projects = ["~/work/client-x"]. What was ingested before stays until `lmm-mcp forget --project`.
     exclude_projects: tuple[str, ...] = ()

@@ -278,8 +278,8 @@ class Recaller:
 
     def reranks(self) -> bool:
         """Whether a generated recall reorders its hits by the model's likelihood of the question after each
-        (`recall_rerank`; unset: where a GPU runs the model, as on 2 CPU cores it doubles a recall's time)."""
-        return gpu_visible() if self.cfg.recall_rerank is None else self.cfg.recall_rerank
+        (`recall_rerank`, off by default)."""
+        return self.cfg.recall_rerank
 
     def _rerank(self, query: str, hits: list[Hit], version: str) -> list[Hit]:
         """`hits` in the order `trainer.rerank` gives them: the model's likelihood of the question after

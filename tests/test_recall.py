@@ -329,7 +329,7 @@ def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp
     # likelihood of the question gives them (trainer.rerank), not retrieval's first k.
     from trainer.rerank import RERANK_DEPTH, question_likelihoods, rerank_order
 
-    assert not recaller.reranks()  # unset: only where a GPU runs the model
+    assert not recaller.reranks()  # off unless asked for
     reranking = App(dataclasses.replace(cfg, recall_rerank=True), conn).recaller()
     assert reranking.reranks()
     query = "KeyError coupon pricing"

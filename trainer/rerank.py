@@ -11,7 +11,10 @@ its words less so. The model reads each excerpt on its own with the question aft
 mean log-probability of the question's tokens. Standardised over the hits, it is weighed against
 retrieval's own order (`RANK_PENALTY` per place), so one likelihood cannot lift the twentieth hit over the
 first for a tenth of a nat. On LoCoMo the best hit came from an evidence session 0.695 -> 0.766 of the time
-at depth 16 (docs/benchmarks.md), 0.882 -> 0.875 on the coding set; the adapter and its base model scored alike.
+at depth 16, 0.882 -> 0.875 on the coding set; the adapter and its base model scored alike. End to end it did
+not pay with SmolLM2-135M (docs/benchmarks.md, session 24): coverage level on both sets, the judged lead's
+citation accuracy +1.4 points on LoCoMo and -4.6 on coding, 1.5-3 s more a recall on 2 CPU cores. So recall
+uses it only where `recall_rerank` is set; a larger model may judge likelihoods better.
 """
 
 from __future__ import annotations
