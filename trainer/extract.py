@@ -176,8 +176,8 @@ def judged_scores(
     scores) by the question-word overlap plus the adapter's score, each standardised over the candidates;
     after them, the sentences the model did not judge, by their words (or by `rest`, where given)."""
     final = [v - 1e6 for v in (lexical if rest is None else rest)]
-    lex = _standard([lexical[i] for i in judged])
-    for i, a, b in zip(judged, lex, _standard(model), strict=True):
+    lex = standardised([lexical[i] for i in judged])
+    for i, a, b in zip(judged, lex, standardised(model), strict=True):
         final[i] = a + model_weight * b
     return final
 
@@ -196,12 +196,13 @@ def lead_scores(
     top = candidates(ranked, LEAD_CANDIDATES)
     near = list(closeness(query, [sentences[i].text for i in top]))
     out = [v - 1e6 for v in ranked]
-    for i, a, b in zip(top, _standard([ranked[i] for i in top]), _standard(near), strict=True):
+    for i, a, b in zip(top, standardised([ranked[i] for i in top]), standardised(near), strict=True):
         out[i] = a + LEAD_MEANING * b
     return out
 
 
-def _standard(values: Sequence[float]) -> list[float]:
+def standardised(values: Sequence[float]) -> list[float]:
+    """`values` less their mean, over their spread (a -inf: far below every other; fewer than two: 0)."""
     finite = [v for v in values if v != float("-inf")]
     if len(finite) < 2:
         return [0.0 if v != float("-inf") else -1e9 for v in values]

@@ -19,9 +19,10 @@ uses it only where `recall_rerank` is set; a larger model may judge likelihoods 
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import Any
+
+from trainer.extract import standardised
 
 RERANK_DEPTH = 16  # hits read by the model: 12-24 scored alike on LoCoMo, 8 lifted the first hit less
 RANK_PENALTY = 0.5  # likelihood (standardised) one place down retrieval's ranking costs; 0.2 cost coding
@@ -82,9 +83,5 @@ def question_likelihoods(
 def rerank_order(likelihoods: Sequence[float], rank_penalty: float = RANK_PENALTY) -> list[int]:
     """Indices of the hits, the best first: each hit's likelihood standardised over the hits, less
     `rank_penalty` per place of its retrieval rank (ties keep retrieval's order)."""
-    if not likelihoods:
-        return []
-    mean = statistics.fmean(likelihoods)
-    spread = statistics.pstdev(likelihoods) or 1.0
-    fused = [(x - mean) / spread - rank_penalty * i for i, x in enumerate(likelihoods)]
+    fused = [z - rank_penalty * i for i, z in enumerate(standardised(likelihoods))]
     return sorted(range(len(fused)), key=lambda i: (-fused[i], i))
