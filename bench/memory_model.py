@@ -184,6 +184,7 @@ def ask(app: App, questions: list[Ask], budget: int) -> list[dict]:
             row[f"{mode}_coverage"] = coverage(q.terms, r.memory) if q.terms else None
             # an abstention either mode can give: a query naming what no session mentions (lmm_mcp.unknown)
             row[f"{mode}_abstained"] = is_abstention(r.memory)
+            row[f"{mode}_memory"] = r.memory
             if mode == "generate":
                 said = model_text(r.memory) if r.mode_used == "generate" else ""
                 cited, _ = citations(said, len(r.sources))
@@ -289,6 +290,12 @@ def run(args: argparse.Namespace) -> dict:
                 app.ingest(embed=not args.no_embed)
                 trained = train(app, args)
             rows = ask(app, questions, args.budget)
+            if args.rows:
+                with open(args.rows, "w") as out:
+                    out.writelines(
+                        json.dumps({**r, "question": q.question, "terms": q.terms}) + "\n"
+                        for q, r in zip(questions, rows, strict=True)
+                    )
             expanded = None if args.no_expansion else expansion(app, questions)
     metrics = trained.get("metrics") or {}
     evaluation = metrics.get("eval") or {}
@@ -526,6 +533,7 @@ def main() -> int:
     )
     ap.add_argument("--keep", help="keep the home (store, runs, adapter) under this folder")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--rows", help="write each question's figures and both recalls' text to this JSONL file")
     ap.add_argument("--no-expansion", action="store_true", help="skip the query-expansion measurement")
     ap.add_argument(
         "--reuse",

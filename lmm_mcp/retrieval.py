@@ -9,7 +9,8 @@ command), so FTS5 also indexes each chunk's neighbours in a second column at hal
 cosine is raised by its best neighbours' (0.5 x the best of ±1, 0.25 x the best of ±2). The two rankings are
 fused by a weighted sum of z-scores (0.7 BM25, 0.3 vectors): on LoCoMo this beat reciprocal-rank fusion and
 either ranker alone at every k (docs/benchmarks.md, where the alternatives are measured). A stored memory
-gets 0.3 more: a statement distilled from the session ranks above the raw output that matches as well.
+that still holds gets 0.3 more: a statement distilled from the session ranks above the raw output that matches
+as well (one a later memory replaced does not: what held before is history).
 
 The vectors sit in one in-memory matrix per process, loaded from the store on first use and topped up as
 other processes add chunks: a brute-force dot product over 100k chunks costs a few milliseconds and needs
@@ -42,6 +43,9 @@ NEIGHBOUR_WEIGHTS = (0.5, 0.25)  # cosine smoothing from the best neighbour at d
 MEMORY_PRIOR = (
     0.3  # added to a stored memory's fused z-score: at an equal match, the distilled statement first
 )
+# ...but not one a later memory replaced ("uses SQLite" once "uses PostgreSQL" came): what held before ranks as the
+# raw text it came from, so at an equal match the statement that holds now comes first.
+SUPERSEDED_PRIOR = 0.0
 FUSIONS = ("zscore", "rrf", "bm25", "vector")
 # A word in more than this share of chunks says little (BM25 idf under ~2) but makes FTS5 score every chunk
 # it is in: dropped from the query while rarer words remain. Only past PRUNE_FROM chunks, where it costs.
@@ -485,8 +489,8 @@ class Retriever:
             ):
                 for chunk_id, z in ranking.items():
                     fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * z
-            for chunk_id in self._memory_chunks(list(fused)):
-                fused[chunk_id] += MEMORY_PRIOR
+            for chunk_id, superseded in self._memory_chunks(list(fused)):
+                fused[chunk_id] += SUPERSEDED_PRIOR if superseded else MEMORY_PRIOR
         order = {c: i for i, c in enumerate(lex_ids)} | {
             c: i for i, c in enumerate(vec_ids) if c not in lex_ids
         }  # ties: keep ranker order
@@ -495,12 +499,18 @@ class Retriever:
         vec_rank = {c: i + 1 for i, c in enumerate(vec_ids)}
         return self._hits(best, fused, query, lex_rank, vec_rank)
 
-    def _memory_chunks(self, ids: list[int]) -> list[int]:
+    def _memory_chunks(self, ids: list[int]) -> list[tuple[int, bool]]:
+        """The stored memories among `ids`, each with whether a later memory replaced it."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(f"SELECT id FROM chunks WHERE kind = 'memory' AND id IN ({marks})", ids)
-        return [chunk_id for (chunk_id,) in rows]
+        rows = self.conn.execute(
+            "SELECT c.id, m.superseded_by IS NOT NULL FROM chunks c"
+            " LEFT JOIN memories m ON m.chunk_id = c.id"
+            f" WHERE c.kind = 'memory' AND c.id IN ({marks})",
+            ids,
+        )
+        return [(chunk_id, bool(superseded)) for chunk_id, superseded in rows]
 
     def recent(
         self,

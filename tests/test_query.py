@@ -233,10 +233,29 @@ def test_a_memory_ranks_above_raw_text_that_matches_as_well(app, monkeypatch):
     prior = retrieval.MEMORY_PRIOR
     with_prior = app.retriever().retrieve("ruff linter", k=10, project=API)
     monkeypatch.setattr(retrieval, "MEMORY_PRIOR", 0.0)
+    monkeypatch.setattr(retrieval, "SUPERSEDED_PRIOR", 0.0)
     without = {h.chunk_id: h.score for h in app.retriever().retrieve("ruff linter", k=10, project=API)}
     assert with_prior[0].kind == "memory"
     for h in with_prior:
         if h.chunk_id in without:
             lift = h.score - without[h.chunk_id]
-            assert lift == pytest.approx(prior if h.kind == "memory" else 0.0, abs=1e-6)
+            expected = prior if h.kind == "memory" and not h.superseded else 0.0
+            assert lift == pytest.approx(expected, abs=1e-6)
     assert prior > 0 and any(h.kind != "memory" for h in with_prior)
+
+
+def test_a_superseded_memory_ranks_as_raw_text_below_what_replaced_it(app, monkeypatch):
+    """The samples moved tasklane-api from SQLite to PostgreSQL: the old statement, still stored and marked
+    superseded, carries SUPERSEDED_PRIOR instead of MEMORY_PRIOR, so the current one comes first."""
+    from lmm_mcp import retrieval
+
+    query = "which database does the API use"
+    hits = app.retriever().retrieve(query, k=12, project=API)
+    old = next(h for h in hits if h.superseded and "uses SQLite as its database" in h.text)
+    new = next(h for h in hits if not h.superseded and "uses PostgreSQL as its database" in h.text)
+    assert hits.index(new) < hits.index(old)
+    lost = retrieval.MEMORY_PRIOR - retrieval.SUPERSEDED_PRIOR
+    monkeypatch.setattr(retrieval, "SUPERSEDED_PRIOR", retrieval.MEMORY_PRIOR)
+    alike = {h.chunk_id: h.score for h in app.retriever().retrieve(query, k=12, project=API)}
+    assert lost > 0 and alike[old.chunk_id] - old.score == pytest.approx(lost, abs=1e-6)
+    assert alike[new.chunk_id] == pytest.approx(new.score, abs=1e-6)
