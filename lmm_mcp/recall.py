@@ -404,7 +404,9 @@ class Recaller:
             first = hits[extract.lead.n - 1]
             lead = f"{extract.lead.text} [1]"
             order = [first, *_retrieve_order([h for h in hits if h is not first])]
-            lines, sources = _excerpts(order, budget - len(lead) - 1)
+            # an excerpt the lead says whole (a stored memory is one sentence) shows its label only
+            said = content_words(extract.lead.text)
+            lines, sources = _excerpts(order, budget - len(lead) - 1, said=said)
             if len(sources) == len(order):
                 return RecallResult(
                     memory="\n".join([FRAME, lead, *lines]),
