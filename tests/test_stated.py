@@ -48,6 +48,9 @@ def texts(sentence: str, name: str = "shop") -> list[str]:
             ],
         ),
         ("We're on Prisma for now.", ["shop talks to its database through Prisma."]),
+        # a purpose ends where a second "for" or "as" begins: what follows says when or how, not what for
+        ("Let's go with SQLite for the database for now.", ["shop uses SQLite as its database."]),
+        ("We use S3 for the uploaded images for the time being.", ["shop stores files in Amazon S3 (for uploaded images)."]),
         ("We're dropping Prisma for Drizzle.", ["shop talks to its database through Drizzle (moved from Prisma)."]),
     ],
 )  # fmt: skip

@@ -522,10 +522,11 @@ _GONE_AFTER = re.compile(
 _CHANGE_TO = re.compile(r"\b(?:to|for|with|onto|by)\s+(?:the\s+|a\s+|an\s+)?$", re.I)
 
 
-# What a technology is for, right after its name: "MySQL 8 for job metadata", "S3 for the uploaded images".
+# What a technology is for, right after its name: "MySQL 8 for job metadata", "S3 for the uploaded images";
+# it ends where another "for" or "as" begins ("SQLite for the database for now": the rest says for how long).
 _PURPOSE = re.compile(
     r"\s+(?:for|as)\s+(?:the\s+|our\s+|its\s+|all\s+|a\s+|an\s+)?(?P<what>[a-z][a-z0-9 /-]{2,40}?)"
-    r"\s*(?=[,.;:)!?]|\s+(?:and|with|but|while|so|because|since|on|in|which|that)\b|$)",
+    r"\s*(?=[,.;:)!?]|\s+(?:and|with|but|while|so|because|since|on|in|which|that|for|as)\b|$)",
     re.I,
 )
 # ...which is not what these say: "for now", "for example", "for a while".
