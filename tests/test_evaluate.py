@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import sys
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -288,14 +287,12 @@ def adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from trainer.models import load_model
+    from trainer.models import load_model, quiet_peft
 
     model, _ = load_model(
         str(tiny), cache_dir=tmp_path_factory.mktemp("cache"), device="cpu", dtype="float32"
     )
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with torch.random.fork_rng(devices=[]), quiet_peft():
         torch.manual_seed(0)
         config = LoraConfig(
             r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False

@@ -75,6 +75,23 @@ def test_tiny_model_round_trips_through_load_model(tiny: Path, tmp_path: Path) -
     assert not (tmp_path / "cache").exists()  # only GGUF files use the conversion cache
 
 
+def test_loading_a_model_leaves_stderr_to_the_callers_progress(tiny: Path, tmp_path: Path) -> None:
+    # transformers draws a "Loading weights" bar per load: noise between `lmm-mcp train`'s own progress lines
+    code = (
+        "import sys; from pathlib import Path; from trainer.models import load_model; "
+        "load_model(sys.argv[1], cache_dir=Path(sys.argv[2]), device='cpu'); print('loaded')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tiny), str(tmp_path / "cache")],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "loaded", done.stderr
+    assert "Loading weights" not in done.stderr and "it/s" not in done.stderr
+
+
 def test_load_model_for_training_and_explicit_dtype(tiny: Path, tmp_path: Path) -> None:
     model, tokenizer = load_model(tiny, cache_dir=tmp_path, device="cpu", dtype="bfloat16", for_training=True)
     assert model.training

@@ -272,20 +272,18 @@ def test_a_small_budget_packs_the_questions_sentences_from_more_excerpts(store):
 def test_generate_mode_judges_the_excerpts_sentences_with_the_adapter(store, tmp_path):
     """A real (tiny) model and adapter through `recall_memory`'s generate path: the memory is the excerpts'
     own sentences, the lead citing its excerpt; the abstention margin decides when it abstains."""
-    import warnings
 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from trainer.models import load_model
+    from trainer.models import load_model, quiet_peft
     from trainer.tiny import build_tiny_qwen3
     from trainer.versions import publish
 
     cfg, conn = store
     tiny = build_tiny_qwen3(tmp_path / "tiny")
     model, _ = load_model(str(tiny), cache_dir=tmp_path / "cache", device="cpu")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    with quiet_peft():
         torch.manual_seed(0)
         peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     peft_model.save_pretrained(tmp_path / "adapter")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from safetensors.torch import load_file
 import trainer.train as train_module
 from trainer.batches import IGNORE_INDEX, collate, encode_sft, pack_cpt
 from trainer.loss import group_losses, last_hidden, output_head, weighted_loss
-from trainer.models import chat_prompt, load_model
+from trainer.models import chat_prompt, load_model, quiet_peft
 from trainer.settings import LoraSettings, Progress, StageSettings
 from trainer.tiny import build_tiny_qwen3
 from trainer.train import StageResult, TrainingError, train_stage
@@ -273,7 +274,8 @@ def test_cpt_then_sft_trains_only_the_adapter(
     from peft import PeftModel
 
     fresh, tok = load_model(str(data["model"]), cache_dir=data["cache"], device="cpu", dtype="float32")
-    model = PeftModel.from_pretrained(fresh, str(sft.adapter_dir))
+    with quiet_peft():
+        model = PeftModel.from_pretrained(fresh, str(sft.adapter_dir))
     batch = collate([encode_sft(sft_rows(1)[0], tok, 128)], pad_id=tok.pad_token_id)
     with torch.no_grad():
         hidden = last_hidden(model, batch)
@@ -304,6 +306,20 @@ class Clock:
 @pytest.fixture(scope="module")
 def uninterrupted(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> StageResult:
     return run(data, "sft", tmp_path_factory.mktemp("whole") / "sft", RESUME_SETTINGS)
+
+
+def test_attaching_the_adapter_warns_nothing_a_user_cannot_act_on(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    # peft reads transformers' deprecated `is_gradient_checkpointing`: a FutureWarning in every training log
+    model, _ = load_model(str(data["model"]), cache_dir=data["cache"], device="cpu", dtype="float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh = train_module._attach_adapter(model, LoraSettings(), None)
+        fresh.save_pretrained(tmp_path / "adapter")
+        again, _ = load_model(str(data["model"]), cache_dir=data["cache"], device="cpu", dtype="float32")
+        train_module._attach_adapter(again, LoraSettings(), tmp_path / "adapter")
+    assert not [w for w in caught if "gradient_checkpointing" in str(w.message)]
 
 
 def test_same_seed_gives_the_same_adapter(data: dict[str, Path], tmp_path: Path, uninterrupted) -> None:

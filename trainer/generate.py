@@ -12,11 +12,10 @@ module does not import torch: the server pays for it only when it first generate
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.models import ModelError, chat_prompt, load_model
+from trainer.models import ModelError, chat_prompt, load_model, quiet_peft
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -200,9 +199,7 @@ def load_for_generation(
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
             raise ModelError(f"{adapter_dir} holds no adapter_config.json: pass a PEFT adapter folder")
-        with warnings.catch_warnings():
-            # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing`: noise in every log.
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        with quiet_peft():
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
         if merge:
             model = model.merge_and_unload()

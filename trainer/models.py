@@ -19,6 +19,9 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -163,6 +166,9 @@ def load_model(
     KV cache off when `for_training`, else in eval mode. The tokenizer always has a pad token; it pads on the
     right for training and on the left for batched generation.
     """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stderr belongs to the caller's progress (train's steps, ETA) and errors
     spec = source if isinstance(source, ModelSpec) else ModelSpec(os.fspath(source))
     if spec.kind == "gguf":
         folder = convert_gguf(packaged_instead(spec.path), cache_dir=cache_dir)
@@ -334,6 +340,15 @@ def default_small_model() -> str | None:
     preferred = [p for p in files if "smollm2-135m-instruct" in p.name.lower()]
     chosen = (preferred or files)[:1]
     return str(chosen[0]) if chosen else None
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Attaching a LoRA adapter without peft 0.21's read of transformers 5's deprecated
+    `is_gradient_checkpointing`, a FutureWarning in every training and recall log that no user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        yield
 
 
 def chat_prompt(tokenizer: Any, messages: list[dict[str, Any]], *, add_generation_prompt: bool = True) -> str:

@@ -53,7 +53,7 @@ from trainer.checkpoint import (
 )
 from trainer.devices import MemoryPeak, fit_settings
 from trainer.loss import group_losses, kl_sums, last_hidden, output_head, weighted_loss
-from trainer.models import load_model
+from trainer.models import load_model, quiet_peft
 from trainer.settings import OBJECTIVES, STAGES, LoraSettings, Progress, StageSettings
 
 if TYPE_CHECKING:
@@ -523,17 +523,18 @@ def _accelerator(settings: StageSettings, device: str | None) -> Any:
 def _attach_adapter(model: Any, lora: LoraSettings, init_adapter: Path | None) -> Any:
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    if init_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    else:
-        config = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=list(lora.targets),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, config)
+    with quiet_peft():
+        if init_adapter is not None:
+            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        else:
+            config = LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.targets),
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, config)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError(f"no LoRA target among the model's modules: check targets {list(lora.targets)}")
