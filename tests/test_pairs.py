@@ -18,8 +18,9 @@ from lmm_mcp.ingest import Ingester
 from lmm_mcp.memories import refresh_memories
 from lmm_mcp.retrieval import Retriever
 from trainer.pairs import DataError, DataSettings, build_dataset
-from trainer.prompts import ABSTAIN, citations
+from trainer.prompts import ABSTAIN, Passage, citations
 from trainer.questions import askings, question_for
+from trainer.selfstudy import exchanges
 from transcripts.extraction import Memory, Source
 from transcripts.nouns import ACTION
 from transcripts.wording import drop_project_opening
@@ -229,6 +230,148 @@ def test_conversation_without_identifiers_gets_self_study_questions_about_what_i
     }
     assert len(asked) >= 3, queries
     assert not any(" Ana" in q or " Ben" in q for q in queries), queries
+
+
+def _turn(text: str, uuid: str, kind: str = "prompt", session: str = "c1") -> Passage:
+    return Passage(text, session, uuid, "2026-03-01T10:00:00.000Z", "/talk/friends", kind)
+
+
+def test_an_exchange_asks_as_a_later_reader_would_and_answers_with_the_reply():
+    """A question one side asked, and the first sentence of the other side's answer: the history's own words
+    for a question worded unlike its answer."""
+    relayed = [
+        _turn("Ana: Hey Ben, what did you do with your sister last weekend?", "u1"),
+        _turn("Ben: Yes! We went camping at the lake near Sintra. It rained.", "u2"),
+        _turn("Ana: That sounds lovely. Why did my brother skip it?", "u3"),
+        _turn("Ben: He was stuck at work on a Saturday shift again.", "u4"),
+    ]
+    items = exchanges(relayed, per_session=6, rng=random.Random(0))
+    assert [(i.attrs["question"], i.text, i.sources[0].uuid) for i in items] == [
+        (
+            "What did Ben do with Ben's sister last weekend?",
+            "In friends (2026-03-01): We went camping at the lake near Sintra.",
+            "u2",
+        ),
+        (
+            "Why did Ana's brother skip it?",
+            "In friends (2026-03-01): Ben: He was stuck at work on a Saturday shift again.",
+            "u4",
+        ),
+    ]
+    coding = [
+        _turn("The deploy broke again. Where does the deploy config live?", "p1", session="s1"),
+        _turn(
+            "Let me look.\n[Bash] ls deploy\nIt lives in `deploy/fly.toml`, next to the Dockerfile.",
+            "r1",
+            "reply",
+            "s1",
+        ),
+    ]
+    (item,) = exchanges(coding, per_session=6, rng=random.Random(0))
+    assert item.attrs["question"] == "Where does the deploy config live?"
+    assert item.text.endswith(
+        "It lives in `deploy/fly.toml`, next to the Dockerfile."
+    )  # past the hedge and the tool
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        [
+            _turn("Can you fix the failing test?", "p1"),
+            _turn("Fixed: the fixture now resets the clock.", "r1", "reply"),
+        ],
+        [
+            _turn("What do you think about Redis here?", "p1"),
+            _turn("Redis would add a second moving part.", "r1", "reply"),
+        ],
+        [
+            _turn("Ana: What did you cook on Sunday?", "u1"),
+            _turn("Ana: Also, the oven is broken again.", "u2"),
+        ],
+        [
+            _turn("Ana: What did you cook on Sunday?", "u1"),
+            _turn("Ben: Let me think, maybe a risotto.", "u2"),
+        ],
+        [
+            _turn("Ana: What did you cook on Sunday?", "u1"),
+            _turn("Ben: We made a mushroom risotto.", "u2", session="c2"),
+        ],
+        [_turn("What broke in the nightly import?", "p1"), _turn("What broke in the nightly import?", "p1")],
+    ],
+    ids=[
+        "a request",
+        "asks the assistant",
+        "same speaker",
+        "a hedge",
+        "another session",
+        "one turn in pieces",
+    ],
+)
+def test_what_is_no_question_or_no_answer_makes_no_exchange(pair):
+    assert exchanges(pair, per_session=6, rng=random.Random(0)) == []
+
+
+def test_a_sessions_exchanges_are_capped():
+    turns = []
+    for n in range(10):
+        turns += [
+            _turn(f"Ana: What did you read in week {n}?", f"q{n}"),
+            _turn(f"Ben: I read the book number {n} twice.", f"a{n}"),
+        ]
+    assert len(exchanges(turns, per_session=4, rng=random.Random(0))) == 4
+    assert len(exchanges(turns, per_session=0, rng=random.Random(0))) == 0
+
+
+def test_a_conversations_questions_and_answers_become_cited_pairs(cfg, conn, tmp_path):
+    talk = [
+        (
+            "Ana: Ben, what did you name the new puppy?",
+            "Ben: We called him Biscuit, after the colour of his fur.",
+        ),
+        (
+            "Ana: Where did you and your sister travel in May?",
+            "Ben: We spent a week hiking around Porto and the Douro valley.",
+        ),
+        (
+            "Ana: Which book are you reading on the train?",
+            "Ben: I am halfway through Middlemarch, slowly but happily.",
+        ),
+    ]
+    for i, (first, second) in enumerate(talk):
+        ts = f"2026-03-0{i + 1}T10:00:00.000Z"
+        records = [
+            record(f"u{i}a", first, session=f"c{i}", cwd="/talk/friends", ts=ts),
+            record(f"u{i}b", second, parent=f"u{i}a", session=f"c{i}", cwd="/talk/friends", ts=ts),
+        ]
+        write_jsonl(cfg.claude_dir / "-talk-friends" / f"c{i}.jsonl", records)
+    assert not Ingester(cfg, conn).ingest().errors
+    refresh_memories(conn)
+    out = tmp_path / "data"
+    manifest = build_dataset(StoreHistory(conn, Retriever(conn)), out, DataSettings(exchanges_per_session=6))
+    assert manifest["counts"]["exchanges"] == 3
+    rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
+    asked = {
+        p["query"]: p
+        for p in rows
+        if p["context"] == "study" and p["query"].startswith(("What did Ben", "Where did", "Which book"))
+    }
+    assert set(asked) == {  # "you" read as the person answering; grammar is the model's business
+        "What did Ben name the new puppy?",
+        "Where did Ben and Ben's sister travel in May?",
+        "Which book are Ben reading on the train?",
+    }
+    for p in asked.values():
+        cited, _ = citations(p["target"], len(p["passages"]))
+        assert cited == p["gold"] and cited
+        said = re.sub(r"\s*\[\d+\]", "", p["target"]).split("): ", 1)[1].strip()
+        assert said in p["passages"][cited[0] - 1]["text"] and said.startswith(
+            "Ben: "
+        )  # the answer, grounded
+    none = build_dataset(
+        StoreHistory(conn, Retriever(conn)), tmp_path / "none", DataSettings()
+    )  # off by default
+    assert none["counts"]["exchanges"] == 0
 
 
 def test_each_memory_is_written_several_ways_for_cpt(history, tmp_path):

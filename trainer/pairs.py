@@ -56,7 +56,7 @@ from trainer.prompts import (
     recall_messages,
 )
 from trainer.questions import FOCUS_SHARED, Asking, askings, keyword_shares, question_for
-from trainer.selfstudy import self_study, written_study
+from trainer.selfstudy import exchanges, self_study, written_study
 from trainer.settings import DataSettings
 from transcripts.extraction import Memory
 from transcripts.wording import (
@@ -181,6 +181,10 @@ def build_dataset(
         per_chunk=settings.self_study_per_chunk,
         rng=random.Random(f"{settings.seed}:self-study"),  # its own stream: more study items move no question
     )
+    asked_and_answered = exchanges(
+        chunks, per_session=settings.exchanges_per_session, rng=random.Random(f"{settings.seed}:exchanges")
+    )
+    studies += asked_and_answered
     written: dict[str, int] = {}
     if write is not None:
         items, written = written_study(
@@ -201,7 +205,8 @@ def build_dataset(
         "transcripts": len(sessions),
         "val_sessions": len(val_ids),
         "memories": len(memories),
-        "self_study": len(studies),
+        "self_study": len(studies) - len(asked_and_answered),
+        "exchanges": len(asked_and_answered),
         **({"written_study": written["grounded"]} if written else {}),
         **replayed,
         "cpt_train": len(cpt["train"]),

@@ -23,6 +23,7 @@ Deterministic for a given seed; no model, no API.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import re
 from collections.abc import Callable
@@ -213,6 +214,87 @@ def _from_chunk(
         item = _item(chunk, question, answer, subject.text, subject.kind, [subject.text])
         out.append((sum(0.5 if f.kind == "name" else 1 for f in found), item))  # names: less specific
     return out
+
+
+# A question someone asked, in the words they asked it: from its first question word on ("Hey Mel, what did
+# you do last weekend?" -> "what did you do last weekend?"); only questions that ask for something, not "Can
+# you fix it?".
+_ASKING = re.compile(r"\b(?:what|why|how|which|where|when|who|whose)(?:['’]\w+)?\s[^?]{6,200}\?$", re.I)
+_SECOND = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
+_FIRST = re.compile(r"\b(?:I|me|my|mine|myself)\b")
+
+
+def exchanges(chunks: list[Passage], *, per_session: int, rng: random.Random) -> list[Memory]:
+    """Question/answer items from the history's own exchanges: a question one side asked (a user's prompt, or
+    a line of relayed conversation) and the first sentence of the other side's answer to it (the assistant's
+    reply, or the other speaker's next line), at most `per_session` a session, chosen at random.
+
+    Template questions name what their answer says, so they teach the model little beyond the question's
+    words; people word a question unlike its answer ("What did you do last weekend?" / "We went camping at
+    the lake."), which is what a memory must bridge. In relayed conversation the question is put as a later
+    reader would ask it: "you" becomes the person answering, "I" the one asking; where nobody is named, a
+    question about "you" (the assistant) is left out."""
+    by_session: dict[str, list[Passage]] = {}
+    for chunk in chunks:
+        if chunk.kind in STUDY_KINDS and chunk.text:
+            by_session.setdefault(chunk.session_id, []).append(chunk)
+    out: list[Memory] = []
+    for turns in by_session.values():
+        found = []
+        for asked, answer in itertools.pairwise(turns):
+            item = _exchange(asked, _guarded(answer))
+            if item is not None:
+                found.append(item)
+        out += [found[i] for i in sorted(rng.sample(range(len(found)), min(per_session, len(found))))]
+    return out
+
+
+def _exchange(asked: Passage, answer: Passage) -> Memory | None:
+    """The item for `answer` answering `asked`, or None where `asked` asks nothing or `answer` is no answer."""
+    if asked.uuid == answer.uuid or asked.session_id != answer.session_id:
+        return None  # one turn cut into pieces, or two sessions' turns side by side
+    asker, teller = speaker_of(asked.text), speaker_of(answer.text)
+    relayed = asker is not None and teller is not None
+    if relayed and asker == teller:
+        return None  # the same person again: no answer
+    if not relayed and not (asked.kind == "prompt" and answer.kind == "reply"):
+        return None
+    asking = [m for sentence in sentences(asked.text, limit=60) if (m := _ASKING.search(sentence))]
+    m = asking[-1] if asking else None  # the last question asked: the one the answer takes up
+    if m is None or "REDACTED" in m.group(0) or _REMOVED in m.group(0):
+        return None
+    question = m.group(0)
+    if relayed:
+        question = _FIRST.sub(
+            lambda w: _person(asker, w.group(0)), _SECOND.sub(lambda w: _person(teller, w.group(0)), question)
+        )
+    elif _SECOND.search(question):
+        return None  # asked of the assistant itself: "what do you think?" is no question about the history
+    question = question[0].upper() + question[1:]
+    for sentence in sentences(answer.text, limit=8):  # past "[Bash] ..." lines and "Good catch."
+        if (
+            len(sentence) < MIN_CHARS
+            or sentence.endswith("?")
+            or sentence.startswith("[")
+            or "REDACTED" in sentence
+            or _REMOVED in sentence
+            or _HEDGE.search(sentence)
+            or len(sentence.split()) < 3
+            or "   " in sentence
+        ):
+            continue
+        answer_text = (
+            sentence
+            if len(sentence) <= ANSWER_CHARS
+            else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
+        )
+        return _item(answer, question, answer_text, "exchange", "exchange", [])
+    return None
+
+
+def _person(name: str, pronoun: str) -> str:
+    """A pronoun of a relayed line as a later reader names its person: "your" -> "Melanie's"."""
+    return f"{name}'s" if pronoun.lower() in ("your", "yours", "my", "mine") else name
 
 
 def _guarded(chunk: Passage) -> Passage:

@@ -36,6 +36,9 @@ class DataSettings:
     )
     self_study_per_session: int = 12  # question/answer items from a session's excerpts (trainer.selfstudy)
     self_study_per_chunk: int = 2
+    # Items from the history's own questions and the replies to them (trainer.selfstudy.exchanges), per session.
+    # Off: 6 a session moved no LoCoMo figure on the CPU (docs/benchmarks.md, session 26); kept for longer runs.
+    exchanges_per_session: int = 0
     wordings: int = 3  # CPT documents per memory, each a different wording of it
     # Continual training (`--from`): sessions started after `since` are new; the training rows of older ones
     # are replayed at `replay_share` of the new rows' count, so a retrain costs what is new, not the history.
