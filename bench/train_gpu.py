@@ -138,6 +138,8 @@ def main() -> int:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from trainer.models import quiet_peft
+
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
     cfg = qwen3_1_7b_config()
@@ -152,7 +154,8 @@ def main() -> int:
         task_type="CAUSAL_LM",
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     )
-    model = get_peft_model(base, lora)
+    with quiet_peft():
+        model = get_peft_model(base, lora)
     model.config.use_cache = False
     build_s = time.perf_counter() - t0
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

