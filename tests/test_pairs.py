@@ -207,10 +207,9 @@ CHAT = [
 ]
 
 
-def test_conversation_without_identifiers_gets_self_study_questions_about_what_it_names(cfg, conn, tmp_path):
-    """Chat names places, pets and books, not functions: self-study asks about those names, and never about
-    the people talking, whom every excerpt mentions."""
-    for i, (first, second) in enumerate(CHAT):
+def _write_chat(cfg, conn, talk: list[tuple[str, str]]) -> None:
+    """Each pair of relayed lines as one session of /talk/friends, a day apart, ingested with its memories."""
+    for i, (first, second) in enumerate(talk):
         ts = f"2026-03-0{i + 1}T10:00:00.000Z"
         records = [
             record(f"u{i}a", first, session=f"c{i}", cwd="/talk/friends", ts=ts),
@@ -219,6 +218,12 @@ def test_conversation_without_identifiers_gets_self_study_questions_about_what_i
         write_jsonl(cfg.claude_dir / "-talk-friends" / f"c{i}.jsonl", records)
     assert not Ingester(cfg, conn).ingest().errors
     refresh_memories(conn)
+
+
+def test_conversation_without_identifiers_gets_self_study_questions_about_what_it_names(cfg, conn, tmp_path):
+    """Chat names places, pets and books, not functions: self-study asks about those names, and never about
+    the people talking, whom every excerpt mentions."""
+    _write_chat(cfg, conn, CHAT)
     out = tmp_path / "data"
     build_dataset(StoreHistory(conn, Retriever(conn)), out, DataSettings())
     rows = _rows(out / "sft_train.jsonl") + _rows(out / "sft_val.jsonl")
@@ -338,15 +343,7 @@ def test_a_conversations_questions_and_answers_become_cited_pairs(cfg, conn, tmp
             "Ben: I am halfway through Middlemarch, slowly but happily.",
         ),
     ]
-    for i, (first, second) in enumerate(talk):
-        ts = f"2026-03-0{i + 1}T10:00:00.000Z"
-        records = [
-            record(f"u{i}a", first, session=f"c{i}", cwd="/talk/friends", ts=ts),
-            record(f"u{i}b", second, parent=f"u{i}a", session=f"c{i}", cwd="/talk/friends", ts=ts),
-        ]
-        write_jsonl(cfg.claude_dir / "-talk-friends" / f"c{i}.jsonl", records)
-    assert not Ingester(cfg, conn).ingest().errors
-    refresh_memories(conn)
+    _write_chat(cfg, conn, talk)
     out = tmp_path / "data"
     manifest = build_dataset(StoreHistory(conn, Retriever(conn)), out, DataSettings(exchanges_per_session=6))
     assert manifest["counts"]["exchanges"] == 3

@@ -184,16 +184,8 @@ def _from_chunk(
     for sentence in sentences(chunk.text, limit=60):
         if len(out) >= per_chunk:
             break
-        if (
-            len(sentence) < MIN_CHARS
-            or sentence.endswith("?")
-            or sentence.startswith("[")
-            or "REDACTED" in sentence
-            or _REMOVED in sentence
-        ):
-            continue  # a question, a tool line ("[Bash] ..."), a redacted secret, an injection's remains
-        if _HEDGE.search(sentence) or not _prose(sentence):
-            continue  # "maybe X": not a fact yet; a line of pasted code or a table row
+        if not _statement(sentence) or not _prose(sentence):
+            continue  # a line of pasted code or a table row
         found = [s for s in subjects(sentence, common) if s.text.lower() not in used]
         norm = " ".join(sentence.lower().split())
         if not found or norm in seen or subject_of(sentence) in said:
@@ -206,12 +198,7 @@ def _from_chunk(
             if day and rng.random() < 0.2
             else rng.choice(QUESTIONS[subject.kind]).format(s=subject.text, p=project)
         )
-        answer = (
-            sentence
-            if len(sentence) <= ANSWER_CHARS
-            else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
-        )
-        item = _item(chunk, question, answer, subject.text, subject.kind, [subject.text])
+        item = _item(chunk, question, _answer(sentence), subject.text, subject.kind, [subject.text])
         out.append((sum(0.5 if f.kind == "name" else 1 for f in found), item))  # names: less specific
     return out
 
@@ -234,6 +221,8 @@ def exchanges(chunks: list[Passage], *, per_session: int, rng: random.Random) ->
     the lake."), which is what a memory must bridge. In relayed conversation the question is put as a later
     reader would ask it: "you" becomes the person answering, "I" the one asking; where nobody is named, a
     question about "you" (the assistant) is left out."""
+    if per_session <= 0:
+        return []  # off (the default): no need to read every turn
     by_session: dict[str, list[Passage]] = {}
     for chunk in chunks:
         if chunk.kind in STUDY_KINDS and chunk.text:
@@ -251,8 +240,8 @@ def exchanges(chunks: list[Passage], *, per_session: int, rng: random.Random) ->
 
 def _exchange(asked: Passage, answer: Passage) -> Memory | None:
     """The item for `answer` answering `asked`, or None where `asked` asks nothing or `answer` is no answer."""
-    if asked.uuid == answer.uuid or asked.session_id != answer.session_id:
-        return None  # one turn cut into pieces, or two sessions' turns side by side
+    if asked.uuid == answer.uuid:
+        return None  # one turn cut into pieces
     asker, teller = speaker_of(asked.text), speaker_of(answer.text)
     relayed = asker is not None and teller is not None
     if relayed and asker == teller:
@@ -272,29 +261,32 @@ def _exchange(asked: Passage, answer: Passage) -> Memory | None:
         return None  # asked of the assistant itself: "what do you think?" is no question about the history
     question = question[0].upper() + question[1:]
     for sentence in sentences(answer.text, limit=8):  # past "[Bash] ..." lines and "Good catch."
-        if (
-            len(sentence) < MIN_CHARS
-            or sentence.endswith("?")
-            or sentence.startswith("[")
-            or "REDACTED" in sentence
-            or _REMOVED in sentence
-            or _HEDGE.search(sentence)
-            or len(sentence.split()) < 3
-            or "   " in sentence
-        ):
-            continue
-        answer_text = (
-            sentence
-            if len(sentence) <= ANSWER_CHARS
-            else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
-        )
-        return _item(answer, question, answer_text, "exchange", "exchange", [])
+        if _statement(sentence) and len(sentence.split()) >= 3 and "   " not in sentence:
+            return _item(answer, question, _answer(sentence), "exchange", "exchange", [])
     return None
 
 
 def _person(name: str, pronoun: str) -> str:
     """A pronoun of a relayed line as a later reader names its person: "your" -> "Melanie's"."""
     return f"{name}'s" if pronoun.lower() in ("your", "yours", "my", "mine") else name
+
+
+def _statement(sentence: str) -> bool:
+    """Whether a sentence can answer: not a question, a tool line ("[Bash] ..."), a redacted secret, an
+    injection's remains, a hedge ("maybe X" is not a fact yet) or too short to say anything."""
+    return not (
+        len(sentence) < MIN_CHARS
+        or sentence.endswith("?")
+        or sentence.startswith("[")
+        or "REDACTED" in sentence
+        or _REMOVED in sentence
+        or _HEDGE.search(sentence)
+    )
+
+
+def _answer(sentence: str) -> str:
+    """The sentence as an item's answer: whole, or cut at a word end within ANSWER_CHARS."""
+    return sentence if len(sentence) <= ANSWER_CHARS else sentence[: ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _guarded(chunk: Passage) -> Passage:
