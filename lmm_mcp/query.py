@@ -11,8 +11,9 @@
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
   window first and fills up with the rest, so a misread date never empties an answer; a window asked about
   with no subject ("what did I do on January 16?") opens with its sessions' summaries.
-- **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
-  memories a later one superseded after the ones in force (the change is the newest memory of it);
+- **"now", "current", "these days", "when did we switch", "...and did it change?"** rank by relevance and
+  recency together and put memories a later one superseded after the ones in force (the change is the newest
+  memory of it); a "did it change?" leaves the search words, which name no subject;
   **"before", "originally", "used to"** put them first. Either way both stay, with their dates.
 - **A project named in the query** ("in tasklane-api", "the billing service's ...") scopes the search to it,
   and its name leaves the query: a project's name is in every path of it and would only blur BM25.
@@ -101,9 +102,19 @@ _PAST = re.compile(
     r"(?:old|previous|original|earlier) (?:one|version|choice|setup|value)|switch(?:ed)? from|moved? from)\b",
     re.I,
 )
+# "...and did it change?": asks about a change of what the rest names. The words are the question's frame, not
+# its subject, and leave the search text as a window's words do ("change" would find any memory indexed with
+# "schema changes" before the one that records the change).
+_CHANGE_FRAME = re.compile(
+    r"[,;]?\s*\b(?:and |or )?(?:did|has|have) (?:it|that|this|anything|something)(?: ever)? "
+    r"(?:change|switch|move|upgrade)(?:d|ed)?(?: since| over time| at all)?\b",
+    re.I,
+)
 _CURRENT = re.compile(
     r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more|"
-    r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump))\b",
+    r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump)|"
+    r"(?:did|has|have) (?:it|that|this|they|we|you|i|anything|something)(?: ever)? "
+    r"(?:change|switch|move|migrate|replace|upgrade|bump)(?:d|ed)?)\b",
     re.I,
 )
 
@@ -140,6 +151,7 @@ def read_query(
         since, until = start.timestamp(), end.timestamp()
         text = (text[: m.start()] + " " + text[m.end() :]).strip()
         break
+    text = _CHANGE_FRAME.sub(" ", text)
     project, text = _named_project(conn, text)
     text = " ".join(text.split()) or query
     return Scope(

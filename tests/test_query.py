@@ -212,6 +212,24 @@ def test_when_did_we_switch_finds_the_change_not_the_old_value(app):
     assert not hits[0].superseded and hits[0].timestamp.startswith("2026-02-24")
 
 
+def test_did_it_change_leads_with_the_change(app):
+    """ "Which database did we choose, and did it change?" asks about a change like "when did we switch?": the
+    change (the newest memory of the subject, in force) leads, not an older fact that shares a word with it
+    (the demo led with "runs database migrations with Alembic", whose indexed role words hold "changes")."""
+    for asked in (
+        "did it change?",
+        "has that changed since?",
+        "have we switched it?",
+        "did anything change?",
+    ):
+        assert read_query(app.conn, asked).current, asked
+    assert not read_query(app.conn, "what did the change do?").current  # a change named, none asked about
+    question = "Which database did we choose, and did it change?"
+    hits = find(app.retriever(), app.conn, question, k=5, project=API)
+    assert not hits[0].superseded and hits[0].timestamp.startswith("2026-02-24")
+    assert "PostgreSQL" in hits[0].text and "Alembic" not in hits[0].text
+
+
 def test_a_profile_hit_names_the_session_of_the_item_asked_about(app):
     """The tasklane-api profile was first described on Feb 2; its linter was set up on Feb 9. A search
     about the linter that finds the profile names the Feb 9 session, and the item's turn."""
