@@ -275,6 +275,24 @@ def convert_gguf(gguf: Path, *, cache_dir: Path) -> Path:
     return target
 
 
+@contextmanager
+def _no_gguf_bar() -> Iterator[None]:
+    """transformers reads a GGUF's tensors under a tqdm bar of its own, which `disable_progress_bar` does not
+    reach: it would draw between the caller's progress lines (the first `lmm-mcp train`). Switched off here,
+    for the conversion only; a transformers without that module attribute draws nothing to switch off."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _dequantize_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -286,12 +304,13 @@ def _dequantize_gguf(gguf: Path, out: Path) -> None:
         # `postprocess_model` calls `remove_quantization_config`: no `hf_quantizer`, no
         # `config.quantization_config`, `is_quantized` False. Without it the (legacy-path) model keeps its
         # GgufHfQuantizer, whose `is_serializable()` is False, and `save_pretrained` refuses it.
-        model = AutoModelForCausalLM.from_pretrained(
-            folder,
-            gguf_file=name,
-            dtype=torch.float32,
-            quantization_config=GgufConfig(dequantize=True),
-        )
+        with _no_gguf_bar():
+            model = AutoModelForCausalLM.from_pretrained(
+                folder,
+                gguf_file=name,
+                dtype=torch.float32,
+                quantization_config=GgufConfig(dequantize=True),
+            )
     except (ValueError, KeyError, NotImplementedError) as error:
         raise ModelError(f"cannot convert GGUF file {gguf}: {error}") from error
     _clear_quantization_marker(model)
