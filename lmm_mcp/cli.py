@@ -149,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("models", parents=[common], help="list adapter versions or switch the active one")
-    p.add_argument("action", choices=["list", "use"])
+    p.add_argument(
+        "action", nargs="?", choices=["list", "use"], default="list", help="list (the default) or use"
+    )
     p.add_argument("version", nargs="?", help="for `use`: a version name, `v0003` or `3`")
     p.set_defaults(run=cmd_models)
 

@@ -93,6 +93,17 @@ def test_clear_errors(tmp_path):
     assert typo.returncode == 2 and b"unknown setting" in typo.stderr and b"Traceback" not in typo.stderr
 
 
+def test_models_alone_lists_the_versions(tmp_path):
+    """`lmm-mcp models` is what a person types first: it lists, as `models list` does, instead of an argparse
+    error; `use` still needs its VERSION."""
+    home = str(tmp_path / "home")
+    alone = cli("models", "--home", home)
+    assert alone.returncode == 0 and b"no adapter versions yet" in alone.stdout
+    assert one_json(cli("models", "--home", home, "--json")) == {"versions": []}
+    use = cli("models", "use", "--home", home, check=False)
+    assert use.returncode == 2 and b"needs a VERSION" in use.stderr
+
+
 def test_recall_from_the_shell(tmp_path):
     home = str(tmp_path / "home")
     cli("ingest", "--home", home, "--claude-dir", str(OWN_FIXTURES), "--no-embed")
