@@ -11,10 +11,10 @@
   store (the memory's own "now": a history imported later still reads right). `find` puts the hits inside the
   window first and fills up with the rest, so a misread date never empties an answer; a window asked about
   with no subject ("what did I do on January 16?") opens with its sessions' summaries.
-- **"now", "current", "these days", "when did we switch", "...and did it change?"** rank by relevance and
-  recency together and put memories a later one superseded after the ones in force (the change is the newest
-  memory of it); a "did it change?" leaves the search words, which name no subject;
-  **"before", "originally", "used to"** put them first. Either way both stay, with their dates.
+- **"now", "current", "these days", "when did we switch"** rank by relevance and recency together and put
+  memories a later one superseded after the ones in force (the change is the newest memory of it);
+  **"before", "originally", "used to"** put them first. Either way both stay, with their dates. "...and did it
+  change?" names no subject: its words leave the search text, as a window's do.
 - **A project named in the query** ("in tasklane-api", "the billing service's ...") scopes the search to it,
   and its name leaves the query: a project's name is in every path of it and would only blur BM25.
 
@@ -112,9 +112,7 @@ _CHANGE_FRAME = re.compile(
 )
 _CURRENT = re.compile(
     r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more|"
-    r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump)|"
-    r"(?:did|has|have) (?:it|that|this|they|we|you|i|anything|something)(?: ever)? "
-    r"(?:change|switch|move|migrate|replace|upgrade|bump)(?:d|ed)?)\b",
+    r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump))\b",
     re.I,
 )
 
@@ -151,7 +149,8 @@ def read_query(
         since, until = start.timestamp(), end.timestamp()
         text = (text[: m.start()] + " " + text[m.end() :]).strip()
         break
-    text = _CHANGE_FRAME.sub(" ", text)
+    framed = _CHANGE_FRAME.sub("", text)
+    text = framed if re.search(r"\w", framed) else text  # nothing but the frame: its words are the search
     project, text = _named_project(conn, text)
     text = " ".join(text.split()) or query
     return Scope(

@@ -242,6 +242,25 @@ def test_decision_phrasings(sentence: str, choice: str, replaces: str | None, to
     )
 
 
+@pytest.mark.parametrize(
+    ("sentence", "says"),
+    [
+        (
+            "Use psycopg 3 rather than psycopg2 for the driver.",
+            "psycopg 3 for the driver, instead of psycopg2.",
+        ),
+        ("use SQLModel instead of SQLAlchemy 2.0", "SQLModel, instead of SQLAlchemy 2.0."),
+        ("Switch from Celery to Dramatiq.", "Dramatiq, replacing Celery."),
+        ("Replace requests with httpx in the sync job.", "httpx, replacing requests."),
+    ],
+)
+def test_a_decision_says_replacing_only_for_a_change(sentence: str, says: str):
+    """ "X rather than Y" weighs an option that may never have been used: the decision says "instead of Y";
+    "switch from Y", "replace Y" change what was in use: "replacing Y"."""
+    (fact,) = [f for f in prompt_drafts(sentence, name="shop") if f.category == "decision"]
+    assert fact.text.startswith(f"Decision for shop: {says}"), fact.text
+
+
 def test_assistant_decision_counts_only_after_the_user_agreed():
     agreed, not_agreed = Conv("s1"), Conv("s2")
     for c, prompt in ((agreed, "yes, go ahead"), (not_agreed, "fix the flaky sync test")):

@@ -218,7 +218,7 @@ _DECISIONS = tuple(
         r"\b(?:switch|migrate|port|move)(?: (?:the |our )?(?P<t>[\w-]+(?: [\w-]+)?))?(?: over)? from {y} to {x}",
         r"\b(?:switch|migrate|port)(?: (?:the |our )?(?P<t>[\w-]+(?: [\w-]+)?))?(?: over)? to {x}",
         r"\breplace {y} with {x}",
-        r"\buse {x} (?:instead of|rather than|not) {y}",
+        r"\buse {x} (?P<alt>instead of|rather than|not) {y}",  # an option weighed, perhaps never used
         r"\blet'?s (?:use|go with|switch to|move to|pick|adopt|stick with|try) {x}",
         r"\b(?:we|i)(?:'ve| have)? (?:decided (?:to use|to go with|on)|chose|picked|went with|settled on|agreed on) {x}",
         r"(?:^|\b(?:we'll|i'll|we will|i will|ok,?|okay,?|then)\s+)go with {x}",
@@ -282,7 +282,7 @@ def _decision(sentence: str, name: str, prev_reply: str) -> Draft | None:
     text = (
         f"Decision for {name}: {choice}"
         + (f" for the {topic}" if topic else "")
-        + (f", replacing {replaced}" if replaced else "")
+        + (f", {'instead of' if groups.get('alt') else 'replacing'} {replaced}" if replaced else "")
     )
     text += f". The user said: “{_finish(sentence)}”"
     attrs = {"choice": _norm(choice), "topic": _norm(topic), "replaces": _norm(replaced), "said": sentence}
