@@ -84,7 +84,9 @@ CAPS = {
 # in any verb, its reactions left out. 3: relative time ("yesterday") anchored to the day it was said.
 # 4: a user's own sentences about themselves read as chat lines are; a list's introduction is no note.
 # 5: a session summary's outcome skips a closing acknowledgement ("You're welcome, enjoy the trip!").
-EXTRACTION_RULES = 5
+# 6: a stack fact's purpose ends where another "for"/"as" begins; "use X rather than Y" is decided "instead of
+# Y", not "replacing" it.
+EXTRACTION_RULES = 6
 NEAR_DUP = 0.6  # Jaccard of content words at which two wordings (one category, one project) are one memory
 
 
