@@ -111,7 +111,8 @@ _CHANGE_FRAME = re.compile(
     re.I,
 )
 _CURRENT = re.compile(
-    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|still|anymore|any more|"
+    r"\b(?:now|nowadays|currently|current|these days|at the moment|at present|today|latest|anymore|any more|"
+    r"(?<!\bwas )(?<!\bwere )(?<!\bhad )still|"  # "was still missing" is about then
     r"(?:when|why) did (?:we|you|i|it|that|they) (?:change|switch|move|migrate|replace|drop|upgrade|bump))\b",
     re.I,
 )

@@ -231,6 +231,16 @@ def test_did_it_change_searches_its_subject_not_the_word_change(app):
     assert any(h.superseded and "SQLite" in h.text for h in hits)
 
 
+def test_still_in_the_past_tense_is_no_question_about_now(app):
+    """ "Do we still use X?" asks what holds now; "what was still missing after that session?" asks about then,
+    and ranking it newest first put a later session's mention first."""
+    for now in ("do we still use SQLite?", "is the flag still there?", "Which database do we still run?"):
+        assert read_query(app.conn, now).current, now
+    for then in ("After the first session, what was still missing?", "which tests were still failing after it?",
+                 "what had still to be done by then?"):  # fmt: skip
+        assert not read_query(app.conn, then).current, then
+
+
 def test_a_profile_hit_names_the_session_of_the_item_asked_about(app):
     """The tasklane-api profile was first described on Feb 2; its linter was set up on Feb 9. A search
     about the linter that finds the profile names the Feb 9 session, and the item's turn."""
