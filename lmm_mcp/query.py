@@ -90,7 +90,8 @@ _NTH = {"first": 0, "second": 1, "third": 2, "fourth": 3}
 # Asks where work stands, not about a subject: answered from the newest sessions' summaries.
 _LATEST = re.compile(
     r"\b(?:where (?:did|do|were) (?:we|i) (?:stop|leave off|get to|end up)|where we (?:left off|stopped)|"
-    r"(?:last|previous|latest|most recent) (?:session|time)|pick (?:it |this |things )?(?:back )?up|"
+    r"(?:last|previous|latest|most recent) (?:session|time)|"
+    r"pick (?:it |this |things )(?:back )?up|pick (?:back up|up where|up again)|"  # "pick up a hobby" is no resuming
     r"what (?:were|was) (?:we|i) (?:doing|working on)|what(?:'s| is| was) (?:still )?(?:open|pending|left)|"
     r"open (?:tasks|items|threads)|next steps?|left to do|(?:still|remains?) to be done|todo list|"
     r"what(?:'s| is| comes) next|what now|where (?:do|does) (?:it|this|that|things) stand|where are we)\b",

@@ -241,6 +241,21 @@ def test_still_in_the_past_tense_is_no_question_about_now(app):
         assert not read_query(app.conn, then).current, then
 
 
+def test_picking_work_back_up_is_where_work_stands_but_picking_up_a_hobby_is_not(app):
+    for resume in (
+        "Let's pick it back up",
+        "pick up where we left off",
+        "pick this up again",
+        "pick things up",
+    ):
+        assert read_query(app.conn, resume).latest, resume
+    for thing in (
+        "Which hobby did Dave pick up in October?",
+        "What would be a good hobby for Tim to pick up?",
+    ):
+        assert not read_query(app.conn, thing).latest, thing
+
+
 def test_a_profile_hit_names_the_session_of_the_item_asked_about(app):
     """The tasklane-api profile was first described on Feb 2; its linter was set up on Feb 9. A search
     about the linter that finds the profile names the Feb 9 session, and the item's turn."""
